@@ -10,3 +10,4 @@ pub mod traits;
 pub use error::{Result, StreamError};
 pub use frame::{CodecId, FourCc, FrameFlags, FrameType, MediaFrame, TimeBase};
 pub use identity::{AppName, StreamId, StreamKey, StreamPath};
+pub mod testing;
