@@ -1,0 +1,2 @@
+//! Placeholder: benches land with the playlist module.
+fn main() {}

@@ -1,0 +1,13 @@
+//! HLS and LL-HLS packaging for arcly-stream.
+//!
+//! * [`fmp4`]: a fragmented-MP4 / CMAF [`Muxer`](arcly_core::traits::Muxer).
+//!
+//! ```
+//! use arcly_core::traits::Muxer;
+//! let mut mux = arcly_hls::fmp4::Fmp4Muxer::new();
+//! assert!(mux.init_segment()?.is_none()); // no track configured yet
+//! # Ok::<(), arcly_core::StreamError>(())
+//! ```
+#![forbid(unsafe_code)]
+
+pub mod fmp4;
