@@ -1,0 +1,2 @@
+//! NAL scanning throughput (filled in below).
+fn main() {}
