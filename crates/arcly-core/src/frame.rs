@@ -90,7 +90,10 @@ pub enum CodecId {
 impl CodecId {
     /// Whether this is a video codec.
     pub const fn is_video(self) -> bool {
-        matches!(self, Self::H264 | Self::H265 | Self::Av1 | Self::Vp9 | Self::Vvc)
+        matches!(
+            self,
+            Self::H264 | Self::H265 | Self::Av1 | Self::Vp9 | Self::Vvc
+        )
     }
 
     /// Whether this is an audio codec.
@@ -242,13 +245,22 @@ impl TimeBase {
     /// Milliseconds: RTMP and FLV timestamps.
     pub const MILLIS: Self = Self { num: 1, den: 1000 };
     /// The 90 kHz clock of MPEG-TS and most video RTP payloads.
-    pub const MPEG_90K: Self = Self { num: 1, den: 90_000 };
+    pub const MPEG_90K: Self = Self {
+        num: 1,
+        den: 90_000,
+    };
     /// Microseconds.
-    pub const MICROS: Self = Self { num: 1, den: 1_000_000 };
+    pub const MICROS: Self = Self {
+        num: 1,
+        den: 1_000_000,
+    };
 
     /// A time base of `num / den` seconds per tick. `den == 0` is clamped to 1.
     pub const fn new(num: u32, den: u32) -> Self {
-        Self { num, den: if den == 0 { 1 } else { den } }
+        Self {
+            num,
+            den: if den == 0 { 1 } else { den },
+        }
     }
 
     /// Convert `ts` ticks of `self` into ticks of `to`, rounding toward
@@ -411,7 +423,10 @@ impl fmt::Debug for MediaFrame {
             .field("flags", &self.flags)
             .field("dts", &self.dts)
             .field("pts", &self.pts)
-            .field("time_base", &format_args!("{}/{}", self.time_base.num, self.time_base.den))
+            .field(
+                "time_base",
+                &format_args!("{}/{}", self.time_base.num, self.time_base.den),
+            )
             .field("track", &self.track)
             .field("seq", &self.sequence)
             .field("len", &self.payload.len())
@@ -428,7 +443,10 @@ mod tests {
         assert_eq!(TimeBase::MILLIS.rescale(1000, TimeBase::MPEG_90K), 90_000);
         assert_eq!(TimeBase::MPEG_90K.rescale(90_000, TimeBase::MILLIS), 1000);
         assert_eq!(TimeBase::MPEG_90K.rescale(-1, TimeBase::MILLIS), -1);
-        assert_eq!(TimeBase::MILLIS.rescale(i64::MAX, TimeBase::MPEG_90K), i64::MAX);
+        assert_eq!(
+            TimeBase::MILLIS.rescale(i64::MAX, TimeBase::MPEG_90K),
+            i64::MAX
+        );
         assert_eq!(TimeBase::new(1, 0).den, 1);
     }
 

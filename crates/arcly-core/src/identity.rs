@@ -142,7 +142,10 @@ impl StreamPath {
 
     /// Validate and build from strings.
     pub fn parse(app: &str, stream: &str) -> Result<Self> {
-        Ok(Self { app: AppName::new(app)?, stream: StreamId::new(stream)? })
+        Ok(Self {
+            app: AppName::new(app)?,
+            stream: StreamId::new(stream)?,
+        })
     }
 }
 
@@ -161,14 +164,29 @@ mod tests {
         assert_eq!(AppName::new("live").unwrap().as_str(), "live");
         assert!(StreamId::new("cam-1_HD.v2").is_ok());
         assert!(StreamKey::new("abc123").is_ok());
-        assert_eq!(StreamPath::parse("live", "x").unwrap().to_string(), "live/x");
+        assert_eq!(
+            StreamPath::parse("live", "x").unwrap().to_string(),
+            "live/x"
+        );
     }
 
     #[test]
     fn refuses_dangerous_names() {
-        for bad in ["", "a/b", "..", ".", "a\0b", "a\nb", "a\\b", &"x".repeat(257)] {
+        for bad in [
+            "",
+            "a/b",
+            "..",
+            ".",
+            "a\0b",
+            "a\nb",
+            "a\\b",
+            &"x".repeat(257),
+        ] {
             let err = StreamId::new(bad).unwrap_err();
-            assert!(matches!(err, StreamError::InvalidName { kind: "stream", .. }), "{bad:?}");
+            assert!(
+                matches!(err, StreamError::InvalidName { kind: "stream", .. }),
+                "{bad:?}"
+            );
             assert!(err.is_refusal());
         }
     }

@@ -40,7 +40,10 @@ pub trait MediaSink: Send {
 }
 
 /// A bidirectional byte stream a protocol handler serves.
-pub trait Connection: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static {}
+pub trait Connection:
+    tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static
+{
+}
 impl<T: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static> Connection for T {}
 
 /// Serves one accepted connection of a wire protocol.
@@ -57,7 +60,7 @@ pub trait ProtocolHandler: Send + Sync + 'static {
         &self,
         conn: Box<dyn Connection>,
         peer: SocketAddr,
-        ctx: (),
+        ctx: crate::inbound::IngestContext,
     ) -> Result<()>;
 }
 
@@ -86,7 +89,10 @@ impl StorageKey {
         if key.chars().any(|c| c.is_control() || c == '\\' || c == ':') {
             return refuse("contains a control character, '\\' or ':'");
         }
-        if key.split('/').any(|s| s.is_empty() || s == "." || s == "..") {
+        if key
+            .split('/')
+            .any(|s| s.is_empty() || s == "." || s == "..")
+        {
             return refuse("has an empty, '.' or '..' segment");
         }
         Ok(Self(Arc::from(key)))
@@ -214,7 +220,16 @@ mod tests {
     #[test]
     fn storage_keys_cannot_escape() {
         assert!(StorageKey::new("live/cam/0001.ts").is_ok());
-        for bad in ["", "/etc/passwd", "a/../b", "..", "a//b", "a/./b", "c:\\x", "a\0"] {
+        for bad in [
+            "",
+            "/etc/passwd",
+            "a/../b",
+            "..",
+            "a//b",
+            "a/./b",
+            "c:\\x",
+            "a\0",
+        ] {
             assert!(StorageKey::new(bad).is_err(), "{bad:?}");
         }
     }

@@ -10,7 +10,9 @@ use std::process::Command;
 
 fn on_path(name: &str) -> Option<PathBuf> {
     let path = std::env::var_os("PATH")?;
-    std::env::split_paths(&path).map(|dir| dir.join(name)).find(|p| p.is_file())
+    std::env::split_paths(&path)
+        .map(|dir| dir.join(name))
+        .find(|p| p.is_file())
 }
 
 fn required(env: &str, name: &str, package: &str) -> PathBuf {
@@ -39,7 +41,11 @@ pub fn rtmpdump() -> PathBuf {
 
 /// GStreamer's gst-launch-1.0, or `$ARCLY_GST_LAUNCH`.
 pub fn gst_launch() -> PathBuf {
-    required("ARCLY_GST_LAUNCH", "gst-launch-1.0", "Debian's gstreamer1.0-tools")
+    required(
+        "ARCLY_GST_LAUNCH",
+        "gst-launch-1.0",
+        "Debian's gstreamer1.0-tools",
+    )
 }
 
 /// The static FFmpeg 9 from PyPI's `imageio-ffmpeg` wheel (Enhanced RTMP,
@@ -49,7 +55,10 @@ pub fn ffmpeg9() -> PathBuf {
         return PathBuf::from(p);
     }
     let out = Command::new("python3")
-        .args(["-c", "import imageio_ffmpeg as i; print(i.get_ffmpeg_exe())"])
+        .args([
+            "-c",
+            "import imageio_ffmpeg as i; print(i.get_ffmpeg_exe())",
+        ])
         .output();
     match out {
         Ok(o) if o.status.success() => PathBuf::from(String::from_utf8_lossy(&o.stdout).trim()),
@@ -74,9 +83,16 @@ pub fn fixture(name: &str) -> PathBuf {
 /// Run `ffmpeg -f framemd5` on `input` (extra input options first) and return
 /// the per-frame hash lines (comments dropped), for bit-exact comparisons
 /// after a trip through the server.
-pub fn framemd5(ffmpeg: &Path, input_args: &[&str], input: &str, output_args: &[&str]) -> Vec<String> {
+pub fn framemd5(
+    ffmpeg: &Path,
+    input_args: &[&str],
+    input: &str,
+    output_args: &[&str],
+) -> Vec<String> {
     let mut cmd = Command::new(ffmpeg);
-    cmd.args(["-hide_banner", "-v", "error"]).args(input_args).args(["-i", input]);
+    cmd.args(["-hide_banner", "-v", "error"])
+        .args(input_args)
+        .args(["-i", input]);
     cmd.args(output_args).args(["-f", "framemd5", "-"]);
     let out = cmd.output().expect("run ffmpeg");
     assert!(

@@ -1,0 +1,792 @@
+//! The bus: one publisher, any number of late-joining subscribers.
+//!
+//! A [`StreamHandle`] is the live object behind one stream name. Its
+//! publisher (a [`crate::inbound::PublishSession`]) pushes frames; each frame
+//! is wrapped in an `Arc` once and handed to every subscriber through a
+//! `tokio::sync::broadcast` channel, so the payload is never copied.
+//!
+//! # GOP cache
+//! Besides the channel, the stream keeps the latest CONFIG frames and every
+//! frame since the last keyframe in an immutable, append-only chain behind an
+//! `ArcSwap`. Appending is O(1) and lock-free; a joining subscriber takes a
+//! snapshot of the chain and replays it before live frames, so playback starts
+//! at once on a decodable keyframe. Frames carry a sequence number so the
+//! replay and the live channel join without gap or duplicate.
+//!
+//! # Live QoS
+//! A subscriber that falls behind (the channel overwrote frames it had not
+//! read) never slows the publisher or anyone else: it skips ahead to the next
+//! video keyframe (audio continues; no decoder is handed a frame whose
+//! references were dropped), re-sends any configuration that changed while it
+//! lagged, counts the skip and reports it to the [`Observer`]. One that lags
+//! more than [`BusConfig::max_lag_events`] times within
+//! [`BusConfig::lag_window`] is dropped with [`StreamError::SlowSubscriber`].
+
+use crate::error::{Result, StreamError};
+use crate::events::{EngineEvent, EventBus};
+use crate::frame::{FrameType, MediaFrame};
+use crate::identity::StreamPath;
+use crate::observe::{DropReason, Observer, StreamProbe};
+use arc_swap::{ArcSwap, ArcSwapOption};
+use std::collections::VecDeque;
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime};
+use tokio::sync::broadcast;
+
+/// Bounds and sizes of one stream's bus.
+#[derive(Debug, Clone)]
+pub struct BusConfig {
+    /// Frames the GOP cache may hold (0 disables it).
+    pub gop_cache_frames: usize,
+    /// Payload bytes the GOP cache may hold.
+    pub gop_cache_bytes: usize,
+    /// Frames the broadcast channel buffers per stream; a subscriber further
+    /// behind than this lags.
+    pub channel_capacity: usize,
+    /// Subscribers allowed at once (`usize::MAX`: unbounded).
+    pub max_subscribers: usize,
+    /// Lag events tolerated within `lag_window` before a subscriber is dropped.
+    pub max_lag_events: u32,
+    /// The window over which lag events are counted.
+    pub lag_window: Duration,
+}
+
+impl Default for BusConfig {
+    fn default() -> Self {
+        Self {
+            gop_cache_frames: 0,
+            gop_cache_bytes: 32 << 20,
+            channel_capacity: 1024,
+            max_subscribers: usize::MAX,
+            max_lag_events: 8,
+            lag_window: Duration::from_secs(30),
+        }
+    }
+}
+
+/// The latest configuration of a stream: decoder records and metadata.
+#[derive(Debug, Clone, Default)]
+pub struct ConfigSet {
+    /// The latest video CONFIG frame per track.
+    pub video: Vec<Arc<MediaFrame>>,
+    /// The latest audio CONFIG frame per track.
+    pub audio: Vec<Arc<MediaFrame>>,
+    /// The latest metadata frame (`onMetaData`).
+    pub metadata: Option<Arc<MediaFrame>>,
+}
+
+impl ConfigSet {
+    fn with(&self, frame: &Arc<MediaFrame>) -> Self {
+        let mut next = self.clone();
+        let slot = if frame.frame_type == FrameType::Data {
+            next.metadata = Some(Arc::clone(frame));
+            return next;
+        } else if frame.is_video() {
+            &mut next.video
+        } else {
+            &mut next.audio
+        };
+        slot.retain(|f| f.track != frame.track);
+        slot.push(Arc::clone(frame));
+        next
+    }
+
+    /// Every frame, metadata first, then video and audio configs, in the
+    /// order a player wants them.
+    pub fn frames(&self) -> impl Iterator<Item = &Arc<MediaFrame>> {
+        self.metadata
+            .iter()
+            .chain(self.video.iter())
+            .chain(self.audio.iter())
+    }
+
+    fn max_sequence(&self) -> u64 {
+        self.frames().map(|f| f.sequence).max().unwrap_or(0)
+    }
+}
+
+/// One link of the immutable GOP chain: newest frame first.
+struct GopNode {
+    frame: Arc<MediaFrame>,
+    prev: Option<Arc<GopNode>>,
+    /// Configuration in force when this GOP began.
+    configs: Arc<ConfigSet>,
+    len: usize,
+    bytes: usize,
+}
+
+impl Drop for GopNode {
+    // Unlink iteratively so a long chain cannot overflow the stack.
+    fn drop(&mut self) {
+        let mut next = self.prev.take();
+        while let Some(node) = next {
+            match Arc::try_unwrap(node) {
+                Ok(mut n) => next = n.prev.take(),
+                Err(_) => break,
+            }
+        }
+    }
+}
+
+/// Who publishes a stream.
+#[derive(Debug, Clone)]
+pub struct PublisherInfo {
+    /// The protocol it came over.
+    pub protocol: &'static str,
+    /// Its address, when it came over a network.
+    pub peer: Option<SocketAddr>,
+    /// When it started.
+    pub since: SystemTime,
+}
+
+/// A point-in-time view of a stream's counters.
+#[derive(Debug, Clone)]
+pub struct StreamStats {
+    /// The stream.
+    pub path: StreamPath,
+    /// Whether a publisher is attached.
+    pub live: bool,
+    /// The publisher, when live.
+    pub publisher: Option<PublisherInfo>,
+    /// The configuration (codecs) last seen.
+    pub configs: Arc<ConfigSet>,
+    /// Frames received from publishers.
+    pub frames_in: u64,
+    /// Payload bytes received from publishers.
+    pub bytes_in: u64,
+    /// Frames handed to subscribers (reported in batches).
+    pub frames_out: u64,
+    /// Payload bytes handed to subscribers (reported in batches).
+    pub bytes_out: u64,
+    /// Subscribers now.
+    pub subscribers: usize,
+    /// Frames skipped by lagging subscribers.
+    pub qos_skipped: u64,
+    /// Subscribers dropped for being too slow.
+    pub subscribers_dropped: u64,
+    /// Frames in the GOP cache now.
+    pub gop_frames: usize,
+    /// How many publishers this stream has had (1 for the first).
+    pub generation: u64,
+    /// When the stream object was created.
+    pub created: SystemTime,
+}
+
+#[derive(Default)]
+struct Counters {
+    frames_in: AtomicU64,
+    bytes_in: AtomicU64,
+    frames_out: AtomicU64,
+    bytes_out: AtomicU64,
+    qos_skipped: AtomicU64,
+    dropped: AtomicU64,
+}
+
+pub(crate) struct StreamShared {
+    path: StreamPath,
+    tx: broadcast::Sender<Arc<MediaFrame>>,
+    config: ArcSwap<ConfigSet>,
+    gop: ArcSwapOption<GopNode>,
+    cfg: BusConfig,
+    live: AtomicBool,
+    closed: AtomicBool,
+    has_video: AtomicBool,
+    generation: AtomicU64,
+    subscribers: AtomicUsize,
+    /// Milliseconds since `epoch` when the stream last had a publisher or subscriber.
+    last_active_ms: AtomicU64,
+    epoch: Instant,
+    created: SystemTime,
+    publisher: ArcSwapOption<PublisherInfo>,
+    counters: Counters,
+    probe: Arc<dyn StreamProbe>,
+    observer: Arc<dyn Observer>,
+    events: EventBus,
+    gop_len: AtomicU32,
+    /// The last sequence number a publisher used, so the next one continues.
+    last_sequence: AtomicU64,
+}
+
+/// The live object behind one stream name. Cheap to clone (shared).
+#[derive(Clone)]
+pub struct StreamHandle {
+    pub(crate) shared: Arc<StreamShared>,
+}
+
+impl std::fmt::Debug for StreamHandle {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("StreamHandle")
+            .field("path", &self.shared.path)
+            .field("live", &self.is_live())
+            .field("subscribers", &self.subscriber_count())
+            .finish()
+    }
+}
+
+impl StreamHandle {
+    /// A stream outside any engine (tests, embedded single-stream use).
+    pub fn new(
+        path: StreamPath,
+        cfg: BusConfig,
+        observer: Arc<dyn Observer>,
+        events: EventBus,
+    ) -> Self {
+        let (tx, _) = broadcast::channel(cfg.channel_capacity.max(2));
+        let probe = observer.stream_created(&path);
+        Self {
+            shared: Arc::new(StreamShared {
+                path,
+                tx,
+                config: ArcSwap::from_pointee(ConfigSet::default()),
+                gop: ArcSwapOption::empty(),
+                cfg,
+                live: AtomicBool::new(false),
+                closed: AtomicBool::new(false),
+                has_video: AtomicBool::new(false),
+                generation: AtomicU64::new(0),
+                subscribers: AtomicUsize::new(0),
+                last_active_ms: AtomicU64::new(0),
+                epoch: Instant::now(),
+                created: SystemTime::now(),
+                publisher: ArcSwapOption::empty(),
+                counters: Counters::default(),
+                probe,
+                observer,
+                events,
+                gop_len: AtomicU32::new(0),
+                last_sequence: AtomicU64::new(0),
+            }),
+        }
+    }
+
+    /// The stream's address.
+    pub fn path(&self) -> &StreamPath {
+        &self.shared.path
+    }
+
+    /// Whether a publisher is attached.
+    pub fn is_live(&self) -> bool {
+        self.shared.live.load(Ordering::Acquire)
+    }
+
+    /// Whether the stream was closed (removed from its engine).
+    pub fn is_closed(&self) -> bool {
+        self.shared.closed.load(Ordering::Acquire)
+    }
+
+    /// Subscribers now.
+    pub fn subscriber_count(&self) -> usize {
+        self.shared.subscribers.load(Ordering::Relaxed)
+    }
+
+    /// The latest configuration (decoder records, metadata).
+    pub fn configs(&self) -> Arc<ConfigSet> {
+        self.shared.config.load_full()
+    }
+
+    /// The current publisher, if live.
+    pub fn publisher(&self) -> Option<PublisherInfo> {
+        self.shared.publisher.load_full().map(|p| (*p).clone())
+    }
+
+    /// A snapshot of the counters.
+    pub fn stats(&self) -> StreamStats {
+        let s = &self.shared;
+        let c = &s.counters;
+        StreamStats {
+            path: s.path.clone(),
+            live: self.is_live(),
+            publisher: self.publisher(),
+            configs: self.configs(),
+            frames_in: c.frames_in.load(Ordering::Relaxed),
+            bytes_in: c.bytes_in.load(Ordering::Relaxed),
+            frames_out: c.frames_out.load(Ordering::Relaxed),
+            bytes_out: c.bytes_out.load(Ordering::Relaxed),
+            subscribers: self.subscriber_count(),
+            qos_skipped: c.qos_skipped.load(Ordering::Relaxed),
+            subscribers_dropped: c.dropped.load(Ordering::Relaxed),
+            gop_frames: s.gop_len.load(Ordering::Relaxed) as usize,
+            generation: s.generation.load(Ordering::Relaxed),
+            created: s.created,
+        }
+    }
+
+    /// How long the stream has had neither publisher nor subscriber.
+    pub fn idle_for(&self) -> Duration {
+        let s = &self.shared;
+        if self.is_live() || self.subscriber_count() > 0 {
+            return Duration::ZERO;
+        }
+        let now = s.epoch.elapsed().as_millis() as u64;
+        Duration::from_millis(now.saturating_sub(s.last_active_ms.load(Ordering::Relaxed)))
+    }
+
+    fn touch(&self) {
+        let s = &self.shared;
+        s.last_active_ms
+            .store(s.epoch.elapsed().as_millis() as u64, Ordering::Relaxed);
+    }
+
+    /// Subscribe as `protocol`. The subscription first replays the cached
+    /// configuration and GOP, then follows the live edge.
+    pub fn subscribe(&self, protocol: &'static str) -> Result<Subscription> {
+        let s = &self.shared;
+        if self.is_closed() {
+            return Err(StreamError::StreamClosed);
+        }
+        let n = s.subscribers.fetch_add(1, Ordering::AcqRel);
+        if n >= s.cfg.max_subscribers {
+            s.subscribers.fetch_sub(1, Ordering::AcqRel);
+            return Err(StreamError::TooManySubscribers {
+                limit: s.cfg.max_subscribers,
+            });
+        }
+        // Order matters: subscribe to the channel first, then snapshot the
+        // cache. A frame is stored in the cache before it is sent, so every
+        // frame sent before `subscribe` is in the snapshot; frames in both are
+        // dropped from the channel side by sequence number.
+        let rx = s.tx.subscribe();
+        let gop = s.gop.load_full();
+        let current = s.config.load_full();
+        let mut replay = VecDeque::new();
+        let mut waiting_keyframe = s.has_video.load(Ordering::Acquire);
+        let skip_through;
+        match gop {
+            Some(head) => {
+                let mut chain = Vec::with_capacity(head.len);
+                let mut node = Some(&head);
+                while let Some(n) = node {
+                    chain.push(Arc::clone(&n.frame));
+                    node = n.prev.as_ref();
+                }
+                replay.extend(head.configs.frames().cloned());
+                skip_through = head.frame.sequence.max(head.configs.max_sequence());
+                replay.extend(chain.into_iter().rev());
+                waiting_keyframe = false;
+            }
+            None => {
+                replay.extend(current.frames().cloned());
+                skip_through = current.max_sequence();
+            }
+        }
+        let config_seen = replay
+            .iter()
+            .filter(|f| f.is_config())
+            .map(|f| f.sequence)
+            .max()
+            .unwrap_or(0);
+        self.touch();
+        s.observer.subscriber_joined(&s.path, protocol);
+        s.events.emit(EngineEvent::SubscriberJoined {
+            path: s.path.clone(),
+            protocol,
+        });
+        Ok(Subscription {
+            stream: self.clone(),
+            rx,
+            replay,
+            skip_through,
+            waiting_keyframe,
+            config_seen,
+            protocol,
+            lag_events: VecDeque::new(),
+            total_lag_events: 0,
+            skipped: 0,
+            pending_frames: 0,
+            pending_bytes: 0,
+            joined: Instant::now(),
+            first_delivered: false,
+        })
+    }
+
+    /// Publish one frame (called by the publisher's session only).
+    pub(crate) fn publish(&self, state: &mut PublisherState, mut frame: MediaFrame) {
+        let s = &self.shared;
+        state.next_sequence += 1;
+        frame.sequence = state.next_sequence;
+        if state.first_of_generation {
+            state.first_of_generation = false;
+            if s.generation.load(Ordering::Relaxed) > 1 {
+                frame.flags |= crate::frame::FrameFlags::DISCONTINUITY;
+            }
+        }
+        let bytes = frame.payload.len();
+        let is_video = frame.is_video();
+        let frame = Arc::new(frame);
+        s.counters.frames_in.fetch_add(1, Ordering::Relaxed);
+        s.counters
+            .bytes_in
+            .fetch_add(bytes as u64, Ordering::Relaxed);
+        s.probe.frame_in(&frame);
+
+        if is_video && !state.has_video {
+            state.has_video = true;
+            s.has_video.store(true, Ordering::Release);
+        }
+        if frame.is_config() || frame.frame_type == FrameType::Data {
+            let next = Arc::new(state.configs.with(&frame));
+            state.configs = Arc::clone(&next);
+            s.config.store(next);
+        }
+        self.cache(state, &frame, bytes);
+        // A send error only means nobody listens right now.
+        let _ = s.tx.send(frame);
+    }
+
+    fn cache(&self, state: &mut PublisherState, frame: &Arc<MediaFrame>, bytes: usize) {
+        let s = &self.shared;
+        if s.cfg.gop_cache_frames == 0 {
+            return;
+        }
+        // A GOP starts at a video keyframe; an audio-only stream starts a new
+        // chain once the current one holds a second of audio.
+        let starts_gop = (frame.is_video() && frame.is_keyframe())
+            || (!state.has_video
+                && frame.is_audio()
+                && !frame.is_config()
+                && state.gop.as_ref().is_none_or(|g| g.len >= 50));
+        let next = if starts_gop {
+            Some(Arc::new(GopNode {
+                frame: Arc::clone(frame),
+                prev: None,
+                configs: Arc::clone(&state.configs),
+                len: 1,
+                bytes,
+            }))
+        } else if let Some(head) = state.gop.take() {
+            if head.len + 1 > s.cfg.gop_cache_frames || head.bytes + bytes > s.cfg.gop_cache_bytes {
+                // Over the bound: stop caching until the next keyframe, rather
+                // than keep a GOP a player could not decode from its start.
+                None
+            } else {
+                Some(Arc::new(GopNode {
+                    frame: Arc::clone(frame),
+                    configs: Arc::clone(&head.configs),
+                    len: head.len + 1,
+                    bytes: head.bytes + bytes,
+                    prev: Some(head),
+                }))
+            }
+        } else {
+            None
+        };
+        let (len, bytes) = next.as_ref().map_or((0, 0), |n| (n.len, n.bytes));
+        if state.gop.is_some() || next.is_some() || s.gop_len.load(Ordering::Relaxed) != 0 {
+            s.gop.store(next.clone());
+            s.gop_len.store(len as u32, Ordering::Relaxed);
+            s.probe.gop_cache(len, bytes);
+        }
+        state.gop = next;
+    }
+
+    /// Mark the stream live for a new publisher. Fails if one is attached.
+    pub(crate) fn attach_publisher(&self, info: PublisherInfo) -> Result<PublisherState> {
+        let s = &self.shared;
+        if s.closed.load(Ordering::Acquire) {
+            return Err(StreamError::StreamClosed);
+        }
+        if s.live
+            .compare_exchange(false, true, Ordering::AcqRel, Ordering::Acquire)
+            .is_err()
+        {
+            return Err(StreamError::AlreadyPublishing {
+                app: s.path.app.to_string(),
+                stream: s.path.stream.to_string(),
+            });
+        }
+        let generation = s.generation.fetch_add(1, Ordering::AcqRel) + 1;
+        s.publisher.store(Some(Arc::new(info)));
+        s.config.store(Arc::new(ConfigSet::default()));
+        s.has_video.store(false, Ordering::Release);
+        self.touch();
+        Ok(PublisherState {
+            // Sequences keep growing across publishers so that subscribers'
+            // de-duplication stays correct.
+            next_sequence: s.last_sequence.load(Ordering::Acquire),
+            first_of_generation: true,
+            has_video: false,
+            configs: Arc::new(ConfigSet::default()),
+            gop: None,
+            generation,
+        })
+    }
+
+    /// Detach the publisher: the GOP cache is cleared and subscribers get the
+    /// in-band end-of-stream marker.
+    pub(crate) fn detach_publisher(&self, state: &mut PublisherState) {
+        let s = &self.shared;
+        state.gop = None;
+        s.gop.store(None);
+        s.gop_len.store(0, Ordering::Relaxed);
+        s.probe.gop_cache(0, 0);
+        let mut eos = MediaFrame::end_of_stream();
+        state.next_sequence += 1;
+        eos.sequence = state.next_sequence;
+        s.last_sequence
+            .store(state.next_sequence, Ordering::Release);
+        s.publisher.store(None);
+        self.touch();
+        s.live.store(false, Ordering::Release);
+        let _ = s.tx.send(Arc::new(eos));
+    }
+
+    /// Close the stream: subscribers end with [`StreamError::StreamClosed`].
+    pub(crate) fn close(&self) {
+        let s = &self.shared;
+        if s.closed.swap(true, Ordering::AcqRel) {
+            return;
+        }
+        s.gop.store(None);
+        let eos = MediaFrame::end_of_stream();
+        let _ = s.tx.send(Arc::new(eos));
+        s.observer.stream_removed(&s.path);
+    }
+
+    pub(crate) fn observer(&self) -> &Arc<dyn Observer> {
+        &self.shared.observer
+    }
+
+    pub(crate) fn events(&self) -> &EventBus {
+        &self.shared.events
+    }
+}
+
+/// The publisher side's private state: only the publishing session holds it,
+/// so the publish path needs no lock.
+pub(crate) struct PublisherState {
+    next_sequence: u64,
+    first_of_generation: bool,
+    has_video: bool,
+    configs: Arc<ConfigSet>,
+    gop: Option<Arc<GopNode>>,
+    pub(crate) generation: u64,
+}
+
+/// How many deliveries a subscription accumulates before it reports them to
+/// the stream's counters (keeps shared cache lines quiet on the fan-out path).
+const REPORT_EVERY: u64 = 64;
+
+/// One subscriber's view of a stream.
+///
+/// [`recv`](Subscription::recv) yields the replayed configuration and GOP,
+/// then live frames. An end-of-stream marker frame
+/// ([`MediaFrame::is_end_of_stream`]) means the publisher left; the
+/// subscription stays valid and the next frames (flagged DISCONTINUITY,
+/// configuration first) belong to the next publisher.
+pub struct Subscription {
+    stream: StreamHandle,
+    rx: broadcast::Receiver<Arc<MediaFrame>>,
+    replay: VecDeque<Arc<MediaFrame>>,
+    skip_through: u64,
+    waiting_keyframe: bool,
+    config_seen: u64,
+    protocol: &'static str,
+    lag_events: VecDeque<Instant>,
+    total_lag_events: u64,
+    skipped: u64,
+    pending_frames: u64,
+    pending_bytes: u64,
+    joined: Instant,
+    first_delivered: bool,
+}
+
+impl std::fmt::Debug for Subscription {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Subscription")
+            .field("path", self.stream.path())
+            .field("protocol", &self.protocol)
+            .field("skipped", &self.skipped)
+            .finish()
+    }
+}
+
+impl Subscription {
+    /// The stream subscribed to.
+    pub fn stream(&self) -> &StreamHandle {
+        &self.stream
+    }
+
+    /// Frames skipped so far to catch up with the live edge.
+    pub fn skipped(&self) -> u64 {
+        self.skipped
+    }
+
+    /// Frames waiting in the replay queue (the cached GOP not yet received).
+    pub fn replay_len(&self) -> usize {
+        self.replay.len()
+    }
+
+    /// The next frame. Errors: [`StreamError::StreamClosed`] when the stream
+    /// is removed, [`StreamError::SlowSubscriber`] when this subscriber kept
+    /// lagging.
+    pub async fn recv(&mut self) -> Result<Arc<MediaFrame>> {
+        loop {
+            if let Some(f) = self.replay.pop_front() {
+                return Ok(self.deliver(f));
+            }
+            match self.rx.recv().await {
+                Ok(f) => {
+                    if let Some(f) = self.admit(f)? {
+                        return Ok(self.deliver(f));
+                    }
+                }
+                Err(broadcast::error::RecvError::Lagged(n)) => self.lagged(n)?,
+                Err(broadcast::error::RecvError::Closed) => return Err(StreamError::StreamClosed),
+            }
+        }
+    }
+
+    /// The next frame if one is ready now, without waiting. `Ok(None)` means
+    /// nothing is pending.
+    pub fn try_recv(&mut self) -> Result<Option<Arc<MediaFrame>>> {
+        loop {
+            if let Some(f) = self.replay.pop_front() {
+                return Ok(Some(self.deliver(f)));
+            }
+            match self.rx.try_recv() {
+                Ok(f) => {
+                    if let Some(f) = self.admit(f)? {
+                        return Ok(Some(self.deliver(f)));
+                    }
+                }
+                Err(broadcast::error::TryRecvError::Lagged(n)) => self.lagged(n)?,
+                Err(broadcast::error::TryRecvError::Empty) => return Ok(None),
+                Err(broadcast::error::TryRecvError::Closed) => {
+                    return Err(StreamError::StreamClosed)
+                }
+            }
+        }
+    }
+
+    #[inline]
+    fn admit(&mut self, f: Arc<MediaFrame>) -> Result<Option<Arc<MediaFrame>>> {
+        if f.sequence != 0 && f.sequence <= self.skip_through {
+            return Ok(None);
+        }
+        if f.is_end_of_stream() {
+            if self.stream.is_closed() {
+                return Err(StreamError::StreamClosed);
+            }
+            // The next publisher starts with its configuration and a keyframe.
+            self.waiting_keyframe = false;
+            self.config_seen = 0;
+            return Ok(Some(f));
+        }
+        if f.is_config() {
+            self.config_seen = self.config_seen.max(f.sequence);
+            return Ok(Some(f));
+        }
+        if self.waiting_keyframe && f.is_video() {
+            if !f.is_keyframe() {
+                self.skipped += 1;
+                self.stream
+                    .shared
+                    .counters
+                    .qos_skipped
+                    .fetch_add(1, Ordering::Relaxed);
+                self.stream.shared.probe.qos_skip(1);
+                return Ok(None);
+            }
+            self.waiting_keyframe = false;
+            // Configuration may have changed while this subscriber lagged:
+            // re-send what it has not seen, ahead of the keyframe.
+            let configs = self.stream.configs();
+            let missed: Vec<_> = configs
+                .frames()
+                .filter(|c| c.is_config() && c.sequence > self.config_seen)
+                .cloned()
+                .collect();
+            if !missed.is_empty() {
+                for c in &missed {
+                    self.config_seen = self.config_seen.max(c.sequence);
+                }
+                self.replay.extend(missed);
+                self.replay.push_back(f);
+                return Ok(self.replay.pop_front());
+            }
+        }
+        Ok(Some(f))
+    }
+
+    fn lagged(&mut self, n: u64) -> Result<()> {
+        let s = &self.stream.shared;
+        self.skipped += n;
+        self.total_lag_events += 1;
+        s.counters.qos_skipped.fetch_add(n, Ordering::Relaxed);
+        s.probe.qos_skip(n);
+        self.waiting_keyframe = s.has_video.load(Ordering::Acquire);
+        let now = Instant::now();
+        self.lag_events.push_back(now);
+        while self
+            .lag_events
+            .front()
+            .is_some_and(|t| now.duration_since(*t) > s.cfg.lag_window)
+        {
+            self.lag_events.pop_front();
+        }
+        s.events.emit(EngineEvent::SubscriberLagged {
+            path: s.path.clone(),
+            protocol: self.protocol,
+            skipped: n,
+        });
+        if self.lag_events.len() > s.cfg.max_lag_events as usize {
+            s.counters.dropped.fetch_add(1, Ordering::Relaxed);
+            s.observer
+                .subscriber_dropped(&s.path, self.protocol, &DropReason::TooSlow);
+            return Err(StreamError::SlowSubscriber {
+                lag_events: self.total_lag_events,
+                skipped: self.skipped,
+            });
+        }
+        Ok(())
+    }
+
+    #[inline]
+    fn deliver(&mut self, f: Arc<MediaFrame>) -> Arc<MediaFrame> {
+        if !self.first_delivered && !f.is_config() && f.frame_type != FrameType::Data {
+            self.first_delivered = true;
+            let s = &self.stream.shared;
+            s.observer
+                .first_frame(&s.path, self.protocol, self.joined.elapsed());
+        }
+        self.pending_frames += 1;
+        self.pending_bytes += f.payload.len() as u64;
+        if self.pending_frames >= REPORT_EVERY {
+            self.report();
+        }
+        f
+    }
+
+    fn report(&mut self) {
+        if self.pending_frames == 0 {
+            return;
+        }
+        let s = &self.stream.shared;
+        s.counters
+            .frames_out
+            .fetch_add(self.pending_frames, Ordering::Relaxed);
+        s.counters
+            .bytes_out
+            .fetch_add(self.pending_bytes, Ordering::Relaxed);
+        s.probe
+            .frames_out(self.protocol, self.pending_frames, self.pending_bytes);
+        self.pending_frames = 0;
+        self.pending_bytes = 0;
+    }
+}
+
+impl Drop for Subscription {
+    fn drop(&mut self) {
+        self.report();
+        let s = &self.stream.shared;
+        s.subscribers.fetch_sub(1, Ordering::AcqRel);
+        self.stream.touch();
+        s.observer.subscriber_left(&s.path, self.protocol);
+        s.events.emit(EngineEvent::SubscriberLeft {
+            path: s.path.clone(),
+            protocol: self.protocol,
+        });
+    }
+}
