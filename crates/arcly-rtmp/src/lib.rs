@@ -25,6 +25,7 @@
 pub mod amf0;
 pub mod chunk;
 pub mod error;
+pub mod flv;
 pub mod handshake;
 
 pub use error::{Result, RtmpError};
