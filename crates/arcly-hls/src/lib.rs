@@ -10,4 +10,6 @@
 //! ```
 #![forbid(unsafe_code)]
 
+pub mod checker;
 pub mod fmp4;
+pub mod playlist;
