@@ -1,0 +1,490 @@
+//! Behaviour of the bus and the engine under concurrency.
+
+use arcly_core::auth::{AuthDecision, AuthRequest, StreamAuthenticator};
+use arcly_core::engine::{AppSpec, Engine};
+use arcly_core::events::EngineEvent;
+use arcly_core::registry::{PlayRequest, PlaybackRegistry, PublishRegistry, PublishRequest};
+use arcly_core::testing::{CollectingSink, MemorySource, SyntheticStream};
+use arcly_core::{MediaFrame, StreamError, StreamPath};
+use proptest::prelude::*;
+use std::sync::Arc;
+use std::time::Duration;
+
+fn engine(gop: usize) -> Engine {
+    Engine::builder()
+        .application(AppSpec::new("live").gop_cache(gop).channel_capacity(64))
+        .build()
+}
+
+fn path(s: &str) -> StreamPath {
+    StreamPath::parse("live", s).unwrap()
+}
+
+/// Checks that a subscriber's sequence is decodable: configuration before
+/// the first video frame, the first video frame a keyframe, and within each
+/// GOP no picture missing. Returns the number of video frames seen.
+fn assert_decodable(frames: &[Arc<MediaFrame>]) -> usize {
+    let mut have_config = false;
+    let mut expect: Option<(u64, u64)> = None;
+    let mut n = 0;
+    for f in frames {
+        if f.is_end_of_stream() {
+            have_config = false;
+            expect = None;
+            continue;
+        }
+        if f.is_config() {
+            if f.is_video() {
+                have_config = true;
+            }
+            continue;
+        }
+        if !f.is_video() {
+            continue;
+        }
+        n += 1;
+        assert!(have_config, "video frame {f:?} before its configuration");
+        let (gop, idx) = SyntheticStream::decode_position(&f.payload).unwrap();
+        match expect {
+            None => assert!(
+                f.is_keyframe() && idx == 0,
+                "first picture is not a keyframe: {f:?}"
+            ),
+            Some((g, i)) => {
+                if f.is_keyframe() {
+                    assert_eq!(idx, 0);
+                    assert!(gop >= g, "went back in time");
+                } else {
+                    assert_eq!((gop, idx), (g, i), "a picture inside a GOP is missing");
+                }
+            }
+        }
+        expect = Some((gop, idx + 1));
+    }
+    n
+}
+
+#[tokio::test]
+async fn many_subscribers_receive_every_frame_in_order() {
+    let e = engine(0);
+    let mut pubs = e
+        .publish(PublishRequest::new(path("a"), "test"))
+        .await
+        .unwrap();
+    let mut subs = Vec::new();
+    for _ in 0..50 {
+        subs.push(
+            e.subscribe(PlayRequest::new(path("a"), "test"))
+                .await
+                .unwrap(),
+        );
+    }
+    let frames: Vec<_> = SyntheticStream::new(10).take(40).collect();
+    for f in frames.clone() {
+        pubs.push(f);
+    }
+    for s in &mut subs {
+        for want in &frames {
+            let got = s.recv().await.unwrap();
+            assert_eq!(got.payload, want.payload);
+        }
+    }
+    assert_eq!(e.stream_stats(&path("a")).unwrap().subscribers, 50);
+}
+
+#[tokio::test]
+async fn fan_out_shares_the_payload() {
+    let e = engine(0);
+    let mut p = e
+        .publish(PublishRequest::new(path("z"), "test"))
+        .await
+        .unwrap();
+    let mut a = e
+        .subscribe(PlayRequest::new(path("z"), "test"))
+        .await
+        .unwrap();
+    let mut b = e
+        .subscribe(PlayRequest::new(path("z"), "test"))
+        .await
+        .unwrap();
+    p.push(SyntheticStream::new(5).next().unwrap());
+    let fa = a.recv().await.unwrap();
+    let fb = b.recv().await.unwrap();
+    assert!(
+        Arc::ptr_eq(&fa, &fb),
+        "subscribers must share one Arc<MediaFrame>"
+    );
+}
+
+#[tokio::test]
+async fn late_joiner_starts_with_config_and_keyframe() {
+    let e = engine(120);
+    let mut p = e
+        .publish(PublishRequest::new(path("b"), "test"))
+        .await
+        .unwrap();
+    // 2 GOPs and 3 pictures into the third.
+    for f in SyntheticStream::new(10).take(2 + 2 * 20 + 2 * 3) {
+        p.push(f);
+    }
+    let mut s = e
+        .subscribe(PlayRequest::new(path("b"), "test"))
+        .await
+        .unwrap();
+    let first = s.recv().await.unwrap();
+    assert!(first.is_config() && first.is_video(), "{first:?}");
+    let second = s.recv().await.unwrap();
+    assert!(second.is_config() && second.is_audio(), "{second:?}");
+    let third = s.recv().await.unwrap();
+    assert!(third.is_keyframe(), "{third:?}");
+    assert_eq!(
+        SyntheticStream::decode_position(&third.payload),
+        Some((2, 0))
+    );
+    // Then the rest of the cached GOP without a gap, then live frames.
+    let mut got = vec![first, second, third];
+    while let Some(f) = s.try_recv().unwrap() {
+        got.push(f);
+    }
+    for f in SyntheticStream::new(10).skip(2 + 2 * 20 + 2 * 3).take(20) {
+        p.push(f);
+    }
+    while let Some(f) = s.try_recv().unwrap() {
+        got.push(f);
+    }
+    assert_eq!(assert_decodable(&got), 3 + 10);
+}
+
+#[tokio::test]
+async fn slow_subscriber_skips_to_next_keyframe_without_delaying_others() {
+    let e = engine(0);
+    let mut p = e
+        .publish(PublishRequest::new(path("c"), "test"))
+        .await
+        .unwrap();
+    let mut fast = e
+        .subscribe(PlayRequest::new(path("c"), "test"))
+        .await
+        .unwrap();
+    let mut slow = e
+        .subscribe(PlayRequest::new(path("c"), "test"))
+        .await
+        .unwrap();
+    let frames: Vec<_> = SyntheticStream::new(10)
+        .video_only()
+        .take(1 + 300)
+        .collect();
+    let mut fast_got = Vec::new();
+    for f in frames {
+        p.push(f); // never blocks, whatever `slow` does
+        while let Some(f) = fast.try_recv().unwrap() {
+            fast_got.push(f);
+        }
+    }
+    assert_eq!(fast_got.len(), 301, "the fast subscriber lost frames");
+    let mut slow_got = Vec::new();
+    while let Some(f) = slow.try_recv().unwrap() {
+        slow_got.push(f);
+    }
+    assert!(slow.skipped() > 0, "the slow subscriber should have lagged");
+    assert!(slow_got.len() < 301);
+    // The frames it did get are decodable: it resumed at a keyframe.
+    assert_decodable(&slow_got);
+    let stats = e.stream_stats(&path("c")).unwrap();
+    assert!(stats.qos_skipped >= slow.skipped());
+}
+
+#[tokio::test]
+async fn a_subscriber_that_keeps_lagging_is_dropped() {
+    let e = Engine::builder()
+        .max_lag_events(2)
+        .application(AppSpec::new("live").channel_capacity(4))
+        .build();
+    let mut p = e
+        .publish(PublishRequest::new(path("d"), "test"))
+        .await
+        .unwrap();
+    let mut s = e
+        .subscribe(PlayRequest::new(path("d"), "test"))
+        .await
+        .unwrap();
+    let mut src = SyntheticStream::new(3).video_only();
+    let mut err = None;
+    for _ in 0..5 {
+        for f in src.by_ref().take(20) {
+            p.push(f);
+        }
+        // Read a little, then fall behind again.
+        if let Err(e) = s.try_recv() {
+            err = Some(e);
+            break;
+        }
+    }
+    assert!(
+        matches!(err, Some(StreamError::SlowSubscriber { .. })),
+        "{err:?}"
+    );
+    assert_eq!(e.stream_stats(&path("d")).unwrap().subscribers_dropped, 1);
+}
+
+#[tokio::test]
+async fn unpublish_tells_subscribers_and_republish_continues() {
+    let e = engine(50);
+    let mut events = e.events().subscribe();
+    let mut p = e
+        .publish(PublishRequest::new(path("e"), "test"))
+        .await
+        .unwrap();
+    let mut req = PlayRequest::new(path("e"), "test");
+    req.wait_for_publisher = true;
+    let mut s = e.subscribe(req).await.unwrap();
+    for f in SyntheticStream::new(5).take(8) {
+        p.push(f);
+    }
+    drop(p);
+    let mut got = Vec::new();
+    while let Some(f) = s.try_recv().unwrap() {
+        got.push(f);
+    }
+    assert!(got.last().unwrap().is_end_of_stream());
+    assert!(!e.stream_stats(&path("e")).unwrap().live);
+    assert!(matches!(
+        events.recv().await.unwrap(),
+        EngineEvent::Published { .. }
+    ));
+    // A player asking now (without waiting) is told there is no stream.
+    let err = e
+        .subscribe(PlayRequest::new(path("e"), "test"))
+        .await
+        .unwrap_err();
+    assert!(matches!(err, StreamError::StreamNotFound { .. }));
+    // The next publisher: the subscriber carries on, flagged discontinuity.
+    let mut p2 = e
+        .publish(PublishRequest::new(path("e"), "test"))
+        .await
+        .unwrap();
+    assert_eq!(p2.generation(), 2);
+    for f in SyntheticStream::new(5).take(4) {
+        p2.push(f);
+    }
+    let f = s.recv().await.unwrap();
+    assert!(f.is_config() && f.flags.contains(arcly_core::FrameFlags::DISCONTINUITY));
+    assert!(f.sequence > got.last().unwrap().sequence);
+    got.push(f);
+    while let Some(f) = s.try_recv().unwrap() {
+        got.push(f);
+    }
+    assert_decodable(&got);
+}
+
+#[tokio::test]
+async fn second_publisher_and_limits_get_clear_errors() {
+    let e = Engine::builder()
+        .max_publishers(1)
+        .application(AppSpec::new("live"))
+        .build();
+    let _p = e
+        .publish(PublishRequest::new(path("f"), "test"))
+        .await
+        .unwrap();
+    let err = e
+        .publish(PublishRequest::new(path("f"), "test"))
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(err, StreamError::TooManyPublishers { limit: 1 }),
+        "{err}"
+    );
+    let e = engine(0);
+    let _p = e
+        .publish(PublishRequest::new(path("f"), "test"))
+        .await
+        .unwrap();
+    let err = e
+        .publish(PublishRequest::new(path("f"), "test"))
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(err, StreamError::AlreadyPublishing { .. }),
+        "{err}"
+    );
+    let err = e
+        .publish(PublishRequest::new(
+            StreamPath::parse("vod", "x").unwrap(),
+            "test",
+        ))
+        .await
+        .unwrap_err();
+    assert!(matches!(err, StreamError::UnknownApp(_)), "{err}");
+    let e = Engine::builder()
+        .max_subscribers_per_stream(1)
+        .application(AppSpec::new("live"))
+        .build();
+    let _p = e
+        .publish(PublishRequest::new(path("g"), "test"))
+        .await
+        .unwrap();
+    let _s = e
+        .subscribe(PlayRequest::new(path("g"), "test"))
+        .await
+        .unwrap();
+    let err = e
+        .subscribe(PlayRequest::new(path("g"), "test"))
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(err, StreamError::TooManySubscribers { limit: 1 }),
+        "{err}"
+    );
+}
+
+struct TokenAuth;
+
+#[async_trait::async_trait]
+impl StreamAuthenticator for TokenAuth {
+    async fn authorize(&self, req: &AuthRequest) -> AuthDecision {
+        if req.query_param("token") == Some("ok") {
+            AuthDecision::Allow
+        } else {
+            AuthDecision::Deny("bad token".into())
+        }
+    }
+}
+
+#[tokio::test]
+async fn auth_denial_is_a_clear_error() {
+    let e = Engine::builder()
+        .authenticator(Arc::new(TokenAuth))
+        .application(AppSpec::new("live"))
+        .build();
+    let err = e
+        .publish(PublishRequest::new(path("h"), "test"))
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(&err, StreamError::Unauthorized { reason } if reason == "bad token"),
+        "{err}"
+    );
+    let mut req = PublishRequest::new(path("h"), "test");
+    req.query = Some("token=ok".into());
+    let _p = e.publish(req).await.unwrap();
+    assert_eq!(e.publisher_count(), 1);
+}
+
+#[tokio::test(start_paused = true)]
+async fn idle_reaper_removes_idle_streams() {
+    let e = Engine::builder()
+        .idle_timeout(Duration::from_secs(2))
+        .application(AppSpec::new("live"))
+        .build();
+    let run = tokio::spawn({
+        let e = e.clone();
+        async move { e.run().await }
+    });
+    let p = e
+        .publish(PublishRequest::new(path("i"), "test"))
+        .await
+        .unwrap();
+    assert_eq!(e.stream_count(), 1);
+    tokio::time::sleep(Duration::from_secs(5)).await;
+    assert_eq!(e.stream_count(), 1, "a live stream is never reaped");
+    drop(p);
+    // `idle_for` uses the real clock; make it see time pass.
+    std::thread::sleep(Duration::from_millis(2100));
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    assert_eq!(e.stream_count(), 0);
+    e.shutdown();
+    run.await.unwrap().unwrap();
+}
+
+#[tokio::test]
+async fn source_pump_and_sink_attach_move_frames() {
+    let e = engine(0);
+    let sink = CollectingSink::new();
+    let task = e.attach_sink(path("j"), Box::new(sink.clone()));
+    tokio::time::sleep(Duration::from_millis(20)).await;
+    let frames: Vec<_> = SyntheticStream::new(5).take(30).collect();
+    let pump = e.pump_source(path("j"), Box::new(MemorySource::new(frames.clone())));
+    pump.await.unwrap().unwrap();
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    let got = sink.frames();
+    assert!(got.len() >= 30, "{}", got.len());
+    assert_eq!(
+        got[..30]
+            .iter()
+            .map(|f| f.payload.clone())
+            .collect::<Vec<_>>(),
+        frames.iter().map(|f| f.payload.clone()).collect::<Vec<_>>()
+    );
+    e.shutdown();
+    task.await.unwrap().unwrap();
+    assert!(sink.ended());
+}
+
+#[test]
+fn engines_are_send_sync_and_independent() {
+    fn check<T: Send + Sync>() {}
+    check::<Engine>();
+    let a = engine(0);
+    let b = engine(0);
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    rt.block_on(async {
+        let _p = a
+            .publish(PublishRequest::new(path("k"), "test"))
+            .await
+            .unwrap();
+        assert_eq!(a.stream_count(), 1);
+        assert_eq!(b.stream_count(), 0);
+    });
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 64, ..ProptestConfig::default() })]
+    /// Under random join times and random lag, every subscriber's sequence
+    /// begins with configuration and a keyframe and has no hole inside a GOP.
+    #[test]
+    fn every_subscriber_sequence_is_decodable(
+        gop in 1usize..12,
+        total in 10usize..300,
+        joins in proptest::collection::vec(0usize..300, 1..6),
+        reads in proptest::collection::vec(0usize..40, 1..40),
+        capacity in 4usize..32,
+    ) {
+        let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+        rt.block_on(async move {
+            let e = Engine::builder()
+                .max_lag_events(u32::MAX)
+                .application(AppSpec::new("live").gop_cache(64).channel_capacity(capacity))
+                .build();
+            let mut p = e.publish(PublishRequest::new(path("p"), "test")).await.unwrap();
+            let mut subs: Vec<(arcly_core::bus::Subscription, Vec<Arc<MediaFrame>>)> = Vec::new();
+            let mut read_idx = 0;
+            for (i, f) in SyntheticStream::new(gop).take(total).enumerate() {
+                for _ in joins.iter().filter(|&&j| j == i) {
+                    let s = e.subscribe(PlayRequest::new(path("p"), "test")).await.unwrap();
+                    subs.push((s, Vec::new()));
+                }
+                p.push(f);
+                for (s, got) in &mut subs {
+                    let n = reads[read_idx % reads.len()];
+                    read_idx += 1;
+                    for _ in 0..n {
+                        match s.try_recv().unwrap() {
+                            Some(f) => got.push(f),
+                            None => break,
+                        }
+                    }
+                }
+            }
+            for (s, got) in &mut subs {
+                while let Some(f) = s.try_recv().unwrap() {
+                    got.push(f);
+                }
+                assert_decodable(got);
+            }
+        });
+    }
+}
