@@ -331,6 +331,15 @@ pub fn profile_name(profile_idc: u8, constraint_flags: u8) -> &'static str {
     }
 }
 
+/// The sample aspect ratio of a non-extended `aspect_ratio_idc` (Table E-1,
+/// shared by H.264 and H.265).
+pub(crate) fn sar_of(idc: u8) -> Option<(u16, u16)> {
+    SAR_TABLE
+        .get(usize::from(idc))
+        .copied()
+        .filter(|s| s.0 != 0)
+}
+
 fn gcd(mut a: u64, mut b: u64) -> u64 {
     while b != 0 {
         (a, b) = (b, a % b);

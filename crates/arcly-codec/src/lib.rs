@@ -29,9 +29,13 @@
 #![warn(missing_docs)]
 
 pub mod aac;
+#[cfg(feature = "av1")]
+pub mod av1;
 pub mod bits;
 pub mod error;
 pub mod h264;
+#[cfg(feature = "h265")]
+pub mod h265;
 pub mod nal;
 
 pub use error::{CodecError, Result};
