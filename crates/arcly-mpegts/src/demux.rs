@@ -21,6 +21,9 @@ use crate::error::TsError;
 use crate::es;
 use crate::packet::{TsPacket, PACKET_SIZE, PAT_PID, SYNC_BYTE, TIMESTAMP_MODULUS};
 use crate::psi::{self, MAX_SECTION_SIZE};
+use arcly_codec::aac::AdtsHeader;
+use arcly_codec::h264::AvcDecoderConfigurationRecord;
+use arcly_codec::nal::AnnexBSlices;
 
 /// Default bound on one reassembled PES packet (16 MiB).
 pub const MAX_PES_SIZE: usize = 16 << 20;
@@ -119,9 +122,9 @@ struct EsState {
     discontinuity: bool,
     random_access: bool,
     /// Parameter sets and the record last emitted.
-    vps: Vec<Vec<u8>>,
-    sps: Vec<Vec<u8>>,
-    pps: Vec<Vec<u8>>,
+    vps: Vec<Bytes>,
+    sps: Vec<Bytes>,
+    pps: Vec<Bytes>,
     config: Option<Bytes>,
     opus_channels: u8,
 }
@@ -605,7 +608,7 @@ impl TsDemuxer {
         let mut out = BytesMut::with_capacity(payload.len() + 16);
         let (mut keyframe, mut new_params) = (false, false);
         let (mut vps, mut sps, mut pps) = (Vec::new(), Vec::new(), Vec::new());
-        for nal in annexb_nals(&payload) {
+        for nal in AnnexBSlices::new(&payload) {
             let t = if h265 {
                 es::h265::nal_type(nal)
             } else {
@@ -620,8 +623,8 @@ impl TsDemuxer {
             };
             if let Some(list) = list {
                 new_params = true;
-                if list.len() < MAX_PARAMETER_SETS && !list.iter().any(|n: &Vec<u8>| n == nal) {
-                    list.push(nal.to_vec());
+                if list.len() < MAX_PARAMETER_SETS && !list.iter().any(|n: &Bytes| n == nal) {
+                    list.push(Bytes::copy_from_slice(nal));
                 }
                 continue;
             }
@@ -652,15 +655,21 @@ impl TsDemuxer {
                 if s.vps.is_empty() || s.sps.is_empty() || s.pps.is_empty() {
                     None
                 } else {
-                    Some(es::build_hvcc(&s.vps, &s.sps, &s.pps)?)
+                    Some(Bytes::from(es::build_hvcc(&s.vps, &s.sps, &s.pps)?))
                 }
             } else if s.sps.is_empty() || s.pps.is_empty() {
                 None
             } else {
-                Some(es::build_avcc(&s.sps, &s.pps)?)
+                Some(
+                    AvcDecoderConfigurationRecord::from_parameter_sets(
+                        s.sps.clone(),
+                        s.pps.clone(),
+                    )?
+                    .to_bytes()?,
+                )
             };
             if let Some(r) = record {
-                self.emit_config(i, Bytes::from(r), dts)?;
+                self.emit_config(i, r, dts)?;
             }
         }
         if out.is_empty() {
@@ -678,23 +687,21 @@ impl TsDemuxer {
         let mut pos = 0;
         let mut n = 0i64;
         while pos < payload.len() {
-            let adts = es::parse_adts(&payload[pos..])?;
-            let end = pos + adts.frame_len;
-            if end > payload.len() {
+            let adts = AdtsHeader::parse(&payload[pos..])?;
+            let end = pos + usize::from(adts.frame_length);
+            let start = pos + adts.header_len();
+            if end > payload.len() || start > end {
                 return Err(TsError::BadPayload {
                     codec: "ADTS",
                     reason: "frame_length past the PES",
                 });
             }
-            let rate = i64::from(
-                es::AAC_SAMPLE_RATES
-                    .get(usize::from(adts.params.sf_index))
-                    .copied()
-                    .unwrap_or(48_000),
-            );
+            let rate = i64::from(adts.sample_rate().max(1));
             let ts = pts + n * 1024 * 90_000 / rate;
-            self.emit_config(i, Bytes::copy_from_slice(&adts.params.to_asc()), ts)?;
-            let raw = payload.slice(pos + adts.header_len..end);
+            if self.streams[i].config.is_none() || n == 0 {
+                self.emit_config(i, adts.audio_specific_config().to_bytes()?, ts)?;
+            }
+            let raw = payload.slice(start..end);
             self.emit(
                 i,
                 MediaFrame::new(CodecId::Aac, TimeBase::MPEG_90K, ts, ts, raw)
@@ -796,36 +803,4 @@ fn opus_samples(p: &[u8]) -> u32 {
         _ => p.get(1).map_or(0, |b| u32::from(b & 0x3F)),
     };
     frame * frames
-}
-
-/// The NAL units of an Annex-B buffer (start codes and trailing zero bytes
-/// removed; ITU-T H.264 Annex B).
-fn annexb_nals(data: &[u8]) -> impl Iterator<Item = &[u8]> {
-    let mut pos = find_start(data, 0).map_or(data.len(), |(_, p)| p);
-    std::iter::from_fn(move || {
-        while pos < data.len() {
-            let start = pos;
-            let (mut end, next) = find_start(data, start).unwrap_or((data.len(), data.len()));
-            pos = next;
-            while end > start && data[end - 1] == 0 {
-                end -= 1;
-            }
-            if end > start {
-                return Some(&data[start..end]);
-            }
-        }
-        None
-    })
-}
-
-/// The next `00 00 01` at or after `from`: (its first byte, the byte after it).
-fn find_start(data: &[u8], from: usize) -> Option<(usize, usize)> {
-    let mut i = from + 2;
-    loop {
-        let p = i + memchr::memchr(1, data.get(i..)?)?;
-        if data[p - 1] == 0 && data[p - 2] == 0 {
-            return Some((p - 2, p + 1));
-        }
-        i = p + 1;
-    }
 }

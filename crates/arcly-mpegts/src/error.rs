@@ -69,6 +69,10 @@ pub enum TsError {
         /// Its value.
         value: usize,
     },
+    /// A codec structure (configuration record, ADTS header) failed to
+    /// parse or cannot be written.
+    #[error(transparent)]
+    Codec(#[from] arcly_codec::CodecError),
     /// The codec (or this configuration of it) cannot be carried in MPEG-TS
     /// by this muxer.
     #[error("MPEG-TS cannot carry {0}")]
@@ -78,7 +82,10 @@ pub enum TsError {
 impl From<TsError> for StreamError {
     fn from(e: TsError) -> Self {
         match e {
-            TsError::Unsupported(_) => StreamError::Unsupported(e.to_string()),
+            TsError::Unsupported(_)
+            | TsError::Codec(arcly_codec::CodecError::Unsupported { .. }) => {
+                StreamError::Unsupported(e.to_string())
+            }
             TsError::LimitExceeded { .. } => StreamError::LimitExceeded(e.to_string()),
             _ => StreamError::Protocol(e.to_string()),
         }

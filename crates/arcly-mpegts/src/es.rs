@@ -2,21 +2,21 @@
 //! records to in-band parameter sets and back, AudioSpecificConfig to ADTS
 //! and back, Opus framing.
 //!
-//! Private helpers; the generic NAL/ADTS/record code lives in arcly-codec.
+//! Private helpers for what arcly-codec does not cover yet (H.265 records,
+//! Opus and MPEG audio framing); H.264 records, NAL scanning and ADTS come
+//! from arcly-codec.
 
 use crate::error::TsError;
+use bytes::Bytes;
 
 /// H.264 NAL unit types (ITU-T H.264 Table 7-1).
 pub(crate) mod h264 {
-    pub const IDR: u8 = 5;
-    pub const SPS: u8 = 7;
-    pub const PPS: u8 = 8;
-    pub const AUD: u8 = 9;
+    pub use arcly_codec::h264::nal_type::{AUD, IDR, PPS, SPS};
     /// The access unit delimiter NAL with `primary_pic_type = 7` (any slice
     /// type) and its stop bit (H.264 §7.3.2.4).
     pub const AUD_NAL: [u8; 6] = [0, 0, 0, 1, 0x09, 0xF0];
     pub fn nal_type(nal: &[u8]) -> u8 {
-        nal.first().map_or(0, |b| b & 0x1F)
+        arcly_codec::h264::nal_type_of(nal).unwrap_or(0)
     }
 }
 
@@ -51,31 +51,6 @@ fn take<'a>(d: &mut &'a [u8], n: usize, codec: &'static str) -> Result<&'a [u8],
 fn push_nal(out: &mut Vec<u8>, nal: &[u8]) {
     out.extend_from_slice(&[0, 0, 0, 1]);
     out.extend_from_slice(nal);
-}
-
-/// The SPS and PPS of an `AVCDecoderConfigurationRecord`
-/// (ISO/IEC 14496-15 §5.3.3.1) as Annex-B with 4-byte start codes.
-pub(crate) fn avcc_to_annexb(record: &[u8]) -> Result<Vec<u8>, TsError> {
-    const C: &str = "avcC";
-    let mut d = record;
-    let head = take(&mut d, 6, C)?;
-    if head[0] != 1 {
-        return Err(payload_err(C, "configurationVersion is not 1"));
-    }
-    let mut out = Vec::with_capacity(record.len() + 16);
-    let num_sps = usize::from(head[5] & 0x1F);
-    for _ in 0..num_sps {
-        let len = take(&mut d, 2, C)?;
-        let nal = take(&mut d, usize::from(u16::from_be_bytes([len[0], len[1]])), C)?;
-        push_nal(&mut out, nal);
-    }
-    let num_pps = usize::from(take(&mut d, 1, C)?[0]);
-    for _ in 0..num_pps {
-        let len = take(&mut d, 2, C)?;
-        let nal = take(&mut d, usize::from(u16::from_be_bytes([len[0], len[1]])), C)?;
-        push_nal(&mut out, nal);
-    }
-    Ok(out)
 }
 
 /// The parameter-set arrays of an `HEVCDecoderConfigurationRecord`
@@ -125,43 +100,11 @@ fn u16_len(n: usize, codec: &'static str) -> Result<[u8; 2], TsError> {
         .map_err(|_| payload_err(codec, "parameter set longer than 65535 bytes"))
 }
 
-/// Build an `AVCDecoderConfigurationRecord` (ISO/IEC 14496-15 §5.3.3.1) with
-/// `lengthSizeMinusOne = 3` from in-band SPS and PPS.
-pub(crate) fn build_avcc(sps: &[Vec<u8>], pps: &[Vec<u8>]) -> Result<Vec<u8>, TsError> {
-    const C: &str = "H.264";
-    let first = sps.first().ok_or(payload_err(C, "no SPS"))?;
-    let ptl = first
-        .get(1..4)
-        .ok_or(payload_err(C, "SPS shorter than 4 bytes"))?;
-    let mut r = vec![
-        1,
-        ptl[0],
-        ptl[1],
-        ptl[2],
-        0xFF,
-        0xE0 | (sps.len().min(31) as u8),
-    ];
-    for s in sps.iter().take(31) {
-        r.extend_from_slice(&u16_len(s.len(), C)?);
-        r.extend_from_slice(s);
-    }
-    r.push(pps.len().min(255) as u8);
-    for p in pps.iter().take(255) {
-        r.extend_from_slice(&u16_len(p.len(), C)?);
-        r.extend_from_slice(p);
-    }
-    Ok(r)
-}
-
 /// Build an `HEVCDecoderConfigurationRecord` (ISO/IEC 14496-15 §8.3.3.1) with
 /// `lengthSizeMinusOne = 3` from in-band VPS, SPS and PPS. The general
 /// profile/tier/level fields are copied from the SPS's
 /// `profile_tier_level` (H.265 §7.3.3).
-pub(crate) fn build_hvcc(
-    vps: &[Vec<u8>],
-    sps: &[Vec<u8>],
-    pps: &[Vec<u8>],
-) -> Result<Vec<u8>, TsError> {
+pub(crate) fn build_hvcc(vps: &[Bytes], sps: &[Bytes], pps: &[Bytes]) -> Result<Vec<u8>, TsError> {
     const C: &str = "H.265";
     let first = sps.first().ok_or(payload_err(C, "no SPS"))?;
     // 2-byte NAL header, 1 byte of sps_video_parameter_set_id /
@@ -184,7 +127,7 @@ pub(crate) fn build_hvcc(
     r.extend_from_slice(&[0, 0]); // avgFrameRate unknown
                                   // constantFrameRate 0, numTemporalLayers, temporalIdNested, lengthSizeMinusOne 3
     r.push(((sub_layers + 1) << 3) | (nesting << 2) | 0x3);
-    let arrays: Vec<(u8, &[Vec<u8>])> = [(h265::VPS, vps), (h265::SPS, sps), (h265::PPS, pps)]
+    let arrays: Vec<(u8, &[Bytes])> = [(h265::VPS, vps), (h265::SPS, sps), (h265::PPS, pps)]
         .into_iter()
         .filter(|(_, a)| !a.is_empty())
         .collect();
@@ -198,149 +141,6 @@ pub(crate) fn build_hvcc(
         }
     }
     Ok(r)
-}
-
-/// Sampling frequencies by `samplingFrequencyIndex` (ISO/IEC 14496-3 Table 1.18).
-pub(crate) const AAC_SAMPLE_RATES: [u32; 13] = [
-    96000, 88200, 64000, 48000, 44100, 32000, 24000, 22050, 16000, 12000, 11025, 8000, 7350,
-];
-
-/// The fields of an AudioSpecificConfig an ADTS header can carry.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(crate) struct AdtsParams {
-    /// ADTS `profile` = audioObjectType − 1 (0..=3).
-    pub profile: u8,
-    /// `sampling_frequency_index` (0..=12).
-    pub sf_index: u8,
-    /// `channel_configuration` (1..=7).
-    pub channels: u8,
-}
-
-/// The largest raw AAC frame an ADTS header can describe (13-bit
-/// `frame_length` minus the 7-byte header).
-pub(crate) const MAX_ADTS_PAYLOAD: usize = 0x1FFF - 7;
-
-impl AdtsParams {
-    /// Read the core of an AudioSpecificConfig (ISO/IEC 14496-3 §1.6.2.1);
-    /// explicit SBR/PS signalling (object types 5 and 29) maps to the
-    /// underlying core object type, as ADTS carries implicit signalling only.
-    pub fn from_asc(asc: &[u8]) -> Result<Self, TsError> {
-        const C: &str = "AudioSpecificConfig";
-        let mut bits: u64 = 0;
-        for (i, b) in asc.iter().take(8).enumerate() {
-            bits |= u64::from(*b) << (56 - 8 * i);
-        }
-        if asc.len() < 2 {
-            return Err(payload_err(C, "shorter than 2 bytes"));
-        }
-        let mut pos = 0u32;
-        let mut read = |n: u32| {
-            let v = (bits << pos) >> (64 - n);
-            pos += n;
-            v as u32
-        };
-        let mut aot = read(5);
-        if aot == 31 {
-            aot = 32 + read(6);
-        }
-        let mut sfi = read(4);
-        if sfi == 15 {
-            let freq = read(24);
-            sfi = AAC_SAMPLE_RATES
-                .iter()
-                .position(|&r| r == freq)
-                .ok_or_else(|| TsError::Unsupported(format!("AAC at {freq} Hz in ADTS")))?
-                as u32;
-        }
-        let channels = read(4);
-        if aot == 5 || aot == 29 {
-            let ext = read(4);
-            if ext == 15 {
-                read(24);
-            }
-            aot = read(5);
-        }
-        if !(1..=4).contains(&aot) {
-            return Err(TsError::Unsupported(format!(
-                "AAC audio object type {aot} in ADTS"
-            )));
-        }
-        if sfi > 12 {
-            return Err(payload_err(C, "reserved samplingFrequencyIndex"));
-        }
-        if channels == 0 || channels > 7 {
-            return Err(TsError::Unsupported(format!(
-                "AAC channelConfiguration {channels} in ADTS (program_config_element)"
-            )));
-        }
-        Ok(Self {
-            profile: (aot - 1) as u8,
-            sf_index: sfi as u8,
-            channels: channels as u8,
-        })
-    }
-
-    /// A 2-byte AudioSpecificConfig for these parameters.
-    pub fn to_asc(self) -> [u8; 2] {
-        let aot = self.profile + 1;
-        [
-            (aot << 3) | (self.sf_index >> 1),
-            ((self.sf_index & 1) << 7) | (self.channels << 3),
-        ]
-    }
-
-    /// The 7-byte ADTS header (ISO/IEC 14496-3 §1.A.2.2, no CRC) for a raw
-    /// frame of `payload_len` bytes (at most [`MAX_ADTS_PAYLOAD`]).
-    pub fn header(self, payload_len: usize) -> [u8; 7] {
-        let len = (payload_len + 7) as u32;
-        [
-            0xFF,
-            0xF1, // syncword, MPEG-4, layer 0, protection_absent
-            (self.profile << 6) | (self.sf_index << 2) | (self.channels >> 2),
-            ((self.channels & 3) << 6) | ((len >> 11) as u8 & 0x3),
-            (len >> 3) as u8,
-            ((len as u8 & 0x7) << 5) | 0x1F, // buffer fullness 0x7FF (VBR)
-            0xFC,                            // number_of_raw_data_blocks_in_frame = 0
-        ]
-    }
-}
-
-/// One parsed ADTS header.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(crate) struct AdtsFrame {
-    pub params: AdtsParams,
-    /// Header length (7, or 9 with CRC).
-    pub header_len: usize,
-    /// Whole frame length, header included.
-    pub frame_len: usize,
-}
-
-/// Parse the ADTS header at the start of `d` (ISO/IEC 14496-3 §1.A.2.2).
-pub(crate) fn parse_adts(d: &[u8]) -> Result<AdtsFrame, TsError> {
-    const C: &str = "ADTS";
-    let h = d.get(..7).ok_or(payload_err(C, "truncated header"))?;
-    if h[0] != 0xFF || h[1] & 0xF6 != 0xF0 {
-        return Err(payload_err(C, "no syncword"));
-    }
-    let header_len = if h[1] & 1 == 0 { 9 } else { 7 };
-    let frame_len =
-        (usize::from(h[3] & 0x3) << 11) | (usize::from(h[4]) << 3) | usize::from(h[5] >> 5);
-    if frame_len < header_len {
-        return Err(payload_err(C, "frame_length shorter than the header"));
-    }
-    let sf_index = (h[2] >> 2) & 0xF;
-    if sf_index > 12 {
-        return Err(payload_err(C, "reserved sampling_frequency_index"));
-    }
-    Ok(AdtsFrame {
-        params: AdtsParams {
-            profile: h[2] >> 6,
-            sf_index,
-            channels: ((h[2] & 1) << 2) | (h[3] >> 6),
-        },
-        header_len,
-        frame_len,
-    })
 }
 
 /// The Opus parameters the TS mapping carries.
@@ -497,46 +297,10 @@ mod tests {
     use super::*;
 
     #[test]
-    fn asc_adts_round_trip() {
-        // AAC-LC, 48 kHz, mono: 0x11 0x88
-        let p = AdtsParams::from_asc(&[0x11, 0x88]).unwrap();
-        assert_eq!(
-            p,
-            AdtsParams {
-                profile: 1,
-                sf_index: 3,
-                channels: 1
-            }
-        );
-        assert_eq!(p.to_asc(), [0x11, 0x88]);
-        let h = p.header(300);
-        let f = parse_adts(&h).unwrap();
-        assert_eq!(f.params, p);
-        assert_eq!(f.frame_len, 307);
-        // HE-AAC explicit SBR (aot 5) over AAC-LC at 24 kHz core
-        let he = AdtsParams::from_asc(&[0x2B, 0x11, 0x88, 0x00]).unwrap();
-        assert_eq!(he.profile, 1);
-        assert!(matches!(
-            AdtsParams::from_asc(&[0x10, 0x00]),
-            Err(TsError::Unsupported(_))
-        ));
-        assert!(AdtsParams::from_asc(&[0x11]).is_err());
-    }
-
-    #[test]
     fn records_to_annexb_and_back() {
-        let sps = vec![0x67, 0x64, 0x00, 0x1E, 0xAC];
-        let pps = vec![0x68, 0xEE, 0x3C, 0x80];
-        let avcc = build_avcc(std::slice::from_ref(&sps), std::slice::from_ref(&pps)).unwrap();
-        let annexb = avcc_to_annexb(&avcc).unwrap();
-        assert_eq!(
-            annexb,
-            [&[0, 0, 0, 1][..], &sps, &[0, 0, 0, 1], &pps].concat()
-        );
-        assert!(avcc_to_annexb(&avcc[..avcc.len() - 1]).is_err());
-        let vps = vec![0x40, 0x01, 0x0C];
-        let hsps = [vec![0x42, 0x01, 0x01], vec![0x01; 12]].concat();
-        let hpps = vec![0x44, 0x01, 0xC1];
+        let vps = Bytes::from_static(&[0x40, 0x01, 0x0C]);
+        let hsps = Bytes::from([vec![0x42, 0x01, 0x01], vec![0x01; 12]].concat());
+        let hpps = Bytes::from_static(&[0x44, 0x01, 0xC1]);
         let hvcc = build_hvcc(
             std::slice::from_ref(&vps),
             std::slice::from_ref(&hsps),

@@ -6,9 +6,11 @@ use arcly_core::Result;
 use bytes::{BufMut, Bytes, BytesMut};
 
 use crate::error::TsError;
-use crate::es::{self, AdtsParams};
+use crate::es;
 use crate::packet::{write_timestamp, PACKET_SIZE, PAT_PID, SYNC_BYTE, TIMESTAMP_MODULUS};
 use crate::psi::{self, PmtStream};
+use arcly_codec::aac::{AdtsHeader, AudioSpecificConfig, MAX_ADTS_FRAME_LEN};
+use arcly_codec::h264::AvcDecoderConfigurationRecord;
 
 /// The most elementary streams one muxer carries (keeps the PMT in one
 /// packet).
@@ -63,9 +65,9 @@ struct EsStream {
     descriptors: Vec<u8>,
     cc: u8,
     /// Video: parameter sets as Annex-B, from the last CONFIG record.
-    params: Vec<u8>,
-    /// AAC: the ADTS fields from the last AudioSpecificConfig.
-    adts: Option<AdtsParams>,
+    params: Bytes,
+    /// AAC: the last AudioSpecificConfig.
+    asc: Option<AudioSpecificConfig>,
     discontinuity_pending: bool,
 }
 
@@ -92,6 +94,9 @@ pub struct MpegTsMuxer {
     pmt_version: u8,
     pcr_pid: Option<u16>,
     psi_dirty: bool,
+    /// PAT/PMT were just written by `start_segment`: the next frame starts
+    /// the PSI interval instead of repeating them.
+    psi_fresh: bool,
     last_psi: Option<i64>,
     last_pcr: Option<i64>,
     force_pcr: bool,
@@ -129,6 +134,7 @@ impl MpegTsMuxer {
             pmt_version: 0,
             pcr_pid: None,
             psi_dirty: true,
+            psi_fresh: false,
             last_psi: None,
             last_pcr: None,
             force_pcr: true,
@@ -232,8 +238,8 @@ impl MpegTsMuxer {
             stream_type,
             descriptors,
             cc: 0,
-            params: Vec::new(),
-            adts: None,
+            params: Bytes::new(),
+            asc: None,
             discontinuity_pending: false,
         });
         // PCR on the first video stream, else the first audio stream.
@@ -298,9 +304,18 @@ impl MpegTsMuxer {
     fn config(&mut self, idx: usize, frame: &MediaFrame) -> Result<(), TsError> {
         let s = &mut self.streams[idx];
         match s.codec {
-            CodecId::H264 => s.params = es::avcc_to_annexb(&frame.payload)?,
-            CodecId::H265 => s.params = es::hvcc_to_annexb(&frame.payload)?,
-            CodecId::Aac => s.adts = Some(AdtsParams::from_asc(&frame.payload)?),
+            CodecId::H264 => {
+                s.params =
+                    AvcDecoderConfigurationRecord::parse(&frame.payload)?.parameter_sets_annexb();
+            }
+            CodecId::H265 => s.params = Bytes::from(es::hvcc_to_annexb(&frame.payload)?),
+            CodecId::Aac => {
+                let asc = AudioSpecificConfig::parse(&frame.payload)?;
+                // Refuse now what ADTS cannot describe (object types > 4,
+                // explicit frequencies), not at the first frame.
+                AdtsHeader::for_raw(&asc, 0, false)?;
+                s.asc = Some(asc);
+            }
             CodecId::Opus => {
                 let code = es::opus::channel_config_code(&frame.payload)?;
                 let d = opus_descriptors(code);
@@ -318,7 +333,9 @@ impl MpegTsMuxer {
     /// packets to bridge a gap. Returns the PCR to put in this frame's first
     /// packet, if it goes on the PCR PID.
     fn clock(&mut self, pid: u16, dts: i64) -> Option<i64> {
-        if self.psi_dirty
+        if std::mem::take(&mut self.psi_fresh) && !self.psi_dirty {
+            self.last_psi = Some(dts);
+        } else if self.psi_dirty
             || self
                 .last_psi
                 .is_none_or(|t| dts - t >= self.cfg.psi_interval || dts < t)
@@ -490,17 +507,18 @@ impl MpegTsMuxer {
                 );
             }
             CodecId::Aac => {
-                let p = s.adts.ok_or(TsError::BadPayload {
+                let asc = s.asc.as_ref().ok_or(TsError::BadPayload {
                     codec: "AAC",
                     reason: "frame before its AudioSpecificConfig",
                 })?;
-                if payload.len() > es::MAX_ADTS_PAYLOAD {
+                if payload.len() + 7 > MAX_ADTS_FRAME_LEN {
                     return Err(TsError::LimitExceeded {
-                        limit: "MAX_ADTS_PAYLOAD",
-                        value: es::MAX_ADTS_PAYLOAD,
+                        limit: "MAX_ADTS_FRAME_LEN",
+                        value: MAX_ADTS_FRAME_LEN,
                     });
                 }
-                let adts = p.header(payload.len());
+                let mut adts = BytesMut::with_capacity(7);
+                AdtsHeader::for_raw(asc, payload.len(), false)?.write_to(&mut adts);
                 let hlen = pes_header(&mut pes, s.stream_id, 7 + payload.len(), pts, pts, false);
                 packetize(
                     &mut self.out,
@@ -728,7 +746,7 @@ impl Muxer for MpegTsMuxer {
 
     fn start_segment(&mut self) -> Result<()> {
         self.write_psi();
-        self.last_psi = None;
+        self.psi_fresh = true;
         self.force_pcr = true;
         Ok(())
     }
