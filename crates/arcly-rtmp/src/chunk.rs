@@ -523,23 +523,51 @@ impl ChunkEncoder {
         payload: &Bytes,
         out: &mut Vec<Bytes>,
     ) -> usize {
-        let payload = payload.slice(..payload.len().min(EXTENDED_TS as usize));
+        self.write_vectored_parts(h, std::slice::from_ref(payload), out)
+    }
+
+    /// Like [`write_vectored`](Self::write_vectored) for a message body made
+    /// of several parts (e.g. an FLV tag header and the frame payload),
+    /// written back to back without joining them.
+    pub fn write_vectored_parts(
+        &mut self,
+        h: &MessageHeader,
+        parts: &[Bytes],
+        out: &mut Vec<Bytes>,
+    ) -> usize {
+        let total_len: usize = parts
+            .iter()
+            .map(Bytes::len)
+            .sum::<usize>()
+            .min(EXTENDED_TS as usize);
         let mut hdrs = BytesMut::new();
-        let ends = self.headers(h, payload.len(), &mut hdrs);
+        let ends = self.headers(h, total_len, &mut hdrs);
         let hdrs = hdrs.freeze();
         let cs = self.chunk_size as usize;
+        out.reserve(ends.len() * 2 + parts.len());
         let mut start = 0;
-        let total = hdrs.len() + payload.len();
-        out.reserve(ends.len() * 2);
-        for (i, end) in ends.iter().enumerate() {
+        let (mut part, mut off) = (0usize, 0usize);
+        let mut left = total_len;
+        for end in &ends {
             out.push(hdrs.slice(start..*end));
             start = *end;
-            let p = i * cs;
-            if p < payload.len() {
-                out.push(payload.slice(p..payload.len().min(p + cs)));
+            let mut room = cs.min(left);
+            left -= room;
+            while room > 0 {
+                let Some(p) = parts.get(part) else { break };
+                let n = (p.len() - off).min(room);
+                if n > 0 {
+                    out.push(p.slice(off..off + n));
+                }
+                off += n;
+                room -= n;
+                if off == p.len() {
+                    part += 1;
+                    off = 0;
+                }
             }
         }
-        total
+        hdrs.len() + total_len
     }
 }
 
@@ -668,6 +696,20 @@ mod tests {
             m.payload.as_ptr(),
             "payload must not be copied"
         );
+    }
+
+    #[test]
+    fn vectored_parts_split_across_chunks() {
+        let m = msg(6, 80, 9, 1, 300);
+        let parts = [m.payload.slice(..5), m.payload.slice(5..)];
+        let mut v = Vec::new();
+        let n = ChunkEncoder::new().write_vectored_parts(&hdr(&m), &parts, &mut v);
+        let mut wire = BytesMut::new();
+        for x in &v {
+            wire.put_slice(x);
+        }
+        assert_eq!(n, wire.len());
+        assert_eq!(decode_all(&mut ChunkDecoder::default(), &mut wire), vec![m]);
     }
 
     #[test]

@@ -27,5 +27,7 @@ pub mod chunk;
 pub mod error;
 pub mod flv;
 pub mod handshake;
+pub mod message;
+pub mod session;
 
 pub use error::{Result, RtmpError};

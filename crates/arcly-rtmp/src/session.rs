@@ -1,0 +1,1210 @@
+//! RTMP sessions, sans-IO: [`ServerSession`] and [`ClientSession`].
+//!
+//! Feed received bytes with `handle_input`, take events with `poll_event`,
+//! and take bytes to send with `poll_transmit` (copying into one buffer) or
+//! `poll_transmit_vectored` (a list of `Bytes` whose media payloads are
+//! shared with the frames). Neither does I/O or keeps time.
+
+use crate::amf0::Amf0Value;
+use crate::chunk::{ChunkDecoder, ChunkEncoder, ChunkLimits, MessageHeader, RawMessage};
+use crate::error::{Result, RtmpError};
+use crate::flv::{self, TagDemuxer};
+use crate::handshake::{ClientHandshake, ServerHandshake};
+use crate::message::{self, csid, status, status_object, type_id, Command, UserControl};
+use arcly_core::MediaFrame;
+use bytes::{Buf, BufMut, Bytes, BytesMut};
+use std::collections::{HashMap, VecDeque};
+
+/// Most message streams (`createStream`) one connection may hold.
+pub const MAX_STREAMS: usize = 16;
+/// Most events queued before the caller must drain them.
+pub const MAX_QUEUED_EVENTS: usize = 4096;
+
+/// Settings of a session.
+#[derive(Debug, Clone, Copy)]
+pub struct SessionConfig {
+    /// The chunk size this end sends with (announced with Set Chunk Size).
+    /// Large values cut per-chunk overhead towards players.
+    pub chunk_size: u32,
+    /// The window acknowledgement size announced to the peer.
+    pub window_ack_size: u32,
+    /// Bounds on what the peer may send.
+    pub limits: ChunkLimits,
+}
+
+impl Default for SessionConfig {
+    fn default() -> Self {
+        Self {
+            chunk_size: 60_000,
+            window_ack_size: 2_500_000,
+            limits: ChunkLimits::default(),
+        }
+    }
+}
+
+/// The connection-level machinery both ends share: chunk codec, control
+/// messages, acknowledgements and the transmit queue.
+#[derive(Debug)]
+struct Core {
+    input: BytesMut,
+    decoder: ChunkDecoder,
+    encoder: ChunkEncoder,
+    tx: VecDeque<Bytes>,
+    scratch: BytesMut,
+    received: u64,
+    last_ack: u64,
+    peer_window: u32,
+}
+
+impl Core {
+    fn new(cfg: &SessionConfig) -> Self {
+        Self {
+            input: BytesMut::new(),
+            decoder: ChunkDecoder::new(cfg.limits),
+            encoder: ChunkEncoder::new(),
+            tx: VecDeque::new(),
+            scratch: BytesMut::new(),
+            received: 0,
+            last_ack: 0,
+            peer_window: 0,
+        }
+    }
+
+    fn flush_scratch(&mut self) {
+        if !self.scratch.is_empty() {
+            self.tx.push_back(self.scratch.split().freeze());
+        }
+    }
+
+    fn send(&mut self, csid: u32, type_id: u8, stream_id: u32, timestamp: u32, body: &[u8]) {
+        let h = MessageHeader {
+            csid,
+            timestamp,
+            type_id,
+            stream_id,
+        };
+        self.encoder.write(&h, body, &mut self.scratch);
+    }
+
+    fn send_control(&mut self, type_id: u8, value: u32) {
+        self.send(csid::CONTROL, type_id, 0, 0, &message::u32_body(value));
+    }
+
+    fn set_chunk_size(&mut self, size: u32) {
+        self.send_control(type_id::SET_CHUNK_SIZE, size);
+        self.encoder.set_chunk_size(size);
+    }
+
+    fn send_user_control(&mut self, u: &UserControl) {
+        self.send(csid::CONTROL, type_id::USER_CONTROL, 0, 0, &u.encode());
+    }
+
+    fn send_command(&mut self, stream_id: u32, c: &Command) {
+        self.send(
+            csid::COMMAND,
+            type_id::COMMAND_AMF0,
+            stream_id,
+            0,
+            &c.encode(),
+        );
+    }
+
+    fn on_status(&mut self, stream_id: u32, level: &str, code: &str, description: &str) {
+        let c = Command::new(
+            "onStatus",
+            0.0,
+            Amf0Value::Null,
+            vec![status_object(level, code, description)],
+        );
+        self.send_command(stream_id, &c);
+    }
+
+    /// Send a media frame as a vectored message (payload shared).
+    fn send_frame(&mut self, stream_id: u32, frame: &MediaFrame) -> Result<()> {
+        let Some(tag) = flv::mux_frame(frame)? else {
+            return Ok(());
+        };
+        let (cs, body_header) = match tag.tag_type {
+            flv::TAG_AUDIO => (csid::AUDIO, tag.header),
+            flv::TAG_VIDEO => (csid::VIDEO, tag.header),
+            _ => (csid::DATA, Bytes::new()),
+        };
+        let parts: Vec<Bytes> = if tag.tag_type == flv::TAG_SCRIPT {
+            // Players receive `onMetaData` as a plain data message.
+            vec![tag.payload]
+        } else {
+            vec![body_header, tag.payload]
+        };
+        self.flush_scratch();
+        let h = MessageHeader {
+            csid: cs,
+            timestamp: tag.timestamp,
+            type_id: tag.tag_type,
+            stream_id,
+        };
+        let mut v = Vec::with_capacity(4);
+        self.encoder.write_vectored_parts(&h, &parts, &mut v);
+        self.tx.extend(v);
+        Ok(())
+    }
+
+    /// Decode the next message, handling protocol control messages here.
+    fn next_message(&mut self) -> Result<Option<RawMessage>> {
+        loop {
+            let Some(m) = self.decoder.decode(&mut self.input)? else {
+                return Ok(None);
+            };
+            match m.type_id {
+                type_id::SET_CHUNK_SIZE => self
+                    .decoder
+                    .set_chunk_size(message::parse_u32_body(&m.payload)? & 0x7FFF_FFFF)?,
+                type_id::ABORT => self.decoder.abort(message::parse_u32_body(&m.payload)?),
+                type_id::ACKNOWLEDGEMENT => {}
+                type_id::WINDOW_ACK_SIZE => self.peer_window = message::parse_u32_body(&m.payload)?,
+                type_id::SET_PEER_BANDWIDTH => {}
+                type_id::USER_CONTROL => {
+                    if let UserControl::PingRequest(t) = UserControl::parse(&m.payload)? {
+                        self.send_user_control(&UserControl::PingResponse(t));
+                    }
+                }
+                _ => return Ok(Some(m)),
+            }
+        }
+    }
+
+    fn account(&mut self, n: usize) {
+        self.received += n as u64;
+        // §5.4.3: acknowledge after each window of received bytes.
+        if self.peer_window > 0 && self.received - self.last_ack >= u64::from(self.peer_window) {
+            self.last_ack = self.received;
+            self.send_control(type_id::ACKNOWLEDGEMENT, self.received as u32);
+        }
+    }
+
+    fn poll_transmit(&mut self, out: &mut BytesMut) -> usize {
+        self.flush_scratch();
+        let mut n = 0;
+        while let Some(b) = self.tx.pop_front() {
+            n += b.len();
+            out.put_slice(&b);
+        }
+        n
+    }
+
+    fn poll_transmit_vectored(&mut self, out: &mut Vec<Bytes>) -> usize {
+        self.flush_scratch();
+        let mut n = 0;
+        for b in self.tx.drain(..) {
+            n += b.len();
+            out.push(b);
+        }
+        n
+    }
+
+    fn has_transmit(&self) -> bool {
+        !self.tx.is_empty() || !self.scratch.is_empty()
+    }
+}
+
+/// Split `name?query` into the name and the query.
+fn split_query(s: &str) -> (String, Option<String>) {
+    match s.split_once('?') {
+        Some((n, q)) => (n.to_owned(), Some(q.to_owned())),
+        None => (s.to_owned(), None),
+    }
+}
+
+/// Something the server session learned from the client.
+#[derive(Debug, Clone, PartialEq)]
+#[non_exhaustive]
+pub enum ServerEvent {
+    /// `connect`: answer with [`ServerSession::accept_connect`] or
+    /// [`ServerSession::reject_connect`].
+    ConnectRequested {
+        /// The application (`live`).
+        app: String,
+        /// `tcUrl`, if sent.
+        tc_url: Option<String>,
+        /// `objectEncoding` (0 = AMF0; 3 is answered with 0).
+        object_encoding: f64,
+        /// The whole command object.
+        command_object: Amf0Value,
+    },
+    /// `publish`: answer with [`ServerSession::accept_publish`] or
+    /// [`ServerSession::reject_publish`].
+    PublishRequested {
+        /// The message stream.
+        stream_id: u32,
+        /// The stream name without the query.
+        stream_name: String,
+        /// What followed `?` in the name (`token=…`).
+        query: Option<String>,
+        /// `live`, `record` or `append`.
+        publish_type: String,
+    },
+    /// `play`: answer with [`ServerSession::accept_play`] or
+    /// [`ServerSession::reject_play`].
+    PlayRequested {
+        /// The message stream.
+        stream_id: u32,
+        /// The stream name without the query.
+        stream_name: String,
+        /// What followed `?` in the name.
+        query: Option<String>,
+        /// `start` (-2 live or recorded, -1 live only, >= 0 seconds).
+        start: f64,
+        /// `duration` (-1 until the end).
+        duration: f64,
+        /// `reset`.
+        reset: bool,
+    },
+    /// A frame from an accepted publisher (media, CONFIG, or metadata as
+    /// a [`arcly_core::FrameType::Data`] frame with an AMF0 payload).
+    Media {
+        /// The message stream.
+        stream_id: u32,
+        /// The frame in the canonical layout.
+        frame: MediaFrame,
+    },
+    /// The publisher stopped (`FCUnpublish`, `closeStream`, `deleteStream`).
+    Unpublished {
+        /// The message stream.
+        stream_id: u32,
+    },
+    /// A player stopped (`closeStream`, `deleteStream`).
+    PlayStopped {
+        /// The message stream.
+        stream_id: u32,
+    },
+    /// `receiveAudio`/`receiveVideo`.
+    ReceiveMedia {
+        /// The message stream.
+        stream_id: u32,
+        /// `true` for audio, `false` for video.
+        audio: bool,
+        /// Whether the player wants it.
+        enabled: bool,
+    },
+    /// A tag that could not be mapped (unsupported codec); the connection goes on.
+    Skipped {
+        /// Why.
+        reason: String,
+    },
+}
+
+#[derive(Debug)]
+enum StreamState {
+    Created,
+    PublishPending(String),
+    Publishing(String, Box<TagDemuxer>),
+    PlayPending,
+    Playing,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum ConnState {
+    Handshake,
+    AwaitConnect,
+    ConnectPending,
+    Connected,
+    Rejected,
+}
+
+/// The server end of one RTMP connection.
+#[derive(Debug)]
+pub struct ServerSession {
+    cfg: SessionConfig,
+    hs: ServerHandshake,
+    core: Core,
+    state: ConnState,
+    connect_txn: f64,
+    streams: HashMap<u32, StreamState>,
+    next_stream_id: u32,
+    events: VecDeque<ServerEvent>,
+    frames: Vec<MediaFrame>,
+}
+
+impl Default for ServerSession {
+    fn default() -> Self {
+        Self::new(SessionConfig::default())
+    }
+}
+
+impl ServerSession {
+    /// A session waiting for the client's handshake.
+    pub fn new(cfg: SessionConfig) -> Self {
+        Self {
+            cfg,
+            hs: ServerHandshake::new(),
+            core: Core::new(&cfg),
+            state: ConnState::Handshake,
+            connect_txn: 1.0,
+            streams: HashMap::new(),
+            next_stream_id: 1,
+            events: VecDeque::new(),
+            frames: Vec::new(),
+        }
+    }
+
+    /// Whether the handshake is complete.
+    pub fn is_handshake_done(&self) -> bool {
+        self.state != ConnState::Handshake
+    }
+
+    /// Feed bytes received from the client. An error means the connection
+    /// must be closed (after sending what [`poll_transmit`](Self::poll_transmit) holds).
+    pub fn handle_input(&mut self, data: &[u8]) -> Result<()> {
+        self.core.input.extend_from_slice(data);
+        if self.state == ConnState::Handshake {
+            self.core.flush_scratch();
+            let mut out = BytesMut::new();
+            let done = self.hs.handle(&mut self.core.input, &mut out)?;
+            if !out.is_empty() {
+                self.core.tx.push_back(out.freeze());
+            }
+            if !done {
+                return Ok(());
+            }
+            self.state = ConnState::AwaitConnect;
+        } else {
+            self.core.account(data.len());
+        }
+        while let Some(m) = self.core.next_message()? {
+            self.on_message(m)?;
+            if self.events.len() > MAX_QUEUED_EVENTS {
+                return Err(RtmpError::limit(
+                    "queued events",
+                    self.events.len() as u64,
+                    MAX_QUEUED_EVENTS as u64,
+                ));
+            }
+        }
+        Ok(())
+    }
+
+    /// The next event, if any.
+    pub fn poll_event(&mut self) -> Option<ServerEvent> {
+        self.events.pop_front()
+    }
+
+    /// Move every queued outgoing byte into `out`; returns the count.
+    pub fn poll_transmit(&mut self, out: &mut BytesMut) -> usize {
+        self.core.poll_transmit(out)
+    }
+
+    /// Move every queued outgoing buffer into `out` for a vectored write
+    /// (media payloads are shared, not copied); returns the byte count.
+    pub fn poll_transmit_vectored(&mut self, out: &mut Vec<Bytes>) -> usize {
+        self.core.poll_transmit_vectored(out)
+    }
+
+    /// Whether bytes are waiting to be sent.
+    pub fn has_transmit(&self) -> bool {
+        self.core.has_transmit()
+    }
+
+    fn on_message(&mut self, m: RawMessage) -> Result<()> {
+        match m.type_id {
+            type_id::COMMAND_AMF0 | type_id::COMMAND_AMF3 => {
+                let c = Command::parse(&m.payload, m.type_id == type_id::COMMAND_AMF3)?;
+                self.on_command(m.stream_id, c)
+            }
+            type_id::AUDIO | type_id::VIDEO | type_id::DATA_AMF0 | type_id::DATA_AMF3 => {
+                let mut body = m.payload;
+                let tag_type = match m.type_id {
+                    type_id::DATA_AMF3 => {
+                        // AMF3 data starts with a format byte; 0 = AMF0 follows.
+                        if body.first() != Some(&0) {
+                            return Ok(());
+                        }
+                        body.advance(1);
+                        flv::TAG_SCRIPT
+                    }
+                    type_id::DATA_AMF0 => flv::TAG_SCRIPT,
+                    t => t,
+                };
+                self.on_media(m.stream_id, tag_type, m.timestamp, body)
+            }
+            type_id::AGGREGATE => self.on_aggregate(m),
+            _ => Ok(()),
+        }
+    }
+
+    /// §7.1.6: an aggregate is a sequence of FLV tags (header, body,
+    /// back pointer) with timestamps relative to the first one.
+    fn on_aggregate(&mut self, m: RawMessage) -> Result<()> {
+        let mut b = m.payload;
+        let mut base = None;
+        while b.len() >= 11 {
+            let t = b[0] & 0x1f;
+            let size = (usize::from(b[1]) << 16) | (usize::from(b[2]) << 8) | usize::from(b[3]);
+            let ts = u32::from(b[7]) << 24
+                | u32::from(b[4]) << 16
+                | u32::from(b[5]) << 8
+                | u32::from(b[6]);
+            if b.len() < 11 + size {
+                return Err(RtmpError::truncated(
+                    "aggregate sub-message",
+                    11 + size - b.len(),
+                ));
+            }
+            b.advance(11);
+            let body = b.split_to(size);
+            b.advance(b.len().min(4));
+            let base_ts = *base.get_or_insert(ts);
+            let abs = m.timestamp.wrapping_add(ts.wrapping_sub(base_ts));
+            self.on_media(m.stream_id, t, abs, body)?;
+        }
+        Ok(())
+    }
+
+    fn on_media(
+        &mut self,
+        stream_id: u32,
+        tag_type: u8,
+        timestamp: u32,
+        body: Bytes,
+    ) -> Result<()> {
+        let Some(StreamState::Publishing(_, demux)) = self.streams.get_mut(&stream_id) else {
+            return Ok(()); // not (yet) an accepted publisher: drop
+        };
+        self.frames.clear();
+        match demux.demux(tag_type, timestamp, body, &mut self.frames) {
+            Ok(()) => {}
+            Err(RtmpError::Unsupported(reason)) => {
+                self.events.push_back(ServerEvent::Skipped { reason });
+                return Ok(());
+            }
+            Err(e) => return Err(e),
+        }
+        for frame in self.frames.drain(..) {
+            self.events
+                .push_back(ServerEvent::Media { stream_id, frame });
+        }
+        Ok(())
+    }
+
+    fn result(&mut self, txn: f64, obj: Amf0Value, args: Vec<Amf0Value>) {
+        if txn != 0.0 {
+            self.core
+                .send_command(0, &Command::new("_result", txn, obj, args));
+        }
+    }
+
+    fn on_command(&mut self, msg_stream: u32, c: Command) -> Result<()> {
+        let txn = c.transaction_id;
+        match c.name.as_str() {
+            "connect" => {
+                if self.state != ConnState::AwaitConnect {
+                    return Err(RtmpError::protocol("connect sent twice"));
+                }
+                self.connect_txn = txn;
+                self.state = ConnState::ConnectPending;
+                let o = &c.command_object;
+                self.events.push_back(ServerEvent::ConnectRequested {
+                    app: o
+                        .get_str("app")
+                        .unwrap_or("")
+                        .trim_end_matches('/')
+                        .to_owned(),
+                    tc_url: o.get_str("tcUrl").map(str::to_owned),
+                    object_encoding: o.get_f64("objectEncoding").unwrap_or(0.0),
+                    command_object: c.command_object.clone(),
+                });
+                return Ok(());
+            }
+            _ if self.state != ConnState::Connected => {
+                return Err(RtmpError::protocol(format!(
+                    "command {:?} before connect was accepted",
+                    c.name
+                )));
+            }
+            "createStream" => {
+                if self.streams.len() >= MAX_STREAMS {
+                    return Err(RtmpError::limit(
+                        "message streams",
+                        self.streams.len() as u64 + 1,
+                        MAX_STREAMS as u64,
+                    ));
+                }
+                let id = self.next_stream_id;
+                self.next_stream_id += 1;
+                self.streams.insert(id, StreamState::Created);
+                self.result(txn, Amf0Value::Null, vec![Amf0Value::Number(f64::from(id))]);
+            }
+            "releaseStream" | "FCPublish" => {
+                self.result(txn, Amf0Value::Null, vec![Amf0Value::Undefined])
+            }
+            "getStreamLength" => self.result(txn, Amf0Value::Null, vec![Amf0Value::Number(0.0)]),
+            "publish" => {
+                let Some(st) = self.streams.get_mut(&msg_stream) else {
+                    return Err(RtmpError::protocol(format!(
+                        "publish on unknown stream {msg_stream}"
+                    )));
+                };
+                if !matches!(st, StreamState::Created) {
+                    return Err(RtmpError::protocol("publish on a busy stream"));
+                }
+                let (stream_name, query) = split_query(c.arg_str(0).unwrap_or(""));
+                *st = StreamState::PublishPending(stream_name.clone());
+                self.events.push_back(ServerEvent::PublishRequested {
+                    stream_id: msg_stream,
+                    stream_name,
+                    query,
+                    publish_type: c.arg_str(1).unwrap_or("live").to_owned(),
+                });
+            }
+            "play" => {
+                let Some(st) = self.streams.get_mut(&msg_stream) else {
+                    return Err(RtmpError::protocol(format!(
+                        "play on unknown stream {msg_stream}"
+                    )));
+                };
+                if !matches!(st, StreamState::Created) {
+                    return Err(RtmpError::protocol("play on a busy stream"));
+                }
+                *st = StreamState::PlayPending;
+                let (stream_name, query) = split_query(c.arg_str(0).unwrap_or(""));
+                self.events.push_back(ServerEvent::PlayRequested {
+                    stream_id: msg_stream,
+                    stream_name,
+                    query,
+                    start: c.arg_f64(1).unwrap_or(-2.0),
+                    duration: c.arg_f64(2).unwrap_or(-1.0),
+                    reset: c.args.get(3).and_then(Amf0Value::as_bool).unwrap_or(true),
+                });
+            }
+            "FCUnpublish" => {
+                let name = split_query(c.arg_str(0).unwrap_or("")).0;
+                let id = self.streams.iter().find_map(|(id, s)| match s {
+                    StreamState::Publishing(n, _) | StreamState::PublishPending(n)
+                        if *n == name =>
+                    {
+                        Some(*id)
+                    }
+                    _ => None,
+                });
+                if let Some(id) = id {
+                    self.stop_stream(id, false);
+                }
+                self.result(txn, Amf0Value::Null, vec![Amf0Value::Undefined]);
+            }
+            "closeStream" => self.stop_stream(msg_stream, false),
+            "deleteStream" => {
+                let id = c.arg_f64(0).unwrap_or(f64::from(msg_stream)) as u32;
+                self.stop_stream(id, true);
+            }
+            "receiveAudio" | "receiveVideo" => {
+                self.events.push_back(ServerEvent::ReceiveMedia {
+                    stream_id: msg_stream,
+                    audio: c.name == "receiveAudio",
+                    enabled: c.args.first().and_then(Amf0Value::as_bool).unwrap_or(true),
+                });
+            }
+            _ => {} // _checkbw, _result, onBWDone, ...
+        }
+        Ok(())
+    }
+
+    fn stop_stream(&mut self, id: u32, delete: bool) {
+        let ev = match self.streams.get(&id) {
+            Some(StreamState::Publishing(..)) => {
+                self.core.on_status(
+                    id,
+                    "status",
+                    status::UNPUBLISH_SUCCESS,
+                    "Stopped publishing.",
+                );
+                Some(ServerEvent::Unpublished { stream_id: id })
+            }
+            Some(StreamState::Playing) => Some(ServerEvent::PlayStopped { stream_id: id }),
+            _ => None,
+        };
+        if let Some(ev) = ev {
+            self.events.push_back(ev);
+        }
+        if delete {
+            self.streams.remove(&id);
+        } else if let Some(s) = self.streams.get_mut(&id) {
+            *s = StreamState::Created;
+        }
+    }
+
+    /// Accept the pending `connect`: window size, peer bandwidth, chunk
+    /// size, and the `_result` with `NetConnection.Connect.Success`.
+    pub fn accept_connect(&mut self) -> Result<()> {
+        if self.state != ConnState::ConnectPending {
+            return Err(RtmpError::InvalidState("no connect is pending"));
+        }
+        self.state = ConnState::Connected;
+        let c = &mut self.core;
+        c.send_control(type_id::WINDOW_ACK_SIZE, self.cfg.window_ack_size);
+        let mut bw = BytesMut::new();
+        bw.put_u32(self.cfg.window_ack_size);
+        bw.put_u8(2); // dynamic (§5.4.5)
+        c.send(csid::CONTROL, type_id::SET_PEER_BANDWIDTH, 0, 0, &bw);
+        c.set_chunk_size(self.cfg.chunk_size);
+        let props = Amf0Value::object([
+            ("fmsVer", Amf0Value::string("FMS/3,5,3,888")),
+            ("capabilities", Amf0Value::Number(127.0)),
+            ("mode", Amf0Value::Number(1.0)),
+        ]);
+        let Amf0Value::Object(mut info) =
+            status_object("status", status::CONNECT_SUCCESS, "Connection succeeded.")
+        else {
+            return Err(RtmpError::InvalidState("status object"));
+        };
+        info.push(("objectEncoding".into(), Amf0Value::Number(0.0)));
+        c.send_command(
+            0,
+            &Command::new(
+                "_result",
+                self.connect_txn,
+                props,
+                vec![Amf0Value::Object(info)],
+            ),
+        );
+        Ok(())
+    }
+
+    /// Refuse the pending `connect` with `NetConnection.Connect.Rejected`
+    /// and `reason`. The driver should flush and close.
+    pub fn reject_connect(&mut self, reason: &str) {
+        self.state = ConnState::Rejected;
+        let c = Command::new(
+            "_error",
+            self.connect_txn,
+            Amf0Value::Null,
+            vec![status_object("error", status::CONNECT_REJECTED, reason)],
+        );
+        self.core.send_command(0, &c);
+    }
+
+    /// Accept a pending publish: StreamBegin and `NetStream.Publish.Start`.
+    pub fn accept_publish(&mut self, stream_id: u32) -> Result<()> {
+        let Some(st) = self.streams.get_mut(&stream_id) else {
+            return Err(RtmpError::InvalidState("unknown stream"));
+        };
+        let StreamState::PublishPending(name) = st else {
+            return Err(RtmpError::InvalidState(
+                "no publish is pending on this stream",
+            ));
+        };
+        let name = std::mem::take(name);
+        let desc = format!("{name} is now published.");
+        *st = StreamState::Publishing(name, Box::default());
+        self.core
+            .send_user_control(&UserControl::StreamBegin(stream_id));
+        self.core
+            .on_status(stream_id, "status", status::PUBLISH_START, &desc);
+        Ok(())
+    }
+
+    /// Refuse a pending publish with `code` (e.g.
+    /// [`status::PUBLISH_BAD_NAME`]) and `description`.
+    pub fn reject_publish(&mut self, stream_id: u32, code: &str, description: &str) {
+        if let Some(st) = self.streams.get_mut(&stream_id) {
+            *st = StreamState::Created;
+        }
+        self.core.on_status(stream_id, "error", code, description);
+    }
+
+    /// Accept a pending play: StreamBegin, `Play.Reset` (if `reset`),
+    /// `Play.Start` and `|RtmpSampleAccess`. Then send frames with
+    /// [`send_frame`](Self::send_frame).
+    pub fn accept_play(&mut self, stream_id: u32, reset: bool) -> Result<()> {
+        let Some(st) = self.streams.get_mut(&stream_id) else {
+            return Err(RtmpError::InvalidState("unknown stream"));
+        };
+        if !matches!(st, StreamState::PlayPending) {
+            return Err(RtmpError::InvalidState("no play is pending on this stream"));
+        }
+        *st = StreamState::Playing;
+        let c = &mut self.core;
+        c.send_user_control(&UserControl::StreamIsRecorded(stream_id));
+        c.send_user_control(&UserControl::StreamBegin(stream_id));
+        if reset {
+            c.on_status(
+                stream_id,
+                "status",
+                status::PLAY_RESET,
+                "Playing and resetting.",
+            );
+        }
+        c.on_status(stream_id, "status", status::PLAY_START, "Started playing.");
+        let mut b = BytesMut::new();
+        for v in [
+            Amf0Value::string("|RtmpSampleAccess"),
+            Amf0Value::Boolean(true),
+            Amf0Value::Boolean(true),
+        ] {
+            v.encode(&mut b);
+        }
+        c.send(csid::DATA, type_id::DATA_AMF0, stream_id, 0, &b);
+        Ok(())
+    }
+
+    /// Refuse a pending play with `code` (e.g.
+    /// [`status::PLAY_STREAM_NOT_FOUND`]) and `description`.
+    pub fn reject_play(&mut self, stream_id: u32, code: &str, description: &str) {
+        if let Some(st) = self.streams.get_mut(&stream_id) {
+            *st = StreamState::Created;
+        }
+        self.core.on_status(stream_id, "error", code, description);
+    }
+
+    /// Send an `onStatus` on `stream_id` (e.g. `Play.UnpublishNotify`).
+    pub fn send_status(&mut self, stream_id: u32, level: &str, code: &str, description: &str) {
+        self.core.on_status(stream_id, level, code, description);
+    }
+
+    /// Send a user control event (StreamEOF, StreamBegin, PingRequest).
+    pub fn send_user_control(&mut self, event: &UserControl) {
+        self.core.send_user_control(event);
+    }
+
+    /// Send a frame to a player on `stream_id`. The payload is not copied
+    /// when taken with [`poll_transmit_vectored`](Self::poll_transmit_vectored).
+    pub fn send_frame(&mut self, stream_id: u32, frame: &MediaFrame) -> Result<()> {
+        self.core.send_frame(stream_id, frame)
+    }
+}
+
+/// Something the client session learned from the server.
+#[derive(Debug, Clone, PartialEq)]
+#[non_exhaustive]
+pub enum ClientEvent {
+    /// `connect` succeeded.
+    Connected,
+    /// `NetStream.Publish.Start`: send frames with [`ClientSession::send_frame`].
+    PublishStarted {
+        /// The message stream.
+        stream_id: u32,
+    },
+    /// `NetStream.Play.Start`.
+    PlayStarted {
+        /// The message stream.
+        stream_id: u32,
+    },
+    /// A frame from the server while playing.
+    Media(MediaFrame),
+    /// Any other `onStatus` (UnpublishNotify, PublishNotify, Reset, ...).
+    Status {
+        /// `status`, `warning` or `error`.
+        level: String,
+        /// The code.
+        code: String,
+        /// The description.
+        description: String,
+    },
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Intent {
+    Publish(String),
+    Play(String),
+}
+
+/// The client end of one RTMP connection (publish or play one stream).
+#[derive(Debug)]
+pub struct ClientSession {
+    hs: ClientHandshake,
+    handshaken: bool,
+    core: Core,
+    cfg: SessionConfig,
+    app: String,
+    tc_url: String,
+    intent: Option<Intent>,
+    stream_id: Option<u32>,
+    events: VecDeque<ClientEvent>,
+    demux: TagDemuxer,
+    frames: Vec<MediaFrame>,
+}
+
+const TXN_CONNECT: f64 = 1.0;
+const TXN_CREATE_STREAM: f64 = 4.0;
+
+impl ClientSession {
+    /// A client for `app` at `tc_url` (`rtmp://host:port/app`). Call
+    /// [`publish`](Self::publish) or [`play`](Self::play), then pump bytes.
+    pub fn new(app: &str, tc_url: &str, cfg: SessionConfig) -> Self {
+        let mut s = Self {
+            hs: ClientHandshake::new(true),
+            handshaken: false,
+            core: Core::new(&cfg),
+            cfg,
+            app: app.to_owned(),
+            tc_url: tc_url.to_owned(),
+            intent: None,
+            stream_id: None,
+            events: VecDeque::new(),
+            demux: TagDemuxer::new(),
+            frames: Vec::new(),
+        };
+        let mut out = BytesMut::new();
+        s.hs.start(&mut out);
+        s.core.tx.push_back(out.freeze());
+        s
+    }
+
+    /// Publish `stream_name` (may carry `?query`) once connected.
+    pub fn publish(&mut self, stream_name: &str) {
+        self.intent = Some(Intent::Publish(stream_name.to_owned()));
+    }
+
+    /// Play `stream_name` once connected.
+    pub fn play(&mut self, stream_name: &str) {
+        self.intent = Some(Intent::Play(stream_name.to_owned()));
+    }
+
+    /// The next event, if any.
+    pub fn poll_event(&mut self) -> Option<ClientEvent> {
+        self.events.pop_front()
+    }
+
+    /// Move queued outgoing bytes into `out`.
+    pub fn poll_transmit(&mut self, out: &mut BytesMut) -> usize {
+        self.core.poll_transmit(out)
+    }
+
+    /// Move queued outgoing buffers into `out` (payloads shared).
+    pub fn poll_transmit_vectored(&mut self, out: &mut Vec<Bytes>) -> usize {
+        self.core.poll_transmit_vectored(out)
+    }
+
+    /// Send a frame while publishing.
+    pub fn send_frame(&mut self, frame: &MediaFrame) -> Result<()> {
+        let id = self
+            .stream_id
+            .ok_or(RtmpError::InvalidState("not publishing"))?;
+        if frame.frame_type == arcly_core::FrameType::Data
+            && frame.codec == arcly_core::CodecId::Amf0Data
+        {
+            // Metadata goes out as @setDataFrame.
+            let body = flv::set_data_frame(&frame.payload);
+            self.core.send(
+                csid::DATA,
+                type_id::DATA_AMF0,
+                id,
+                frame.dts_ms() as u32,
+                &body,
+            );
+            return Ok(());
+        }
+        self.core.send_frame(id, frame)
+    }
+
+    /// Send `FCUnpublish`/`deleteStream` (publisher) or `deleteStream` (player).
+    pub fn close(&mut self) {
+        if let Some(id) = self.stream_id.take() {
+            if let Some(Intent::Publish(name)) = &self.intent {
+                let c = Command::new(
+                    "FCUnpublish",
+                    0.0,
+                    Amf0Value::Null,
+                    vec![Amf0Value::string(name.as_str())],
+                );
+                self.core.send_command(0, &c);
+            }
+            let c = Command::new(
+                "deleteStream",
+                0.0,
+                Amf0Value::Null,
+                vec![Amf0Value::Number(f64::from(id))],
+            );
+            self.core.send_command(0, &c);
+        }
+    }
+
+    /// Feed bytes from the server.
+    pub fn handle_input(&mut self, data: &[u8]) -> Result<()> {
+        self.core.input.extend_from_slice(data);
+        if !self.handshaken {
+            self.core.flush_scratch();
+            let mut out = BytesMut::new();
+            let done = self.hs.handle(&mut self.core.input, &mut out)?;
+            if !out.is_empty() {
+                self.core.tx.push_back(out.freeze());
+            }
+            if !done {
+                return Ok(());
+            }
+            self.handshaken = true;
+            self.core.set_chunk_size(self.cfg.chunk_size);
+            let obj = Amf0Value::object([
+                ("app", Amf0Value::string(self.app.as_str())),
+                ("type", Amf0Value::string("nonprivate")),
+                (
+                    "flashVer",
+                    Amf0Value::string("FMLE/3.0 (compatible; arcly)"),
+                ),
+                ("tcUrl", Amf0Value::string(self.tc_url.as_str())),
+                (
+                    "fourCcList",
+                    Amf0Value::StrictArray(
+                        ["avc1", "hvc1", "av01", "vp09", "Opus", "mp4a"]
+                            .map(Amf0Value::string)
+                            .to_vec(),
+                    ),
+                ),
+            ]);
+            self.core
+                .send_command(0, &Command::new("connect", TXN_CONNECT, obj, vec![]));
+        } else {
+            self.core.account(data.len());
+        }
+        while let Some(m) = self.core.next_message()? {
+            self.on_message(m)?;
+        }
+        Ok(())
+    }
+
+    fn on_message(&mut self, m: RawMessage) -> Result<()> {
+        match m.type_id {
+            type_id::COMMAND_AMF0 | type_id::COMMAND_AMF3 => {
+                let c = Command::parse(&m.payload, m.type_id == type_id::COMMAND_AMF3)?;
+                self.on_command(c)
+            }
+            type_id::AUDIO | type_id::VIDEO | type_id::DATA_AMF0 => {
+                self.frames.clear();
+                let t = if m.type_id == type_id::DATA_AMF0 {
+                    flv::TAG_SCRIPT
+                } else {
+                    m.type_id
+                };
+                match self
+                    .demux
+                    .demux(t, m.timestamp, m.payload, &mut self.frames)
+                {
+                    Ok(()) | Err(RtmpError::Unsupported(_)) => {}
+                    Err(e) => return Err(e),
+                }
+                self.events
+                    .extend(self.frames.drain(..).map(ClientEvent::Media));
+                Ok(())
+            }
+            _ => Ok(()),
+        }
+    }
+
+    fn on_command(&mut self, c: Command) -> Result<()> {
+        let info = c.args.first();
+        let field = |k: &str| info.and_then(|i| i.get_str(k)).unwrap_or("").to_owned();
+        match c.name.as_str() {
+            "_result" if c.transaction_id == TXN_CONNECT => {
+                self.events.push_back(ClientEvent::Connected);
+                if self.intent.is_some() {
+                    if let Some(Intent::Publish(name)) = &self.intent {
+                        let n = Amf0Value::string(name.as_str());
+                        self.core.send_command(
+                            0,
+                            &Command::new("releaseStream", 2.0, Amf0Value::Null, vec![n.clone()]),
+                        );
+                        self.core.send_command(
+                            0,
+                            &Command::new("FCPublish", 3.0, Amf0Value::Null, vec![n]),
+                        );
+                    }
+                    self.core.send_command(
+                        0,
+                        &Command::new("createStream", TXN_CREATE_STREAM, Amf0Value::Null, vec![]),
+                    );
+                }
+            }
+            "_result" if c.transaction_id == TXN_CREATE_STREAM => {
+                let id = c
+                    .arg_f64(0)
+                    .ok_or_else(|| RtmpError::protocol("createStream result without an id"))?
+                    as u32;
+                self.stream_id = Some(id);
+                let cmd = match &self.intent {
+                    Some(Intent::Publish(n)) => Command::new(
+                        "publish",
+                        5.0,
+                        Amf0Value::Null,
+                        vec![Amf0Value::string(n.as_str()), Amf0Value::string("live")],
+                    ),
+                    Some(Intent::Play(n)) => {
+                        self.core.send_user_control(&UserControl::SetBufferLength {
+                            stream_id: id,
+                            millis: 1000,
+                        });
+                        Command::new(
+                            "play",
+                            5.0,
+                            Amf0Value::Null,
+                            vec![Amf0Value::string(n.as_str()), Amf0Value::Number(-2.0)],
+                        )
+                    }
+                    None => return Ok(()),
+                };
+                self.core.send_command(id, &cmd);
+            }
+            "_error" => {
+                return Err(RtmpError::Rejected {
+                    code: field("code"),
+                    description: field("description"),
+                });
+            }
+            "onStatus" => {
+                let (level, code) = (field("level"), field("code"));
+                let id = self.stream_id.unwrap_or(0);
+                if code == status::PUBLISH_START {
+                    self.events
+                        .push_back(ClientEvent::PublishStarted { stream_id: id });
+                } else if code == status::PLAY_START {
+                    self.events
+                        .push_back(ClientEvent::PlayStarted { stream_id: id });
+                } else if level == "error" {
+                    return Err(RtmpError::Rejected {
+                        code,
+                        description: field("description"),
+                    });
+                } else {
+                    self.events.push_back(ClientEvent::Status {
+                        level,
+                        code,
+                        description: field("description"),
+                    });
+                }
+            }
+            _ => {}
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use arcly_core::{CodecId, FrameFlags};
+
+    fn pump(c: &mut ClientSession, s: &mut ServerSession) {
+        for _ in 0..8 {
+            let mut b = BytesMut::new();
+            c.poll_transmit(&mut b);
+            s.handle_input(&b).unwrap();
+            let mut b = BytesMut::new();
+            s.poll_transmit(&mut b);
+            c.handle_input(&b).unwrap();
+        }
+    }
+
+    #[test]
+    fn publish_and_play_without_sockets() {
+        let mut s = ServerSession::default();
+        let mut c = ClientSession::new("live", "rtmp://x/live", SessionConfig::default());
+        c.publish("cam?token=1");
+        pump(&mut c, &mut s);
+        let Some(ServerEvent::ConnectRequested { app, tc_url, .. }) = s.poll_event() else {
+            panic!()
+        };
+        assert_eq!(
+            (app.as_str(), tc_url.as_deref()),
+            ("live", Some("rtmp://x/live"))
+        );
+        s.accept_connect().unwrap();
+        pump(&mut c, &mut s);
+        assert_eq!(c.poll_event(), Some(ClientEvent::Connected));
+        let Some(ServerEvent::PublishRequested {
+            stream_id,
+            stream_name,
+            query,
+            ..
+        }) = s.poll_event()
+        else {
+            panic!()
+        };
+        assert_eq!(
+            (stream_name.as_str(), query.as_deref()),
+            ("cam", Some("token=1"))
+        );
+        s.accept_publish(stream_id).unwrap();
+        pump(&mut c, &mut s);
+        assert_eq!(
+            c.poll_event(),
+            Some(ClientEvent::PublishStarted { stream_id })
+        );
+        let cfg = MediaFrame::config(
+            CodecId::H264,
+            0,
+            Bytes::from_static(&[1, 0x64, 0, 0x1f, 0xff]),
+        );
+        let key = MediaFrame::video(
+            CodecId::H264,
+            0,
+            80,
+            Bytes::from(vec![0, 0, 0, 3, 0x65, 1, 2]),
+        )
+        .with_flags(FrameFlags::KEYFRAME);
+        let big = MediaFrame::video(
+            CodecId::H264,
+            0x0100_0000,
+            0x0100_0000,
+            Bytes::from(vec![7u8; 200_000]),
+        );
+        let meta = MediaFrame::metadata(
+            0,
+            crate::amf0::encode_all(&[
+                Amf0Value::string("onMetaData"),
+                Amf0Value::EcmaArray(vec![]),
+            ]),
+        );
+        for f in [&meta, &cfg, &key, &big] {
+            c.send_frame(f).unwrap();
+        }
+        pump(&mut c, &mut s);
+        let got: Vec<_> = std::iter::from_fn(|| s.poll_event())
+            .filter_map(|e| {
+                if let ServerEvent::Media { frame, .. } = e {
+                    Some(frame)
+                } else {
+                    None
+                }
+            })
+            .collect();
+        assert_eq!(got, vec![meta, cfg, key, big]);
+        c.close();
+        pump(&mut c, &mut s);
+        assert_eq!(s.poll_event(), Some(ServerEvent::Unpublished { stream_id }));
+    }
+
+    #[test]
+    fn rejections_reach_the_client() {
+        let mut s = ServerSession::default();
+        let mut c = ClientSession::new("live", "rtmp://x/live", SessionConfig::default());
+        c.play("nothing");
+        pump(&mut c, &mut s);
+        assert!(matches!(
+            s.poll_event(),
+            Some(ServerEvent::ConnectRequested { .. })
+        ));
+        s.reject_connect("app not configured");
+        let mut b = BytesMut::new();
+        s.poll_transmit(&mut b);
+        match c.handle_input(&b) {
+            Err(RtmpError::Rejected { code, description }) => {
+                assert_eq!(code, status::CONNECT_REJECTED);
+                assert_eq!(description, "app not configured");
+            }
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn commands_before_connect_are_refused() {
+        let mut s = ServerSession::default();
+        let mut c = ClientSession::new("live", "rtmp://x/live", SessionConfig::default());
+        c.play("x");
+        pump(&mut c, &mut s);
+        // Forge a createStream before accept.
+        let mut core = Core::new(&SessionConfig::default());
+        core.send_command(
+            0,
+            &Command::new("createStream", 2.0, Amf0Value::Null, vec![]),
+        );
+        let mut b = BytesMut::new();
+        core.poll_transmit(&mut b);
+        assert!(s.handle_input(&b).is_err());
+    }
+}
