@@ -145,3 +145,39 @@ fn video_only_h264() {
 fn h264_mp3() {
     round_trip("h264-mp3.ts", 2, &["h264", "mp3"]);
 }
+
+#[test]
+fn opus_audio_only() {
+    // ffmpeg rewraps the WebM's Opus into TS; our demuxer and muxer must
+    // hand it back decodable bit-exactly.
+    let src = tmp("opus.src.ts");
+    let st = Command::new(ffmpeg())
+        .args(["-hide_banner", "-v", "error", "-y", "-i"])
+        .arg(fixture("vp9-opus.webm"))
+        .args(["-map", "0:a", "-c", "copy", "-f", "mpegts"])
+        .arg(&src)
+        .status()
+        .expect("run ffmpeg");
+    assert!(st.success());
+    let frames = common::demux_all(&std::fs::read(&src).unwrap());
+    assert!(frames
+        .iter()
+        .any(|f| f.codec == arcly_core::CodecId::Opus && !f.is_config()));
+    let segments = common::remux(&frames);
+    common::check_segments(&segments, false);
+    let out = tmp("opus.out.ts");
+    std::fs::write(&out, segments.concat()).unwrap();
+    let errors = ffprobe_errors(&out);
+    assert!(
+        errors.is_empty(),
+        "ffprobe -v error on our Opus TS: {errors}"
+    );
+    assert_eq!(codecs(&out), ["opus"]);
+    let ff = ffmpeg();
+    let a = md5_column(&framemd5(&ff, &[], src.to_str().unwrap(), &[]), 0);
+    let b = md5_column(&framemd5(&ff, &[], out.to_str().unwrap(), &[]), 0);
+    assert!(!a.is_empty());
+    assert_eq!(a, b, "Opus decodes differently");
+    let _ = std::fs::remove_file(&out);
+    let _ = std::fs::remove_file(&src);
+}
