@@ -379,6 +379,12 @@ impl TagDemuxer {
                     CodecId::H265 => Some(21),
                     _ => None,
                 };
+                // The canonical VP9 config is the vpcC body after its FullBox
+                // header (VP-ISOBMFF §2.2); FLV carries version 1 and flags 0
+                // in front of it: strip them.
+                if codec == CodecId::Vp9 && record.len() >= 12 && record[..4] == [1, 0, 0, 0] {
+                    record = record.slice(4..);
+                }
                 if let Some(pos) = pos {
                     if let Some(&b) = record.get(pos) {
                         st.nal_length_size = (b & 3) + 1;
@@ -643,6 +649,9 @@ pub fn mux_frame(frame: &MediaFrame) -> Result<Option<MuxedTag>> {
                 } else {
                     h.put_u8(0x80 | ft << 4 | pt);
                     h.put_slice(frame.codec.fourcc().as_bytes());
+                }
+                if pt == VPT_SEQUENCE_START && frame.codec == CodecId::Vp9 {
+                    h.put_slice(&[1, 0, 0, 0]); // vpcC FullBox version and flags
                 }
                 if pt == VPT_CODED_FRAMES && frame.codec.is_nal_based() {
                     h.put_i32(cts << 8);
@@ -952,6 +961,20 @@ mod tests {
         );
         let f = demux1(9, 0, b"\x90vp09\x01\x02");
         assert!(f[0].is_config() && f[0].codec == CodecId::Vp9);
+        let f = demux1(
+            9,
+            0,
+            b"\x90vp09\x01\x00\x00\x00\x00\x15\x82\x02\x02\x02\x00\x00",
+        );
+        assert_eq!(
+            &f[0].payload[..],
+            b"\x00\x15\x82\x02\x02\x02\x00\x00",
+            "FullBox header stripped"
+        );
+        assert_eq!(
+            &mux_frame(&f[0]).unwrap().unwrap().body()[..],
+            b"\x90vp09\x01\x00\x00\x00\x00\x15\x82\x02\x02\x02\x00\x00"
+        );
         let f = demux1(9, 0, b"\x93hvc1\x00\x00\x00\x01\x26");
         assert_eq!(f[0].pts, 0);
         let f = demux1(9, 0, b"\x92av01");
@@ -962,7 +985,6 @@ mod tests {
         for body in [
             &b"\x91hvc1\x00\x00\x14\x00\x00\x00\x01\x26"[..],
             b"\xa1av01\x12\x00",
-            b"\x90vp09\x01\x02",
             b"\x93hvc1\x00\x00\x00\x01\x26",
         ] {
             let f = demux1(9, 0, body);

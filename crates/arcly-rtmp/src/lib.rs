@@ -24,6 +24,7 @@
 
 pub mod amf0;
 pub mod chunk;
+pub mod client;
 pub mod error;
 pub mod flv;
 pub mod handshake;
