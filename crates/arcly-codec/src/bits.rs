@@ -52,6 +52,12 @@ impl<'a> BitReader<'a> {
         self.data.get(start..).unwrap_or(&[])
     }
 
+    /// The whole bytes between bit positions `start` and `end` (both rounded
+    /// down to a byte); empty when out of range.
+    pub fn bytes_between(&self, start: usize, end: usize) -> &'a [u8] {
+        self.data.get(start / 8..end / 8).unwrap_or(&[])
+    }
+
     fn err(&self) -> CodecError {
         CodecError::truncated(self.what)
     }

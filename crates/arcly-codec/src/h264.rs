@@ -384,10 +384,7 @@ fn parse_vui(r: &mut BitReader<'_>) -> Result<Vui> {
         v.sar = if idc == 255 {
             Some((r.bits(16)? as u16, r.bits(16)? as u16))
         } else {
-            SAR_TABLE
-                .get(usize::from(idc))
-                .copied()
-                .filter(|s| s.0 != 0)
+            sar_of(idc)
         };
     }
     if r.bit()? {

@@ -6,6 +6,11 @@
 //! * [`h264`]: SPS/PPS, `AVCDecoderConfigurationRecord`, layout conversion,
 //!   IDR detection.
 //! * [`aac`]: ADTS headers, `AudioSpecificConfig`, raw ↔ ADTS.
+//! * `h265`, `av1`, `vp9`, `vvc` (Cargo features of the same names, or
+//!   `all`): their headers, configuration records and keyframe detection.
+//! * [`CodecInfo`]: codec, profile, level, size, frame rate, bit depth,
+//!   sample rate, channels and the RFC 6381 codec string, from a `CONFIG`
+//!   frame's record; [`is_keyframe`] for any codec's canonical payload.
 //!
 //! Every parser takes untrusted bytes: malformed input yields a
 //! [`CodecError`], never a panic, an unbounded allocation or an endless loop.
@@ -36,6 +41,12 @@ pub mod error;
 pub mod h264;
 #[cfg(feature = "h265")]
 pub mod h265;
+pub mod info;
 pub mod nal;
+#[cfg(feature = "vp9")]
+pub mod vp9;
+#[cfg(feature = "vvc")]
+pub mod vvc;
 
 pub use error::{CodecError, Result};
+pub use info::{is_keyframe, CodecInfo, OpusHead};
