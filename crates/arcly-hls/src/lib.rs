@@ -13,3 +13,5 @@
 pub mod checker;
 pub mod fmp4;
 pub mod playlist;
+pub mod segment;
+pub mod stream;

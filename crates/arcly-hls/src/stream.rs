@@ -1,0 +1,715 @@
+//! The sans-IO segmenter: [`HlsStream`] takes [`MediaFrame`]s, cuts
+//! segments (and LL-HLS parts) through a [`Muxer`], keeps a bounded window
+//! in memory and renders playlists. A thin driver (the HTTP layer, a
+//! `MediaSink`) owns it behind a lock; blocking playlist reloads wait on
+//! [`HlsStream::subscribe`].
+
+use crate::fmp4::Fmp4Muxer;
+use crate::playlist::{LowLatency, MediaPlaylist, PartEntry, SegmentEntry};
+use crate::segment::{Cut, SegmentClock};
+use arcly_core::traits::{ContainerFormat, Muxer};
+use arcly_core::{CodecId, FrameFlags, FrameType, MediaFrame, Result, StreamError, TimeBase};
+use bytes::{Bytes, BytesMut};
+use std::collections::VecDeque;
+use std::time::{Duration, SystemTime};
+use tokio::sync::watch;
+
+/// Which segment format to write.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum SegmentFormat {
+    /// MPEG-TS when every codec is H.264, AAC or MP3; fMP4 otherwise
+    /// (H.265, AV1, VP9, Opus).
+    Auto,
+    /// MPEG-TS (arcly-mpegts).
+    MpegTs,
+    /// Fragmented MP4 / CMAF.
+    Fmp4,
+}
+
+/// Packager settings.
+#[derive(Clone, Debug)]
+pub struct HlsConfig {
+    /// Cut at the first keyframe after this much media (default 2 s).
+    pub segment_target: Duration,
+    /// LL-HLS part target; `None` disables parts (default `None`).
+    pub part_target: Option<Duration>,
+    /// Segments listed in the live playlist (default 6).
+    pub window: usize,
+    /// Segments kept in memory after they leave the playlist, for clients
+    /// still fetching them (default 2).
+    pub retain: usize,
+    /// Segment format (default [`SegmentFormat::Auto`]).
+    pub format: SegmentFormat,
+    /// Longest first segment before a cut is forced (default 10 s); later
+    /// segments are bounded by the target duration it fixes.
+    pub max_first_segment: Duration,
+    /// Offer delta updates (`CAN-SKIP-UNTIL`) in LL-HLS mode (default true).
+    pub delta_updates: bool,
+}
+
+impl Default for HlsConfig {
+    fn default() -> Self {
+        Self {
+            segment_target: Duration::from_secs(2),
+            part_target: None,
+            window: 6,
+            retain: 2,
+            format: SegmentFormat::Auto,
+            max_first_segment: Duration::from_secs(10),
+            delta_updates: true,
+        }
+    }
+}
+
+/// Where the stream's live edge is: the last complete segment and the
+/// parts of the one in progress. Sent on every update.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Position {
+    /// Media sequence number of the segment in progress (= count of complete segments ever).
+    pub msn: u64,
+    /// Complete parts of that segment.
+    pub parts: u64,
+    /// The stream has ended.
+    pub ended: bool,
+}
+
+#[derive(Clone, Debug)]
+struct Part {
+    data: Bytes,
+    duration: f64,
+    independent: bool,
+}
+
+#[derive(Clone, Debug)]
+struct Segment {
+    msn: u64,
+    data: Bytes,
+    duration: f64,
+    parts: Vec<Part>,
+    discontinuity: bool,
+    independent: bool,
+    init_gen: u64,
+    pdt: Option<SystemTime>,
+}
+
+#[derive(Debug)]
+struct Current {
+    msn: u64,
+    start_us: i64,
+    parts: Vec<Part>,
+    part_start_us: i64,
+    part_independent: bool,
+    discontinuity: bool,
+    independent: bool,
+    init_gen: u64,
+    pdt: Option<SystemTime>,
+}
+
+/// Most CONFIG frames kept before the muxer exists.
+const MAX_PENDING_CONFIGS: usize = 16;
+/// A forward jump in decode time larger than this is a discontinuity.
+const MAX_FORWARD_JUMP_US: i64 = 10_000_000;
+/// A backward step larger than this is a discontinuity.
+const MAX_BACKWARD_STEP_US: i64 = 500_000;
+
+/// The segmenter state of one rendition. See the [module docs](self).
+///
+/// ```
+/// use arcly_core::{CodecId, FrameFlags, MediaFrame};
+/// use arcly_hls::stream::{HlsConfig, HlsStream};
+/// use bytes::Bytes;
+///
+/// let mut hls = HlsStream::new(HlsConfig::default());
+/// hls.push(&MediaFrame::config(CodecId::Aac, 0, Bytes::from_static(&[0x11, 0x88])))?;
+/// for i in 0..300 {
+///     hls.push(&MediaFrame::audio(CodecId::Aac, i * 20, Bytes::from_static(b"\x21\x00")))?;
+/// }
+/// hls.end();
+/// let text = hls.playlist(false).expect("a segment is ready");
+/// assert!(text.ends_with("#EXT-X-ENDLIST\n"));
+/// arcly_hls::checker::check(&text).unwrap();
+/// # Ok::<(), arcly_core::StreamError>(())
+/// ```
+pub struct HlsStream {
+    cfg: HlsConfig,
+    muxer: Option<Box<dyn Muxer>>,
+    format: ContainerFormat,
+    configs: Vec<MediaFrame>,
+    pending_configs: Vec<MediaFrame>,
+    known_tracks: Vec<(FrameType, u8)>,
+    codecs: Vec<CodecId>,
+    video_driven: bool,
+    clock: SegmentClock,
+    current: Option<Current>,
+    segments: VecDeque<Segment>,
+    next_msn: u64,
+    discontinuity_sequence: u64,
+    pending_discontinuity: bool,
+    target_duration: Option<u32>,
+    inits: VecDeque<(u64, Bytes)>,
+    init_gen: u64,
+    last_driving_us: Option<i64>,
+    frame_us: i64,
+    anchor: Option<(SystemTime, i64)>,
+    ended: bool,
+    notify: watch::Sender<Position>,
+}
+
+impl std::fmt::Debug for HlsStream {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("HlsStream")
+            .field("format", &self.format)
+            .field("segments", &self.segments.len())
+            .field("next_msn", &self.next_msn)
+            .field("ended", &self.ended)
+            .finish_non_exhaustive()
+    }
+}
+
+impl HlsStream {
+    /// A packager that picks its muxer by [`HlsConfig::format`] at the
+    /// first media frame.
+    pub fn new(cfg: HlsConfig) -> Self {
+        let (notify, _) = watch::channel(Position::default());
+        let mut clock = SegmentClock::new(cfg.segment_target);
+        clock.set_max(Some(cfg.max_first_segment));
+        Self {
+            format: ContainerFormat::Fmp4,
+            cfg,
+            muxer: None,
+            configs: Vec::new(),
+            pending_configs: Vec::new(),
+            known_tracks: Vec::new(),
+            codecs: Vec::new(),
+            video_driven: false,
+            clock,
+            current: None,
+            segments: VecDeque::new(),
+            next_msn: 0,
+            discontinuity_sequence: 0,
+            pending_discontinuity: false,
+            target_duration: None,
+            inits: VecDeque::new(),
+            init_gen: 0,
+            last_driving_us: None,
+            frame_us: 40_000,
+            anchor: None,
+            ended: false,
+            notify,
+        }
+    }
+
+    /// A packager writing through `muxer` (any [`Muxer`], e.g. a custom one).
+    pub fn with_muxer(cfg: HlsConfig, muxer: Box<dyn Muxer>) -> Self {
+        let mut s = Self::new(cfg);
+        s.format = muxer.format();
+        s.muxer = Some(muxer);
+        s
+    }
+
+    /// Fix the wall clock of the first frame (for `EXT-X-PROGRAM-DATE-TIME`);
+    /// by default it is `SystemTime::now()` when the first frame arrives.
+    pub fn set_wallclock_anchor(&mut self, at_first_frame: SystemTime) {
+        self.anchor = Some((at_first_frame, i64::MIN));
+    }
+
+    /// The segment format in use.
+    pub fn format(&self) -> ContainerFormat {
+        self.format
+    }
+
+    /// Codecs of the stream's tracks, as configured.
+    pub fn codecs(&self) -> &[CodecId] {
+        &self.codecs
+    }
+
+    /// The live edge; a receiver sees every change (blocking reloads wait on it).
+    pub fn subscribe(&self) -> watch::Receiver<Position> {
+        self.notify.subscribe()
+    }
+
+    /// The current live edge.
+    pub fn position(&self) -> Position {
+        *self.notify.borrow()
+    }
+
+    /// Whether a blocking reload for `_HLS_msn=msn` (and `_HLS_part=part`)
+    /// can be answered (8216bis §6.2.5.2): the segment is complete, or the
+    /// part of the segment in progress is.
+    pub fn is_ready(&self, msn: u64, part: Option<u64>) -> bool {
+        let p = self.position();
+        p.ended || msn < p.msn || (msn == p.msn && part.is_some_and(|i| i < p.parts))
+    }
+
+    /// The `EXT-X-TARGETDURATION`, fixed by the first complete segment.
+    pub fn target_duration(&self) -> Option<u32> {
+        self.target_duration
+    }
+
+    fn ext(&self) -> &'static str {
+        self.format.extension()
+    }
+
+    /// URI of segment `msn`, relative to the playlist.
+    pub fn segment_uri(&self, msn: u64) -> String {
+        format!("seg{msn}.{}", self.ext())
+    }
+
+    /// URI of part `index` of segment `msn`.
+    pub fn part_uri(&self, msn: u64, index: usize) -> String {
+        format!("part{msn}.{index}.{}", self.ext())
+    }
+
+    /// Bytes of segment `msn`, while it is in memory.
+    pub fn segment(&self, msn: u64) -> Option<Bytes> {
+        self.segments
+            .iter()
+            .find(|s| s.msn == msn)
+            .map(|s| s.data.clone())
+    }
+
+    /// Bytes of part `index` of segment `msn`, while it is in memory.
+    pub fn part(&self, msn: u64, index: usize) -> Option<Bytes> {
+        if let Some(c) = self.current.as_ref().filter(|c| c.msn == msn) {
+            return c.parts.get(index).map(|p| p.data.clone());
+        }
+        self.segments
+            .iter()
+            .find(|s| s.msn == msn)
+            .and_then(|s| s.parts.get(index))
+            .map(|p| p.data.clone())
+    }
+
+    /// The fMP4 init segment of generation `generation` (`init{generation}.mp4`).
+    pub fn init(&self, generation: u64) -> Option<Bytes> {
+        self.inits
+            .iter()
+            .find(|(g, _)| *g == generation)
+            .map(|(_, b)| b.clone())
+    }
+
+    /// Resolve a URI relative to the playlist (`seg3.ts`, `part3.1.m4s`,
+    /// `init1.mp4`) to its bytes and content type.
+    pub fn resource(&self, name: &str) -> Option<(Bytes, &'static str)> {
+        let ct = self.format.content_type();
+        if let Some(g) = name
+            .strip_prefix("init")
+            .and_then(|r| r.strip_suffix(".mp4"))
+        {
+            return self.init(g.parse().ok()?).map(|b| (b, "video/mp4"));
+        }
+        let stem = name.strip_suffix(self.ext())?.strip_suffix('.')?;
+        if let Some(n) = stem.strip_prefix("seg") {
+            return self.segment(n.parse().ok()?).map(|b| (b, ct));
+        }
+        let (m, i) = stem.strip_prefix("part")?.split_once('.')?;
+        self.part(m.parse().ok()?, i.parse().ok()?).map(|b| (b, ct))
+    }
+
+    /// Feed one frame. Frames the format cannot carry are dropped (logged);
+    /// errors are only those the caller must act on.
+    pub fn push(&mut self, frame: &MediaFrame) -> Result<()> {
+        if self.ended {
+            return Ok(());
+        }
+        if frame.is_end_of_stream() {
+            self.end();
+            return Ok(());
+        }
+        if frame.frame_type == FrameType::Data {
+            return Ok(());
+        }
+        if frame.is_config() {
+            return self.on_config(frame);
+        }
+        if self.muxer.is_none() {
+            self.create_muxer(frame);
+        }
+        let dts_us = frame.dts_in(TimeBase::MICROS);
+        let driving = if self.video_driven {
+            frame.is_video()
+        } else {
+            frame.is_audio()
+        };
+        if frame.flags.contains(FrameFlags::DISCONTINUITY) {
+            self.mark_discontinuity();
+        }
+        if driving {
+            if let Some(last) = self.last_driving_us {
+                let step = dts_us.saturating_sub(last);
+                if !(-MAX_BACKWARD_STEP_US..=MAX_FORWARD_JUMP_US).contains(&step) {
+                    self.mark_discontinuity();
+                } else if step > 0 {
+                    self.frame_us = step;
+                }
+            }
+            let keyframe = frame.is_keyframe() || frame.is_audio();
+            self.on_driving_frame(dts_us, keyframe)?;
+            self.last_driving_us = Some(dts_us);
+        }
+        let Some(cur) = &self.current else {
+            return Ok(()); // before the first keyframe
+        };
+        let _ = cur;
+        if !self.known_tracks.contains(&(frame.frame_type, frame.track)) {
+            return Ok(()); // its CONFIG waits for the next segment
+        }
+        if let Some(m) = self.muxer.as_mut() {
+            if let Err(e) = m.write_frame(frame) {
+                match e {
+                    StreamError::LimitExceeded(_) => return Err(e),
+                    other => {
+                        tracing::debug!(error = %other, codec = %frame.codec, "hls: frame dropped")
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+
+    fn on_config(&mut self, frame: &MediaFrame) -> Result<()> {
+        let key = (frame.frame_type, frame.track);
+        if let Some(m) = self.muxer.as_mut() {
+            if self.known_tracks.contains(&key) && self.current.is_none() {
+                return m.write_frame(frame);
+            }
+            if self.configs.iter().any(|c| {
+                c.frame_type == frame.frame_type
+                    && c.track == frame.track
+                    && c.payload == frame.payload
+            }) {
+                return Ok(());
+            }
+            // Applied at the next segment boundary so every segment matches its init segment.
+            self.pending_configs
+                .retain(|c| (c.frame_type, c.track) != key);
+            if self.pending_configs.len() < MAX_PENDING_CONFIGS {
+                self.pending_configs.push(frame.clone());
+            }
+            return Ok(());
+        }
+        self.configs.retain(|c| (c.frame_type, c.track) != key);
+        if self.configs.len() >= MAX_PENDING_CONFIGS {
+            return Err(StreamError::LimitExceeded(
+                "too many tracks configured".into(),
+            ));
+        }
+        self.configs.push(frame.clone());
+        Ok(())
+    }
+
+    fn create_muxer(&mut self, first: &MediaFrame) {
+        self.video_driven = first.is_video() || self.configs.iter().any(|c| c.is_video());
+        let codecs: Vec<CodecId> = self
+            .configs
+            .iter()
+            .map(|c| c.codec)
+            .chain([first.codec])
+            .collect();
+        let ts_ok = codecs
+            .iter()
+            .all(|c| matches!(c, CodecId::H264 | CodecId::Aac | CodecId::Mp3));
+        let fmt = match self.cfg.format {
+            SegmentFormat::MpegTs => ContainerFormat::MpegTs,
+            SegmentFormat::Fmp4 => ContainerFormat::Fmp4,
+            SegmentFormat::Auto if ts_ok => ContainerFormat::MpegTs,
+            SegmentFormat::Auto => ContainerFormat::Fmp4,
+        };
+        self.format = fmt;
+        let mut m: Box<dyn Muxer> = if fmt == ContainerFormat::MpegTs {
+            Box::new(arcly_mpegts::MpegTsMuxer::new())
+        } else {
+            Box::new(Fmp4Muxer::new())
+        };
+        for c in std::mem::take(&mut self.configs) {
+            match m.write_frame(&c) {
+                Ok(()) => {
+                    self.known_tracks.push((c.frame_type, c.track));
+                    self.codecs.push(c.codec);
+                    self.configs.push(c);
+                }
+                Err(e) => tracing::debug!(error = %e, "hls: track not packaged"),
+            }
+        }
+        if first.codec == CodecId::Mp3
+            && !self.known_tracks.contains(&(first.frame_type, first.track))
+        {
+            self.known_tracks.push((first.frame_type, first.track));
+            self.codecs.push(first.codec);
+        }
+        self.muxer = Some(m);
+    }
+
+    fn mark_discontinuity(&mut self) {
+        if self.current.is_some() || !self.segments.is_empty() {
+            self.pending_discontinuity = true;
+        }
+        if let Some(m) = self.muxer.as_mut() {
+            m.discontinuity();
+        }
+        // The segment in progress ends at the last frame; the next keyframe starts one.
+        if let (Some(last), Some(_)) = (self.last_driving_us, self.current.as_ref()) {
+            let end = last.saturating_add(self.frame_us);
+            self.close_segment(end);
+        }
+        self.clock.reset();
+        self.last_driving_us = None;
+    }
+
+    fn on_driving_frame(&mut self, dts_us: i64, keyframe: bool) -> Result<()> {
+        if let Some(td) = self.target_duration {
+            // Never exceed the target duration after rounding (§4.4.3.1).
+            let max_us = i64::from(td) * 1_000_000 + 499_000;
+            self.clock.set_max(Some(Duration::from_micros(
+                u64::try_from(max_us).unwrap_or(0),
+            )));
+        }
+        let cut = self.clock.decide(dts_us, keyframe, self.frame_us);
+        match cut {
+            Cut::None => {
+                if let (Some(pt), Some(cur)) = (self.cfg.part_target, self.current.as_ref()) {
+                    let pt_us = i64::try_from(pt.as_micros()).unwrap_or(i64::MAX);
+                    // Close the part before this frame if it would overflow the part target.
+                    if dts_us > cur.part_start_us
+                        && dts_us.saturating_add(self.frame_us) - cur.part_start_us > pt_us + 500
+                    {
+                        self.close_part(dts_us, keyframe)?;
+                    }
+                }
+            }
+            Cut::First | Cut::Keyframe | Cut::Forced => {
+                if self.current.is_some() {
+                    self.close_segment(dts_us);
+                }
+                self.open_segment(dts_us, cut != Cut::Forced);
+            }
+        }
+        Ok(())
+    }
+
+    fn open_segment(&mut self, dts_us: i64, independent: bool) {
+        let m = self.muxer.as_mut().expect("muxer exists once media flows");
+        for c in std::mem::take(&mut self.pending_configs) {
+            if m.write_frame(&c).is_ok() {
+                let key = (c.frame_type, c.track);
+                if !self.known_tracks.contains(&key) {
+                    self.known_tracks.push(key);
+                    self.codecs.push(c.codec);
+                }
+                self.configs.retain(|x| (x.frame_type, x.track) != key);
+                self.configs.push(c);
+            }
+        }
+        let _ = m.start_segment();
+        if let Ok(Some(init)) = m.init_segment() {
+            if self.inits.back().is_none_or(|(_, b)| *b != init) {
+                self.init_gen += 1;
+                self.inits.push_back((self.init_gen, init));
+                if self.inits.len() > 4 {
+                    self.inits.pop_front();
+                }
+            }
+        }
+        let anchor = match self.anchor {
+            Some((_, i64::MIN)) | None => {
+                let t = self.anchor.map_or_else(SystemTime::now, |a| a.0);
+                self.anchor = Some((t, dts_us));
+                (t, dts_us)
+            }
+            Some(a) => a,
+        };
+        let pdt = u64::try_from(dts_us.saturating_sub(anchor.1))
+            .ok()
+            .map(|d| anchor.0 + Duration::from_micros(d));
+        self.current = Some(Current {
+            msn: self.next_msn,
+            start_us: dts_us,
+            parts: Vec::new(),
+            part_start_us: dts_us,
+            part_independent: true,
+            discontinuity: std::mem::take(&mut self.pending_discontinuity),
+            independent,
+            init_gen: self.init_gen,
+            pdt,
+        });
+    }
+
+    fn close_part(&mut self, end_us: i64, next_independent: bool) -> Result<()> {
+        let m = self.muxer.as_mut().expect("muxer exists once media flows");
+        let data = m.flush()?;
+        let Some(cur) = self.current.as_mut() else {
+            return Ok(());
+        };
+        let duration = (end_us.saturating_sub(cur.part_start_us)) as f64 / 1e6;
+        cur.parts.push(Part {
+            data,
+            duration,
+            independent: cur.part_independent,
+        });
+        cur.part_start_us = end_us;
+        cur.part_independent = next_independent;
+        let pos = Position {
+            msn: cur.msn,
+            parts: cur.parts.len() as u64,
+            ended: false,
+        };
+        self.notify.send_replace(pos);
+        Ok(())
+    }
+
+    fn close_segment(&mut self, end_us: i64) {
+        let Some(mut cur) = self.current.take() else {
+            return;
+        };
+        let tail = self
+            .muxer
+            .as_mut()
+            .and_then(|m| m.flush().ok())
+            .unwrap_or_default();
+        if !tail.is_empty() || cur.parts.is_empty() {
+            let duration = (end_us.saturating_sub(cur.part_start_us)) as f64 / 1e6;
+            cur.parts.push(Part {
+                data: tail,
+                duration,
+                independent: cur.part_independent,
+            });
+        }
+        let duration = (end_us.saturating_sub(cur.start_us)) as f64 / 1e6;
+        let data = if cur.parts.len() == 1 {
+            cur.parts[0].data.clone()
+        } else {
+            let mut b = BytesMut::with_capacity(cur.parts.iter().map(|p| p.data.len()).sum());
+            for p in &cur.parts {
+                b.extend_from_slice(&p.data);
+            }
+            b.freeze()
+        };
+        if self.target_duration.is_none() {
+            let target = self.cfg.segment_target.as_secs_f64().ceil();
+            self.target_duration = Some(target.max(duration.round()).max(1.0) as u32);
+        }
+        if cur.discontinuity {
+            // Counted when the segment that carried the tag leaves the window.
+        }
+        let parts = if self.cfg.part_target.is_some() {
+            cur.parts
+        } else {
+            Vec::new()
+        };
+        self.segments.push_back(Segment {
+            msn: cur.msn,
+            data,
+            duration,
+            parts,
+            discontinuity: cur.discontinuity,
+            independent: cur.independent,
+            init_gen: cur.init_gen,
+            pdt: cur.pdt,
+        });
+        self.next_msn = cur.msn + 1;
+        while self.segments.len() > self.cfg.window.max(1) + self.cfg.retain {
+            if let Some(old) = self.segments.pop_front() {
+                if old.discontinuity {
+                    self.discontinuity_sequence += 1;
+                }
+            }
+        }
+        self.notify.send_replace(Position {
+            msn: self.next_msn,
+            parts: 0,
+            ended: false,
+        });
+    }
+
+    /// End the stream: the segment in progress is closed and the playlist
+    /// gets `EXT-X-ENDLIST`.
+    pub fn end(&mut self) {
+        if self.ended {
+            return;
+        }
+        if let Some(last) = self.last_driving_us {
+            self.close_segment(last.saturating_add(self.frame_us));
+        }
+        self.ended = true;
+        self.notify.send_replace(Position {
+            msn: self.next_msn,
+            parts: 0,
+            ended: true,
+        });
+    }
+
+    /// The media playlist model (`None` until the first segment completes
+    /// and fixes the target duration).
+    pub fn media_playlist(&self) -> Option<MediaPlaylist> {
+        let td = self.target_duration?;
+        let window = self.cfg.window.max(1);
+        let listed: Vec<&Segment> = self
+            .segments
+            .iter()
+            .skip(self.segments.len().saturating_sub(window))
+            .collect();
+        let first = listed.first()?;
+        let mut disc_seq = self.discontinuity_sequence;
+        for s in self.segments.iter().take_while(|s| s.msn < first.msn) {
+            if s.discontinuity {
+                disc_seq += 1;
+            }
+        }
+        let fmp4 = self.format == ContainerFormat::Fmp4;
+        let mut p = MediaPlaylist::new(td);
+        p.media_sequence = first.msn;
+        p.discontinuity_sequence = disc_seq;
+        p.independent_segments = listed.iter().all(|s| s.independent);
+        p.map_uri = fmp4.then(|| format!("init{}.mp4", first.init_gen));
+        let mut gen = first.init_gen;
+        for s in &listed {
+            let mut e = SegmentEntry::new(self.segment_uri(s.msn), s.duration);
+            e.discontinuity = s.discontinuity;
+            e.program_date_time = s.pdt;
+            if fmp4 && s.init_gen != gen {
+                e.map_uri = Some(format!("init{}.mp4", s.init_gen));
+                gen = s.init_gen;
+            }
+            e.parts = s
+                .parts
+                .iter()
+                .enumerate()
+                .map(|(i, x)| PartEntry {
+                    uri: self.part_uri(s.msn, i),
+                    duration: x.duration,
+                    independent: x.independent,
+                })
+                .collect();
+            p.segments.push(e);
+        }
+        if let Some(pt) = self.cfg.part_target {
+            let pt = pt.as_secs_f64();
+            p.low_latency = Some(LowLatency {
+                part_target: pt,
+                part_hold_back: 3.0 * pt,
+                can_block_reload: true,
+                can_skip_until: self.cfg.delta_updates.then_some(6.0 * f64::from(td)),
+            });
+            if let Some(cur) = &self.current {
+                p.pending_parts = cur
+                    .parts
+                    .iter()
+                    .enumerate()
+                    .map(|(i, x)| PartEntry {
+                        uri: self.part_uri(cur.msn, i),
+                        duration: x.duration,
+                        independent: x.independent,
+                    })
+                    .collect();
+                p.preload_hint = Some(self.part_uri(cur.msn, cur.parts.len()));
+            }
+        }
+        p.ended = self.ended;
+        Some(p)
+    }
+
+    /// The media playlist text (`skip`: a delta update, LL-HLS only).
+    pub fn playlist(&self, skip: bool) -> Option<String> {
+        self.media_playlist().map(|p| p.render(skip))
+    }
+}
