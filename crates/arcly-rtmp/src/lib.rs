@@ -6,6 +6,13 @@
 //! - [`amf0`]: AMF0 values (commands, `onMetaData`).
 //! - [`handshake`]: the plain and digest handshakes, server and client.
 //! - [`chunk`]: the chunk stream decoder and (vectored) encoder.
+//! - [`message`]: protocol control, user control and AMF0 commands.
+//! - [`session`]: [`session::ServerSession`] and [`session::ClientSession`],
+//!   the connection state machines (`handle_input` / `poll_event` /
+//!   `poll_transmit`).
+//! - [`flv`]: FLV and Enhanced RTMP tags to and from `arcly_core::MediaFrame`,
+//!   and an FLV file/stream reader and writer.
+//! - [`client`]: a thin tokio client (`RtmpClient::publish` / `play`).
 //!
 //! ```
 //! use arcly_rtmp::chunk::{ChunkDecoder, ChunkEncoder, MessageHeader};
