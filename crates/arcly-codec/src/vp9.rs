@@ -301,8 +301,10 @@ impl VpCodecConfigurationRecord {
                 "not a key frame",
             ));
         };
+        // 4:2:0 chroma siting is not in the VP9 bitstream; like FFmpeg's vpcC
+        // writer, report "colocated with luma" (1).
         let chroma_subsampling = match (c.subsampling_x, c.subsampling_y) {
-            (true, true) => 0,
+            (true, true) => 1,
             (true, false) => 2,
             _ => 3,
         };
