@@ -175,16 +175,13 @@ impl MediaPlaylist {
                 break;
             }
         }
-        // A skipped segment may not carry a tag the client needs: keep
-        // segments from the last map change or discontinuity on.
-        let mut skip = self.segments.len() - keep;
-        if let Some(i) = self.segments[..skip]
+        // A skipped segment may not carry a tag the client needs to count
+        // discontinuities or find its map: stop skipping at the first one.
+        let skip = self.segments.len() - keep;
+        self.segments[..skip]
             .iter()
-            .rposition(|s| s.map_uri.is_some() || s.discontinuity)
-        {
-            skip = skip.min(i);
-        }
-        skip
+            .position(|s| s.map_uri.is_some() || s.discontinuity)
+            .unwrap_or(skip)
     }
 
     /// Render the playlist text. `skip` asks for a delta update
