@@ -439,8 +439,9 @@ fn read_freq(r: &mut BitReader<'_>) -> Result<(Option<u8>, u32)> {
     Ok((Some(idx), f))
 }
 
+/// `idx` `None` writes the explicit 24-bit frequency.
 fn write_freq(w: &mut BitWriter, idx: Option<u8>, hz: u32) {
-    match idx.or_else(|| frequency_index(hz)) {
+    match idx {
         Some(i) => w.put(4, u64::from(i)),
         None => {
             w.put(4, 15);
@@ -589,7 +590,7 @@ impl AudioSpecificConfig {
         );
         w.put(4, u64::from(self.channel_configuration));
         if hierarchical {
-            write_freq(&mut w, None, ext_freq);
+            write_freq(&mut w, frequency_index(ext_freq), ext_freq);
             write_aot(&mut w, self.object_type);
             if self.object_type == 22 {
                 w.put(4, 0);
@@ -620,7 +621,7 @@ impl AudioSpecificConfig {
             write_aot(&mut w, object_type::SBR);
             w.flag(self.sbr_present);
             if self.sbr_present {
-                write_freq(&mut w, None, ext_freq);
+                write_freq(&mut w, frequency_index(ext_freq), ext_freq);
                 if self.ps_present {
                     w.put(11, 0x548);
                     w.flag(true);
