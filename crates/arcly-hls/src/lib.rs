@@ -1,6 +1,10 @@
 //! HLS and LL-HLS packaging for arcly-stream.
 //!
 //! * [`fmp4`]: a fragmented-MP4 / CMAF [`Muxer`](arcly_core::traits::Muxer).
+//! * [`playlist`]: media (LL-HLS) and multivariant playlist model and renderer.
+//! * [`checker`]: RFC 8216bis rule checker for any playlist text.
+//! * [`segment`]: [`SegmentClock`](segment::SegmentClock), the keyframe-boundary rule.
+//! * [`stream`]: [`HlsStream`](stream::HlsStream), the sans-IO segmenter.
 //!
 //! ```
 //! use arcly_core::traits::Muxer;
