@@ -262,3 +262,51 @@ fn flush_hands_out_whole_packets_and_segments_start_with_psi() {
     // no second PAT right after start_segment
     assert_eq!(p.iter().filter(|p| p.pid == 0).count(), 1);
 }
+
+mod hostile {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn valid_stream() -> Vec<u8> {
+        let mut mux = MpegTsMuxer::new();
+        mux.write_frame(&MediaFrame::config(CodecId::Aac, 0, ASC))
+            .unwrap();
+        let nal = [&[0u8, 0, 1, 0x2D, 0x65][..], &[0x77u8; 300]].concat();
+        for i in 0..6 {
+            mux.write_frame(&aac(i * 21)).unwrap();
+            let f = MediaFrame::video(CodecId::H264, i * 40, i * 40 + 80, Bytes::from(nal.clone()));
+            mux.write_frame(&f).unwrap();
+        }
+        mux.flush().unwrap().to_vec()
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig { cases: 200, ..ProptestConfig::default() })]
+
+        /// Random bytes and random mutations of a valid stream: no panic,
+        /// frames stay within the PES bound.
+        #[test]
+        fn demuxer_never_panics(
+            noise in prop::collection::vec(any::<u8>(), 0..2000),
+            edits in prop::collection::vec((any::<prop::sample::Index>(), any::<u8>()), 0..20),
+            split in any::<prop::sample::Index>(),
+        ) {
+            for mut data in [noise.clone(), valid_stream()] {
+                if !data.is_empty() {
+                    for (i, b) in &edits {
+                        let n = data.len();
+                        data[i.index(n)] = *b;
+                    }
+                }
+                let at = split.index(data.len() + 1);
+                let mut d = TsDemuxer::new();
+                let _ = d.push(&data[..at]);
+                let _ = d.push(&data[at..]);
+                let _ = d.finish();
+                while let Some(f) = d.next_frame() {
+                    prop_assert!(f.payload.len() <= arcly_mpegts::demux::MAX_PES_SIZE);
+                }
+            }
+        }
+    }
+}
