@@ -1,6 +1,7 @@
 //! Whole remux of a large TS file (2 minutes of H.264+AAC, written by this
 //! crate): read, demux, mux, write in process, against
 //! `ffmpeg -c copy -f mpegts` on the same file in the same run.
+#![allow(missing_docs)] // criterion_group! generates undocumented functions
 
 use arcly_core::testing::tools::ffmpeg;
 use arcly_core::traits::Muxer;
@@ -16,7 +17,7 @@ fn remux(data: &[u8]) -> Vec<u8> {
     let mut demux = TsDemuxer::new();
     let mut mux = MpegTsMuxer::new();
     let mut out = Vec::with_capacity(data.len() + data.len() / 8);
-    let mut drain = |demux: &mut TsDemuxer, mux: &mut MpegTsMuxer, out: &mut Vec<u8>| {
+    let drain = |demux: &mut TsDemuxer, mux: &mut MpegTsMuxer, out: &mut Vec<u8>| {
         while let Some(f) = demux.next_frame() {
             if f.is_video() && f.is_keyframe() {
                 out.extend_from_slice(&mux.flush().unwrap());

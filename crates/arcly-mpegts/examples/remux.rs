@@ -38,7 +38,6 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     }
     demux.finish()?;
     write_all(&mut demux, &mut mux)?;
-    drop(write_all);
     out.flush()?;
     eprintln!("{frames} frames");
     Ok(())
