@@ -1,0 +1,1274 @@
+//! The driver: [`Recorder`] (per-app policies, start/stop from host code,
+//! retention) and [`RecordingSink`] (a [`MediaSink`] for
+//! `Engine::attach_sink`), both running a [`SegmentWriter`] against a
+//! [`StorageBackend`].
+//!
+//! # Live delivery is never disturbed
+//! Frames reach the writer through a bounded queue filled with `try_send`:
+//! the subscription (or `on_frame`) never waits for storage. When the queue
+//! is full the recorder drops frames up to the next random-access point,
+//! counts them, reports [`RecorderEvent::FramesDropped`] and continues the
+//! recording after an `EXT-X-DISCONTINUITY` — it never skips silently.
+//!
+//! # Storage failures
+//! Every failed storage call is logged with `tracing` and reported as
+//! [`RecorderEvent::StorageError`]. Appends and index writes are retried
+//! ([`RecordConfig::retries`], exponential backoff) unless the error is one a
+//! retry cannot fix (permission denied, read-only filesystem, a refused key).
+//! A segment whose bytes could not be stored is left out of the index (its
+//! frames are reported dropped) and the next segment is marked
+//! discontinuous, so the index only ever lists complete segments.
+
+use arcly_core::bus::Subscription;
+use arcly_core::engine::Engine;
+use arcly_core::events::EngineEvent;
+use arcly_core::frame::MediaFrame;
+use arcly_core::identity::StreamPath;
+use arcly_core::registry::{PlayRequest, PlaybackRegistry};
+use arcly_core::segment::SegmentPolicy;
+use arcly_core::traits::{MediaSink, StorageBackend, StorageKey};
+use arcly_core::{Result, StreamError};
+use async_trait::async_trait;
+use bytes::Bytes;
+use std::collections::{HashMap, VecDeque};
+use std::io;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, SystemTime};
+use tokio::sync::{broadcast, mpsc};
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+
+use crate::playlist::{rfc3339, PlaylistKind, PlaylistSegment, RecordingPlaylist};
+use crate::writer::{SegmentInfo, SegmentWriter, WriterAction, WriterConfig};
+
+/// The name of a recording's VOD index (always ends with `EXT-X-ENDLIST`).
+pub const INDEX_NAME: &str = "index.m3u8";
+/// The name of a recording's EVENT playlist (for players opening it live).
+pub const LIVE_NAME: &str = "live.m3u8";
+/// The protocol name the recorder subscribes with.
+pub const PROTOCOL: &str = "record";
+
+/// How one stream is recorded.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RecordConfig {
+    /// Target segment duration (cuts at the first keyframe after it).
+    pub segment_target: Duration,
+    /// Also cut at the next keyframe once a segment holds this many bytes.
+    pub segment_max_bytes: Option<u64>,
+    /// Muxed bytes buffered before each append (and `fdatasync`).
+    pub flush_bytes: usize,
+    /// Frames the writer queue holds before frames are dropped (QoS bound).
+    pub queue_frames: usize,
+    /// A recording stops (or rolls over) once it holds this much media.
+    pub max_duration: Option<Duration>,
+    /// At `max_duration`, start a new recording instead of stopping.
+    pub rollover: bool,
+    /// How long a recording waits for a publisher that left to come back
+    /// before it is finished (a returning one continues it after a
+    /// discontinuity).
+    pub republish_grace: Duration,
+    /// Retries of a failed storage call (0: none).
+    pub retries: u32,
+    /// Wait before the first retry; doubled for each next one.
+    pub retry_backoff: Duration,
+}
+
+impl Default for RecordConfig {
+    fn default() -> Self {
+        Self {
+            segment_target: Duration::from_secs(6),
+            segment_max_bytes: None,
+            flush_bytes: 1 << 20,
+            queue_frames: 4096,
+            max_duration: None,
+            rollover: false,
+            republish_grace: Duration::from_secs(30),
+            retries: 3,
+            retry_backoff: Duration::from_millis(100),
+        }
+    }
+}
+
+impl RecordConfig {
+    fn writer_config(&self) -> WriterConfig {
+        let mut segment = SegmentPolicy::new(self.segment_target);
+        segment.max_bytes = self.segment_max_bytes;
+        WriterConfig {
+            segment,
+            flush_bytes: self.flush_bytes.max(1),
+            max_duration: self.max_duration,
+            rollover: self.rollover,
+        }
+    }
+}
+
+/// When an application's streams are recorded.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum RecordMode {
+    /// Never; [`Recorder::start`] is refused.
+    Off,
+    /// Only when the host calls [`Recorder::start`].
+    #[default]
+    OnRequest,
+    /// Every stream that is published (see [`Recorder::run`]), and on request.
+    All,
+}
+
+/// The recording policy of one application.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct RecordPolicy {
+    /// When to record.
+    pub mode: RecordMode,
+    /// How.
+    pub config: RecordConfig,
+    /// Keep the application's recordings under this many bytes, deleting the
+    /// oldest segments first (the newest segment is never deleted).
+    pub max_total_bytes: Option<u64>,
+}
+
+/// Why frames were not recorded.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum DropCause {
+    /// The writer queue was full (storage slower than the stream).
+    QueueFull,
+    /// The recorder's bus subscription lagged and skipped frames.
+    BusLag,
+    /// The segment holding them could not be stored.
+    StorageFailure,
+}
+
+/// Why a recording finished.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum FinishReason {
+    /// The host stopped it.
+    Stopped,
+    /// The publisher left and did not come back within the grace period.
+    PublisherGone,
+    /// The stream was closed or the engine shut down.
+    StreamClosed,
+    /// `max_duration` was reached.
+    MaxDuration,
+    /// The subscription failed.
+    Failed(String),
+}
+
+/// What a recorder reports. Also logged with `tracing`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum RecorderEvent {
+    /// A recording began under `prefix`.
+    RecordingStarted {
+        /// The stream.
+        path: StreamPath,
+        /// `app/stream/<start-time>`.
+        prefix: String,
+    },
+    /// A segment is on storage and in the index.
+    SegmentWritten {
+        /// The stream.
+        path: StreamPath,
+        /// The closed segment.
+        segment: SegmentInfo,
+    },
+    /// A storage call failed.
+    StorageError {
+        /// The stream (none for retention work).
+        path: Option<StreamPath>,
+        /// `append`, `put`, `delete`, `list`, `get`.
+        op: &'static str,
+        /// The key concerned.
+        key: String,
+        /// The I/O error kind, when the failure was an I/O error.
+        kind: Option<io::ErrorKind>,
+        /// The error's message.
+        error: String,
+        /// Whether it will be retried.
+        retrying: bool,
+    },
+    /// Frames were not recorded.
+    FramesDropped {
+        /// The stream.
+        path: StreamPath,
+        /// How many.
+        frames: u64,
+        /// Why.
+        cause: DropCause,
+    },
+    /// Retention deleted a segment.
+    SegmentDeleted {
+        /// The deleted segment.
+        key: String,
+        /// Its size.
+        bytes: u64,
+    },
+    /// A recording finished; its index is final.
+    RecordingFinished {
+        /// The stream.
+        path: StreamPath,
+        /// The summary.
+        summary: RecordingSummary,
+    },
+}
+
+/// Counters of one recording.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct RecordingStats {
+    /// Frames taken from the stream.
+    pub frames_received: u64,
+    /// Media frames muxed into segments.
+    pub frames_written: u64,
+    /// Frames dropped (queue full, bus lag, storage failure).
+    pub frames_dropped: u64,
+    /// Bytes stored.
+    pub bytes_written: u64,
+    /// Segments in the index.
+    pub segments: u64,
+    /// Failed storage calls (each attempt).
+    pub storage_errors: u64,
+}
+
+/// What a finished recording did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RecordingSummary {
+    /// The last recording's key prefix, if any segment was started.
+    pub prefix: Option<String>,
+    /// Why it finished.
+    pub reason: FinishReason,
+    /// Its counters.
+    pub stats: RecordingStats,
+}
+
+#[derive(Debug, Default)]
+struct Counters {
+    frames_received: AtomicU64,
+    frames_written: AtomicU64,
+    frames_dropped: AtomicU64,
+    bytes_written: AtomicU64,
+    segments: AtomicU64,
+    storage_errors: AtomicU64,
+}
+
+impl Counters {
+    fn snapshot(&self) -> RecordingStats {
+        let l = |a: &AtomicU64| a.load(Ordering::Relaxed);
+        RecordingStats {
+            frames_received: l(&self.frames_received),
+            frames_written: l(&self.frames_written),
+            frames_dropped: l(&self.frames_dropped),
+            bytes_written: l(&self.bytes_written),
+            segments: l(&self.segments),
+            storage_errors: l(&self.storage_errors),
+        }
+    }
+}
+
+/// Whether retrying `e` could help.
+fn retryable(e: &StreamError) -> bool {
+    match e {
+        StreamError::Io(e) => !matches!(
+            e.kind(),
+            io::ErrorKind::PermissionDenied
+                | io::ErrorKind::ReadOnlyFilesystem
+                | io::ErrorKind::NotADirectory
+                | io::ErrorKind::IsADirectory
+                | io::ErrorKind::InvalidInput
+        ),
+        StreamError::InvalidName { .. } => false,
+        _ => true,
+    }
+}
+
+/// The index of one recording, shared by its writer and retention.
+#[derive(Debug)]
+struct IndexState {
+    prefix: String,
+    playlist: RecordingPlaylist,
+    ended: bool,
+}
+
+/// Segments of one application, oldest first, for `max_total_bytes`.
+#[derive(Debug, Default)]
+struct Ledger {
+    segments: VecDeque<(StorageKey, u64, Arc<tokio::sync::Mutex<IndexState>>)>,
+    total: u64,
+}
+
+/// Shared by the writer tasks of a [`Recorder`].
+struct Shared {
+    storage: Arc<dyn StorageBackend>,
+    events: broadcast::Sender<RecorderEvent>,
+}
+
+impl Shared {
+    fn emit(&self, e: RecorderEvent) {
+        let _ = self.events.send(e);
+    }
+
+    /// Run a storage call with retries, reporting every failure.
+    async fn with_retry<T, F, Fut>(
+        &self,
+        path: Option<&StreamPath>,
+        cfg: &RecordConfig,
+        counters: Option<&Counters>,
+        op: &'static str,
+        key: &str,
+        mut call: F,
+    ) -> Result<T>
+    where
+        F: FnMut() -> Fut,
+        Fut: std::future::Future<Output = Result<T>>,
+    {
+        let mut attempt = 0u32;
+        let mut backoff = cfg.retry_backoff;
+        loop {
+            match call().await {
+                Ok(v) => return Ok(v),
+                Err(e) => {
+                    if let Some(c) = counters {
+                        c.storage_errors.fetch_add(1, Ordering::Relaxed);
+                    }
+                    let retrying = attempt < cfg.retries && retryable(&e);
+                    tracing::warn!(stream = ?path.map(|p| p.to_string()), op, key, error = %e, attempt, retrying, "recording storage error");
+                    self.emit(RecorderEvent::StorageError {
+                        path: path.cloned(),
+                        op,
+                        key: key.to_owned(),
+                        kind: match &e {
+                            StreamError::Io(io) => Some(io.kind()),
+                            _ => None,
+                        },
+                        error: e.to_string(),
+                        retrying,
+                    });
+                    if !retrying {
+                        return Err(e);
+                    }
+                    attempt += 1;
+                    tokio::time::sleep(backoff).await;
+                    backoff = backoff.saturating_mul(2);
+                }
+            }
+        }
+    }
+
+    /// Rewrite both playlists of a recording (or remove them once empty).
+    async fn write_index(
+        &self,
+        path: Option<&StreamPath>,
+        cfg: &RecordConfig,
+        counters: Option<&Counters>,
+        idx: &IndexState,
+    ) -> Result<()> {
+        let vod = StorageKey::new(format!("{}/{INDEX_NAME}", idx.prefix))?;
+        let live = StorageKey::new(format!("{}/{LIVE_NAME}", idx.prefix))?;
+        if idx.playlist.segments.is_empty() {
+            for k in [&live, &vod] {
+                self.with_retry(path, cfg, counters, "delete", k.as_str(), || {
+                    self.storage.delete(k)
+                })
+                .await?;
+            }
+            return Ok(());
+        }
+        // The VOD index first: it is the one a crash must leave complete.
+        let body = Bytes::from(idx.playlist.render(PlaylistKind::Vod));
+        self.with_retry(path, cfg, counters, "put", vod.as_str(), || {
+            self.storage.put(&vod, body.clone())
+        })
+        .await?;
+        let body = Bytes::from(
+            idx.playlist
+                .render(PlaylistKind::Event { ended: idx.ended }),
+        );
+        self.with_retry(path, cfg, counters, "put", live.as_str(), || {
+            self.storage.put(&live, body.clone())
+        })
+        .await
+    }
+}
+
+/// An item of the writer queue.
+#[derive(Debug)]
+enum Item {
+    Frame(Arc<MediaFrame>),
+    /// Frames were dropped before the next item.
+    Gap,
+}
+
+/// The producer side of a recording: admits frames into the bounded writer
+/// queue without ever waiting.
+struct Feeder {
+    path: StreamPath,
+    tx: mpsc::Sender<Item>,
+    counters: Arc<Counters>,
+    shared: Arc<Shared>,
+    /// Dropping until the next random-access point.
+    dropping: bool,
+    dropped_run: u64,
+    has_video: bool,
+    /// Latest CONFIG frame per (video?, track, codec): re-sent after a drop.
+    configs: Vec<Arc<MediaFrame>>,
+}
+
+impl Feeder {
+    fn offer(&mut self, frame: Arc<MediaFrame>) {
+        self.counters
+            .frames_received
+            .fetch_add(1, Ordering::Relaxed);
+        if frame.is_video() {
+            self.has_video = true;
+        }
+        if frame.is_end_of_stream() {
+            self.configs.clear();
+            self.has_video = false;
+        } else if frame.is_config() {
+            self.configs.retain(|c| {
+                !(c.frame_type == frame.frame_type
+                    && c.track == frame.track
+                    && c.codec == frame.codec)
+            });
+            self.configs.push(Arc::clone(&frame));
+        }
+        if self.dropping {
+            let random_access = !frame.is_config()
+                && if self.has_video {
+                    frame.is_video() && frame.is_keyframe()
+                } else {
+                    frame.is_audio()
+                };
+            let need = self.configs.len() + 2;
+            if (random_access || frame.is_end_of_stream()) && self.tx.capacity() >= need {
+                self.dropping = false;
+                self.report_drop(DropCause::QueueFull);
+                let _ = self.tx.try_send(Item::Gap);
+                if !frame.is_end_of_stream() {
+                    for c in &self.configs {
+                        let _ = self.tx.try_send(Item::Frame(Arc::clone(c)));
+                    }
+                }
+                let _ = self.tx.try_send(Item::Frame(frame));
+            } else if !frame.is_config() {
+                self.dropped_run += 1;
+                self.counters.frames_dropped.fetch_add(1, Ordering::Relaxed);
+            }
+            return;
+        }
+        match self.tx.try_send(Item::Frame(frame)) {
+            Ok(()) => {}
+            Err(mpsc::error::TrySendError::Full(Item::Frame(f))) => {
+                self.dropping = true;
+                if !f.is_config() {
+                    self.dropped_run = 1;
+                    self.counters.frames_dropped.fetch_add(1, Ordering::Relaxed);
+                }
+            }
+            Err(_) => {}
+        }
+    }
+
+    /// The bus skipped `n` frames for this subscriber.
+    fn bus_lag(&mut self, n: u64) {
+        self.counters.frames_dropped.fetch_add(n, Ordering::Relaxed);
+        tracing::warn!(stream = %self.path, frames = n, "recorder lagged on the bus");
+        self.shared.emit(RecorderEvent::FramesDropped {
+            path: self.path.clone(),
+            frames: n,
+            cause: DropCause::BusLag,
+        });
+        if !self.dropping {
+            // The bus resumes at a keyframe; mark the discontinuity.
+            let _ = self.tx.try_send(Item::Gap);
+        }
+    }
+
+    fn report_drop(&mut self, cause: DropCause) {
+        let n = std::mem::take(&mut self.dropped_run);
+        if n > 0 {
+            tracing::warn!(stream = %self.path, frames = n, ?cause, "recorder dropped frames");
+            self.shared.emit(RecorderEvent::FramesDropped {
+                path: self.path.clone(),
+                frames: n,
+                cause,
+            });
+        }
+    }
+}
+
+/// The consumer side: owns the [`SegmentWriter`] and does the I/O.
+struct WriterTask {
+    path: StreamPath,
+    cfg: RecordConfig,
+    shared: Arc<Shared>,
+    counters: Arc<Counters>,
+    ledger: Option<(Arc<Mutex<Ledger>>, u64)>,
+    writer: SegmentWriter,
+    index: Option<Arc<tokio::sync::Mutex<IndexState>>>,
+    broken: Option<StorageKey>,
+    next_discontinuity: bool,
+    prefix: Arc<Mutex<Option<String>>>,
+    stop: CancellationToken,
+}
+
+impl WriterTask {
+    async fn run(mut self, mut rx: mpsc::Receiver<Item>) -> (Option<String>, bool) {
+        let mut actions = Vec::new();
+        while let Some(item) = rx.recv().await {
+            match item {
+                Item::Gap => self.writer.gap(),
+                Item::Frame(f) => {
+                    if let Err(e) = self.writer.push(&f, SystemTime::now(), &mut actions) {
+                        // A frame the muxer cannot carry: report and go on.
+                        self.counters.frames_dropped.fetch_add(1, Ordering::Relaxed);
+                        tracing::warn!(stream = %self.path, error = %e, "frame not recordable");
+                    }
+                }
+            }
+            for a in actions.drain(..) {
+                self.apply(a).await;
+            }
+            self.counters
+                .frames_written
+                .store(self.writer.frames_written(), Ordering::Relaxed);
+        }
+        let _ = self.writer.finish(&mut actions);
+        for a in actions.drain(..) {
+            self.apply(a).await;
+        }
+        self.counters
+            .frames_written
+            .store(self.writer.frames_written(), Ordering::Relaxed);
+        self.end_recording().await;
+        let prefix = self
+            .prefix
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone();
+        (prefix, self.writer.is_stopped())
+    }
+
+    async fn end_recording(&mut self) {
+        if let Some(idx) = self.index.take() {
+            let mut idx = idx.lock().await;
+            idx.ended = true;
+            let _ = self
+                .shared
+                .write_index(Some(&self.path), &self.cfg, Some(&self.counters), &idx)
+                .await;
+        }
+    }
+
+    async fn apply(&mut self, action: WriterAction) {
+        match action {
+            WriterAction::RecordingStarted { prefix } => {
+                self.end_recording().await;
+                tracing::info!(stream = %self.path, %prefix, "recording started");
+                *self.prefix.lock().unwrap_or_else(|e| e.into_inner()) = Some(prefix.clone());
+                self.index = Some(Arc::new(tokio::sync::Mutex::new(IndexState {
+                    prefix: prefix.clone(),
+                    playlist: RecordingPlaylist::new(self.cfg.segment_target),
+                    ended: false,
+                })));
+                self.next_discontinuity = false;
+                self.shared.emit(RecorderEvent::RecordingStarted {
+                    path: self.path.clone(),
+                    prefix,
+                });
+            }
+            WriterAction::Append { key, data } => {
+                if self.broken.as_ref() == Some(&key) {
+                    return;
+                }
+                let n = data.len() as u64;
+                let storage = Arc::clone(&self.shared.storage);
+                let r = self
+                    .shared
+                    .with_retry(
+                        Some(&self.path),
+                        &self.cfg,
+                        Some(&self.counters),
+                        "append",
+                        key.as_str(),
+                        || storage.append(&key, data.clone()),
+                    )
+                    .await;
+                match r {
+                    Ok(()) => {
+                        self.counters.bytes_written.fetch_add(n, Ordering::Relaxed);
+                    }
+                    Err(_) => {
+                        // The segment is incomplete: keep it out of the index.
+                        let _ = self.shared.storage.delete(&key).await;
+                        self.broken = Some(key);
+                    }
+                }
+            }
+            WriterAction::SegmentClosed(info) => self.segment_closed(info).await,
+            WriterAction::LimitReached => {
+                tracing::info!(stream = %self.path, "recording reached its maximum duration");
+                self.stop.cancel();
+            }
+        }
+    }
+
+    async fn segment_closed(&mut self, mut info: SegmentInfo) {
+        if self.broken.as_ref() == Some(&info.key) {
+            self.broken = None;
+            self.next_discontinuity = true;
+            self.counters
+                .frames_dropped
+                .fetch_add(info.frames, Ordering::Relaxed);
+            self.shared.emit(RecorderEvent::FramesDropped {
+                path: self.path.clone(),
+                frames: info.frames,
+                cause: DropCause::StorageFailure,
+            });
+            return;
+        }
+        if info.bytes == 0 {
+            return;
+        }
+        let Some(index) = self.index.clone() else {
+            return;
+        };
+        info.discontinuity |= std::mem::take(&mut self.next_discontinuity);
+        {
+            let mut idx = index.lock().await;
+            let first = idx.playlist.segments.is_empty();
+            idx.playlist.segments.push(PlaylistSegment {
+                uri: format!("{:06}.ts", info.seq),
+                duration: info.duration,
+                bytes: info.bytes,
+                discontinuity: info.discontinuity,
+                program_date_time: (first || info.discontinuity).then(|| rfc3339(info.started_at)),
+            });
+            if self
+                .shared
+                .write_index(Some(&self.path), &self.cfg, Some(&self.counters), &idx)
+                .await
+                .is_err()
+            {
+                // The segment is on storage; the next successful index write
+                // will list it.
+            }
+        }
+        self.counters.segments.fetch_add(1, Ordering::Relaxed);
+        tracing::debug!(stream = %self.path, key = %info.key, ?info.duration, info.bytes, "segment written");
+        if let Some((ledger, max)) = &self.ledger {
+            let victims = {
+                let mut l = ledger.lock().unwrap_or_else(|e| e.into_inner());
+                l.segments
+                    .push_back((info.key.clone(), info.bytes, Arc::clone(&index)));
+                l.total += info.bytes;
+                let mut v = Vec::new();
+                while l.total > *max && l.segments.len() > 1 {
+                    if let Some(s) = l.segments.pop_front() {
+                        l.total -= s.1;
+                        v.push(s);
+                    }
+                }
+                v
+            };
+            for (key, bytes, idx) in victims {
+                retire(&self.shared, &self.cfg, key, bytes, &idx).await;
+            }
+        }
+        self.shared.emit(RecorderEvent::SegmentWritten {
+            path: self.path.clone(),
+            segment: info,
+        });
+    }
+}
+
+/// Remove the oldest segment of a recording: index first (so the index never
+/// names a missing object), then the object.
+async fn retire(
+    shared: &Shared,
+    cfg: &RecordConfig,
+    key: StorageKey,
+    bytes: u64,
+    idx: &tokio::sync::Mutex<IndexState>,
+) {
+    {
+        let mut idx = idx.lock().await;
+        let uri = key.as_str().rsplit('/').next().unwrap_or_default();
+        if idx.playlist.segments.first().map(|s| s.uri.as_str()) == Some(uri) {
+            idx.playlist.pop_front();
+            let _ = shared.write_index(None, cfg, None, &idx).await;
+        }
+    }
+    let r = shared
+        .with_retry(None, cfg, None, "delete", key.as_str(), || {
+            shared.storage.delete(&key)
+        })
+        .await;
+    if r.is_ok() {
+        tracing::info!(key = %key, bytes, "retention deleted a segment");
+        shared.emit(RecorderEvent::SegmentDeleted {
+            key: key.to_string(),
+            bytes,
+        });
+    }
+}
+
+/// What [`start_writer`] returns: the feeder, the writer task (yielding the
+/// last prefix and whether `max_duration` stopped it), counters, prefix.
+type StartedWriter = (
+    Feeder,
+    JoinHandle<(Option<String>, bool)>,
+    Arc<Counters>,
+    Arc<Mutex<Option<String>>>,
+);
+
+fn start_writer(
+    path: StreamPath,
+    cfg: RecordConfig,
+    shared: Arc<Shared>,
+    ledger: Option<(Arc<Mutex<Ledger>>, u64)>,
+    stop: CancellationToken,
+) -> StartedWriter {
+    let (tx, rx) = mpsc::channel(cfg.queue_frames.max(4));
+    let counters = Arc::new(Counters::default());
+    let prefix = Arc::new(Mutex::new(None));
+    let base = format!("{}/{}", path.app, path.stream);
+    let task = WriterTask {
+        path: path.clone(),
+        writer: SegmentWriter::new(base, cfg.writer_config()),
+        cfg,
+        shared: Arc::clone(&shared),
+        counters: Arc::clone(&counters),
+        ledger,
+        index: None,
+        broken: None,
+        next_discontinuity: false,
+        prefix: Arc::clone(&prefix),
+        stop,
+    };
+    let handle = tokio::spawn(task.run(rx));
+    let feeder = Feeder {
+        path,
+        tx,
+        counters: Arc::clone(&counters),
+        shared,
+        dropping: false,
+        dropped_run: 0,
+        has_video: false,
+        configs: Vec::new(),
+    };
+    (feeder, handle, counters, prefix)
+}
+
+/// One active recording.
+struct Active {
+    stop: CancellationToken,
+    task: JoinHandle<RecordingSummary>,
+    counters: Arc<Counters>,
+    prefix: Arc<Mutex<Option<String>>>,
+}
+
+struct RecorderInner {
+    engine: Engine,
+    shared: Arc<Shared>,
+    policies: HashMap<String, RecordPolicy>,
+    default_policy: RecordPolicy,
+    active: Mutex<HashMap<StreamPath, Active>>,
+    ledgers: Mutex<HashMap<String, Arc<Mutex<Ledger>>>>,
+}
+
+/// Records streams of an [`Engine`] into a [`StorageBackend`], under
+/// per-application [`RecordPolicy`]s. Cheap to clone (shared).
+///
+/// ```
+/// use arcly_core::engine::{AppSpec, Engine};
+/// use arcly_core::registry::{PublishRegistry, PublishRequest};
+/// use arcly_core::{CodecId, MediaFrame, StreamPath};
+/// use arcly_record::{FsStorage, RecordMode, RecordPolicy, Recorder};
+/// use std::sync::Arc;
+/// # tokio::runtime::Runtime::new().unwrap().block_on(async {
+/// let dir = tempfile::tempdir().unwrap();
+/// let engine = Engine::builder().application(AppSpec::new("live")).build();
+/// let recorder = Recorder::builder(engine.clone(), Arc::new(FsStorage::new(dir.path()).unwrap()))
+///     .policy("live", RecordPolicy { mode: RecordMode::OnRequest, ..Default::default() })
+///     .build();
+/// let path = StreamPath::parse("live", "cam").unwrap();
+/// recorder.start(&path).await.unwrap(); // subscribes before the publisher: nothing is missed
+/// let mut publisher = engine.publish(PublishRequest::new(path.clone(), "example")).await.unwrap();
+/// let mp3 = |ms| { let mut v = vec![0xFF, 0xFB, 0x94, 0x64]; v.resize(384, 0);
+///                  MediaFrame::audio(CodecId::Mp3, ms, v.into()) };
+/// for i in 0..100 { publisher.push(mp3(i * 24)); }
+/// # tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+/// let summary = recorder.stop(&path).await.unwrap();
+/// assert_eq!(summary.stats.frames_written, 100, "{summary:?}");
+/// assert!(summary.prefix.unwrap().starts_with("live/cam/"));
+/// # });
+/// ```
+#[derive(Clone)]
+pub struct Recorder {
+    inner: Arc<RecorderInner>,
+}
+
+impl std::fmt::Debug for Recorder {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Recorder")
+            .field("policies", &self.inner.policies)
+            .field("active", &self.active())
+            .finish()
+    }
+}
+
+/// Builds a [`Recorder`].
+pub struct RecorderBuilder {
+    engine: Engine,
+    storage: Arc<dyn StorageBackend>,
+    policies: HashMap<String, RecordPolicy>,
+    default_policy: RecordPolicy,
+    event_capacity: usize,
+}
+
+impl std::fmt::Debug for RecorderBuilder {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RecorderBuilder")
+            .field("policies", &self.policies)
+            .finish_non_exhaustive()
+    }
+}
+
+impl RecorderBuilder {
+    /// The policy of application `app`.
+    #[must_use]
+    pub fn policy(mut self, app: &str, policy: RecordPolicy) -> Self {
+        self.policies.insert(app.to_owned(), policy);
+        self
+    }
+
+    /// The policy of applications without one (default: on request, default
+    /// config, no size bound).
+    #[must_use]
+    pub fn default_policy(mut self, policy: RecordPolicy) -> Self {
+        self.default_policy = policy;
+        self
+    }
+
+    /// Buffer up to `n` [`RecorderEvent`]s per listener (default 1024).
+    #[must_use]
+    pub fn event_capacity(mut self, n: usize) -> Self {
+        self.event_capacity = n.max(1);
+        self
+    }
+
+    /// Build the recorder.
+    pub fn build(self) -> Recorder {
+        Recorder {
+            inner: Arc::new(RecorderInner {
+                engine: self.engine,
+                shared: Arc::new(Shared {
+                    storage: self.storage,
+                    events: broadcast::channel(self.event_capacity).0,
+                }),
+                policies: self.policies,
+                default_policy: self.default_policy,
+                active: Mutex::new(HashMap::new()),
+                ledgers: Mutex::new(HashMap::new()),
+            }),
+        }
+    }
+}
+
+impl Recorder {
+    /// Start building a recorder of `engine`'s streams into `storage`.
+    pub fn builder(engine: Engine, storage: Arc<dyn StorageBackend>) -> RecorderBuilder {
+        RecorderBuilder {
+            engine,
+            storage,
+            policies: HashMap::new(),
+            default_policy: RecordPolicy::default(),
+            event_capacity: 1024,
+        }
+    }
+
+    /// The policy that applies to `app`.
+    pub fn policy(&self, app: &str) -> &RecordPolicy {
+        self.inner
+            .policies
+            .get(app)
+            .unwrap_or(&self.inner.default_policy)
+    }
+
+    /// Listen to [`RecorderEvent`]s from now on.
+    pub fn events(&self) -> broadcast::Receiver<RecorderEvent> {
+        self.inner.shared.events.subscribe()
+    }
+
+    /// Streams being recorded now.
+    pub fn active(&self) -> Vec<StreamPath> {
+        let a = self.lock_active();
+        let mut v: Vec<_> = a
+            .iter()
+            .filter(|(_, r)| !r.task.is_finished())
+            .map(|(p, _)| p.clone())
+            .collect();
+        v.sort();
+        v
+    }
+
+    /// Counters of the recording of `path`.
+    pub fn stats(&self, path: &StreamPath) -> Option<RecordingStats> {
+        self.lock_active().get(path).map(|a| a.counters.snapshot())
+    }
+
+    /// The key prefix of the current recording of `path`
+    /// (`app/stream/<start-time>`), once its first segment has started.
+    pub fn recording_prefix(&self, path: &StreamPath) -> Option<String> {
+        self.lock_active()
+            .get(path)
+            .and_then(|a| a.prefix.lock().unwrap_or_else(|e| e.into_inner()).clone())
+    }
+
+    fn lock_active(&self) -> std::sync::MutexGuard<'_, HashMap<StreamPath, Active>> {
+        self.inner.active.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn ledger(&self, app: &str, policy: &RecordPolicy) -> Option<(Arc<Mutex<Ledger>>, u64)> {
+        let max = policy.max_total_bytes?;
+        let mut l = self.inner.ledgers.lock().unwrap_or_else(|e| e.into_inner());
+        Some((Arc::clone(l.entry(app.to_owned()).or_default()), max))
+    }
+
+    /// Start recording `path` (the stream need not be live yet: the
+    /// recorder waits for its publisher, and subscribing before the publisher
+    /// starts means not a frame is missed). Returns `false` if it is already
+    /// being recorded. Refused with [`StreamError::Unauthorized`] when the
+    /// application's mode is [`RecordMode::Off`]. Needs a tokio runtime.
+    pub async fn start(&self, path: &StreamPath) -> Result<bool> {
+        let policy = self.policy(path.app.as_str()).clone();
+        if policy.mode == RecordMode::Off {
+            return Err(StreamError::Unauthorized {
+                reason: "recording is off for this application".into(),
+            });
+        }
+        if self
+            .lock_active()
+            .get(path)
+            .is_some_and(|a| !a.task.is_finished())
+        {
+            return Ok(false);
+        }
+        // Subscribe before returning, so frames published from now on are
+        // all recorded.
+        let mut req = PlayRequest::new(path.clone(), PROTOCOL);
+        req.wait_for_publisher = true;
+        let sub = self.inner.engine.subscribe(req).await?;
+        let mut active = self.lock_active();
+        if active.get(path).is_some_and(|a| !a.task.is_finished()) {
+            return Ok(false);
+        }
+        let stop = CancellationToken::new();
+        let ledger = self.ledger(path.app.as_str(), &policy);
+        let (feeder, writer, counters, prefix) = start_writer(
+            path.clone(),
+            policy.config.clone(),
+            Arc::clone(&self.inner.shared),
+            ledger,
+            stop.clone(),
+        );
+        let task = tokio::spawn(feed(
+            sub,
+            self.inner.engine.shutdown_token(),
+            path.clone(),
+            policy.config.republish_grace,
+            feeder,
+            writer,
+            Arc::clone(&counters),
+            stop.clone(),
+            Arc::clone(&self.inner.shared),
+        ));
+        active.insert(
+            path.clone(),
+            Active {
+                stop,
+                task,
+                counters,
+                prefix,
+            },
+        );
+        Ok(true)
+    }
+
+    /// Stop recording `path` gracefully: every frame received is written,
+    /// the last segment closed and the index finalized (`EXT-X-ENDLIST`).
+    /// `None` if it was not being recorded.
+    pub async fn stop(&self, path: &StreamPath) -> Option<RecordingSummary> {
+        let a = self.lock_active().remove(path)?;
+        a.stop.cancel();
+        a.task.await.ok()
+    }
+
+    /// Stop every recording gracefully.
+    pub async fn stop_all(&self) -> Vec<RecordingSummary> {
+        let all: Vec<Active> = self.lock_active().drain().map(|(_, a)| a).collect();
+        for a in &all {
+            a.stop.cancel();
+        }
+        let mut out = Vec::new();
+        for a in all {
+            if let Ok(s) = a.task.await {
+                out.push(s);
+            }
+        }
+        out
+    }
+
+    /// Record every stream of [`RecordMode::All`] applications as it is
+    /// published, until the engine shuts down (then every recording is
+    /// stopped gracefully). Frames published before the recorder's
+    /// subscription is in place come from the application's GOP cache;
+    /// enable it (`AppSpec::gop_cache`) so a recording starts at the
+    /// publisher's first keyframe.
+    pub fn run(&self) -> JoinHandle<()> {
+        let me = self.clone();
+        let mut events = self.inner.engine.events().subscribe();
+        let shutdown = self.inner.engine.shutdown_token();
+        tokio::spawn(async move {
+            loop {
+                tokio::select! {
+                    _ = shutdown.cancelled() => break,
+                    e = events.recv() => match e {
+                        Ok(EngineEvent::Published { path, .. }) => {
+                            if me.policy(path.app.as_str()).mode == RecordMode::All {
+                                if let Err(e) = me.start(&path).await {
+                                    tracing::warn!(stream = %path, error = %e, "could not start recording");
+                                }
+                            }
+                        }
+                        Ok(_) => {}
+                        Err(broadcast::error::RecvError::Lagged(n)) => {
+                            tracing::warn!(missed = n, "recorder missed engine events; rescanning streams");
+                            for s in me.inner.engine.list_streams() {
+                                if s.live && me.policy(s.path.app.as_str()).mode == RecordMode::All {
+                                    let _ = me.start(&s.path).await;
+                                }
+                            }
+                        }
+                        Err(broadcast::error::RecvError::Closed) => break,
+                    }
+                }
+            }
+            me.stop_all().await;
+        })
+    }
+}
+
+/// The subscription side of a recording started by [`Recorder::start`].
+#[allow(clippy::too_many_arguments)]
+async fn feed(
+    mut sub: Subscription,
+    shutdown: CancellationToken,
+    path: StreamPath,
+    grace: Duration,
+    mut feeder: Feeder,
+    writer: JoinHandle<(Option<String>, bool)>,
+    counters: Arc<Counters>,
+    stop: CancellationToken,
+    shared: Arc<Shared>,
+) -> RecordingSummary {
+    let mut reason = FinishReason::Stopped;
+    {
+        {
+            let mut publisher_gone: Option<tokio::time::Instant> = None;
+            loop {
+                let deadline = publisher_gone.map(|t| t + grace);
+                let skipped = sub.skipped();
+                let next = tokio::select! {
+                    biased;
+                    _ = stop.cancelled() => None,
+                    _ = shutdown.cancelled() => None,
+                    _ = async { match deadline {
+                        Some(d) => tokio::time::sleep_until(d).await,
+                        None => std::future::pending().await,
+                    } } => { reason = FinishReason::PublisherGone; break; }
+                    f = sub.recv() => Some(f),
+                };
+                let Some(next) = next else {
+                    // Stop or shutdown: take what the bus already holds.
+                    while let Ok(Some(f)) = sub.try_recv() {
+                        feeder.offer(f);
+                    }
+                    if shutdown.is_cancelled() {
+                        reason = FinishReason::StreamClosed;
+                    } else if writer.is_finished() || feeder.tx.is_closed() {
+                        reason = FinishReason::MaxDuration;
+                    }
+                    break;
+                };
+                match next {
+                    Ok(f) => {
+                        let lag = sub.skipped().saturating_sub(skipped);
+                        if lag > 0 {
+                            feeder.bus_lag(lag);
+                        }
+                        publisher_gone = f.is_end_of_stream().then(tokio::time::Instant::now);
+                        feeder.offer(f);
+                    }
+                    Err(StreamError::StreamClosed) => {
+                        reason = FinishReason::StreamClosed;
+                        break;
+                    }
+                    Err(e) => {
+                        tracing::warn!(stream = %path, error = %e, "recording subscription failed");
+                        reason = FinishReason::Failed(e.to_string());
+                        break;
+                    }
+                }
+            }
+        }
+    }
+    let Feeder { tx, .. } = feeder;
+    drop(tx);
+    let (prefix, limited) = writer.await.unwrap_or((None, false));
+    if limited {
+        reason = FinishReason::MaxDuration;
+    }
+    let summary = RecordingSummary {
+        prefix,
+        reason,
+        stats: counters.snapshot(),
+    };
+    tracing::info!(stream = %path, ?summary, "recording finished");
+    shared.emit(RecorderEvent::RecordingFinished {
+        path,
+        summary: summary.clone(),
+    });
+    summary
+}
+
+/// A [`MediaSink`] that records the stream it is attached to
+/// (`Engine::attach_sink(path, Box::new(sink))`). `on_frame` never waits
+/// for storage; `on_end` (or an error) finishes the recording. Await the
+/// [`RecordingSinkHandle`] for the summary.
+pub struct RecordingSink {
+    feeder: Option<Feeder>,
+    done: Option<tokio::sync::oneshot::Sender<()>>,
+}
+
+impl std::fmt::Debug for RecordingSink {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RecordingSink")
+            .field("path", &self.feeder.as_ref().map(|f| f.path.to_string()))
+            .finish()
+    }
+}
+
+/// The other end of a [`RecordingSink`]: stats, events and the summary.
+#[derive(Debug)]
+pub struct RecordingSinkHandle {
+    task: JoinHandle<RecordingSummary>,
+    counters: Arc<Counters>,
+    events: broadcast::Sender<RecorderEvent>,
+}
+
+impl RecordingSinkHandle {
+    /// Counters so far.
+    pub fn stats(&self) -> RecordingStats {
+        self.counters.snapshot()
+    }
+
+    /// Listen to this recording's events from now on.
+    pub fn events(&self) -> broadcast::Receiver<RecorderEvent> {
+        self.events.subscribe()
+    }
+
+    /// Wait until the sink has ended and everything is stored.
+    pub async fn finished(self) -> Result<RecordingSummary> {
+        self.task
+            .await
+            .map_err(|e| StreamError::Storage(format!("recording task failed: {e}")))
+    }
+}
+
+impl RecordingSink {
+    /// A sink recording `path` into `storage` with `config`. Needs a tokio
+    /// runtime.
+    pub fn new(
+        path: StreamPath,
+        storage: Arc<dyn StorageBackend>,
+        config: RecordConfig,
+    ) -> (Self, RecordingSinkHandle) {
+        let shared = Arc::new(Shared {
+            storage,
+            events: broadcast::channel(1024).0,
+        });
+        let events = shared.events.clone();
+        let (feeder, writer, counters, _prefix) = start_writer(
+            path.clone(),
+            config,
+            Arc::clone(&shared),
+            None,
+            CancellationToken::new(),
+        );
+        let (done_tx, done_rx) = tokio::sync::oneshot::channel::<()>();
+        let c = Arc::clone(&counters);
+        let task = tokio::spawn(async move {
+            let _ = done_rx.await;
+            let (prefix, limited) = writer.await.unwrap_or((None, false));
+            let summary = RecordingSummary {
+                prefix,
+                reason: if limited {
+                    FinishReason::MaxDuration
+                } else {
+                    FinishReason::StreamClosed
+                },
+                stats: c.snapshot(),
+            };
+            shared.emit(RecorderEvent::RecordingFinished {
+                path,
+                summary: summary.clone(),
+            });
+            summary
+        });
+        (
+            Self {
+                feeder: Some(feeder),
+                done: Some(done_tx),
+            },
+            RecordingSinkHandle {
+                task,
+                counters,
+                events,
+            },
+        )
+    }
+
+    fn end(&mut self) {
+        self.feeder = None; // closes the queue: the writer drains and finishes
+        if let Some(d) = self.done.take() {
+            let _ = d.send(());
+        }
+    }
+}
+
+impl Drop for RecordingSink {
+    fn drop(&mut self) {
+        self.end();
+    }
+}
+
+#[async_trait]
+impl MediaSink for RecordingSink {
+    async fn on_frame(&mut self, frame: Arc<MediaFrame>) -> Result<()> {
+        if let Some(f) = self.feeder.as_mut() {
+            f.offer(frame);
+        }
+        Ok(())
+    }
+
+    async fn on_end(&mut self) -> Result<()> {
+        self.end();
+        Ok(())
+    }
+
+    async fn on_error(&mut self, _error: &StreamError) {
+        self.end();
+    }
+}
