@@ -1,10 +1,11 @@
 //! Remux an MPEG-TS file through `TsDemuxer` and `MpegTsMuxer`:
 //! `cargo run --release -p arcly-mpegts --example remux -- IN.ts OUT.ts`.
-//! A new segment (PAT, PMT, keyframe) starts at every video keyframe.
+//! A new segment (PAT, PMT, keyframe) starts at every video keyframe. The
+//! input is streamed in 1 MiB reads: memory stays flat.
 
 use arcly_core::traits::Muxer;
 use arcly_mpegts::{MpegTsMuxer, TsDemuxer};
-use std::io::Write;
+use std::io::{Read, Write};
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let mut args = std::env::args().skip(1);
@@ -12,7 +13,8 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         eprintln!("usage: remux IN.ts OUT.ts");
         std::process::exit(2);
     };
-    let data = std::fs::read(&input)?;
+    let mut file = std::fs::File::open(&input)?;
+    let mut buf = vec![0u8; 1 << 20];
     let mut out = std::io::BufWriter::with_capacity(1 << 20, std::fs::File::create(&output)?);
     let mut demux = TsDemuxer::new();
     let mut mux = MpegTsMuxer::new();
@@ -30,8 +32,12 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             out.write_all(&mux.flush()?)?;
             Ok(())
         };
-    for chunk in data.chunks(1 << 16) {
-        if let Err(e) = demux.push(chunk) {
+    loop {
+        let n = file.read(&mut buf)?;
+        if n == 0 {
+            break;
+        }
+        if let Err(e) = demux.push(&buf[..n]) {
             eprintln!("warning: {e}");
         }
         write_all(&mut demux, &mut mux)?;
