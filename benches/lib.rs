@@ -1,0 +1,3 @@
+//! Workspace-level benchmarks; the code is in `benches/`. Run them with
+//! `cargo xtask bench`.
+#![forbid(unsafe_code)]

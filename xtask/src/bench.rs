@@ -1,0 +1,259 @@
+//! `cargo xtask bench`: every criterion benchmark of the workspace, one
+//! summary table, and a regression gate on ratios.
+//!
+//! Each benchmark group pairs the measured code with a reference measured in
+//! the same run: a benchmark whose function name contains `ref`, `naive`,
+//! `memcpy`, `bare` or `noop` (first match wins) is the group's reference for
+//! every other benchmark with the same parameter. Ratios (cost relative to
+//! the reference) are what the gate compares, so a noisy or slower machine
+//! does not fail it and a real regression does.
+//!
+//! - `--check`: fail when a ratio is worse than `benches/baseline.json` by
+//!   more than the margin stored there (default 30%).
+//! - `--save`: write the ratios of this run to `benches/baseline.json`.
+//! - `e2e`: the end-to-end loopback comparison (see `benches/e2e`).
+//! - any other word filters benchmarks by name, as criterion does.
+
+use serde_json::{json, Map, Value};
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+const REFERENCE_WORDS: &[&str] = &["ref", "naive", "memcpy", "bare", "noop"];
+
+#[derive(Debug, Clone)]
+struct Measure {
+    group: String,
+    function: String,
+    param: String,
+    mean_ns: f64,
+    throughput: Option<(String, f64)>,
+}
+
+impl Measure {
+    fn id(&self) -> String {
+        if self.param.is_empty() {
+            format!("{}/{}", self.group, self.function)
+        } else {
+            format!("{}/{}/{}", self.group, self.function, self.param)
+        }
+    }
+    fn is_reference(&self) -> bool {
+        let f = self.function.to_ascii_lowercase();
+        REFERENCE_WORDS.iter().any(|w| f.contains(w))
+    }
+}
+
+pub fn run(args: &[String]) -> Result<(), String> {
+    let check = args.iter().any(|a| a == "--check");
+    let save = args.iter().any(|a| a == "--save");
+    if args.iter().any(|a| a == "e2e") {
+        return e2e(args);
+    }
+    let filter: Vec<&String> = args.iter().filter(|a| !a.starts_with("--")).collect();
+    let root = crate::root();
+    let crit = root.join("target/criterion");
+    let _ = std::fs::remove_dir_all(&crit);
+    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+    let mut cmd = Command::new(&cargo);
+    cmd.args([
+        "bench",
+        "--workspace",
+        "--all-features",
+        "--bench",
+        "*",
+        "--",
+    ]);
+    if let Some(f) = filter.first() {
+        cmd.arg(f.as_str());
+    }
+    cmd.args(["--warm-up-time", "1", "--measurement-time", "3"]);
+    crate::run("criterion benchmarks", &mut cmd)?;
+    let measures = collect(&crit)?;
+    if measures.is_empty() {
+        return Err("no criterion results found under target/criterion".into());
+    }
+    let ratios = print_table(&measures);
+    let baseline_path = root.join("benches/baseline.json");
+    if save {
+        let mut map = Map::new();
+        for (k, v) in &ratios {
+            map.insert(k.clone(), json!((v * 1000.0).round() / 1000.0));
+        }
+        let doc = json!({ "margin": 0.30, "ratios": map });
+        std::fs::write(
+            &baseline_path,
+            serde_json::to_string_pretty(&doc).map_err(|e| e.to_string())? + "\n",
+        )
+        .map_err(|e| e.to_string())?;
+        eprintln!(
+            "saved {} ratios to {}",
+            ratios.len(),
+            baseline_path.display()
+        );
+    }
+    if check {
+        gate(&baseline_path, &ratios)?;
+    }
+    Ok(())
+}
+
+fn collect(dir: &Path) -> Result<Vec<Measure>, String> {
+    let mut out = Vec::new();
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        let Ok(entries) = std::fs::read_dir(&d) else {
+            continue;
+        };
+        for e in entries.flatten() {
+            let p = e.path();
+            if p.is_dir() {
+                if p.file_name().is_some_and(|n| n == "new") {
+                    if let Some(m) = read_measure(&p) {
+                        out.push(m);
+                    }
+                } else if p.file_name().is_some_and(|n| n != "base" && n != "report") {
+                    stack.push(p);
+                }
+            }
+        }
+    }
+    out.sort_by_key(Measure::id);
+    Ok(out)
+}
+
+fn read_json(p: PathBuf) -> Option<Value> {
+    serde_json::from_str(&std::fs::read_to_string(p).ok()?).ok()
+}
+
+fn read_measure(new_dir: &Path) -> Option<Measure> {
+    let bench = read_json(new_dir.join("benchmark.json"))?;
+    let est = read_json(new_dir.join("estimates.json"))?;
+    let mean_ns = est.get("mean")?.get("point_estimate")?.as_f64()?;
+    let s = |k: &str| {
+        bench
+            .get(k)
+            .and_then(Value::as_str)
+            .unwrap_or("")
+            .to_owned()
+    };
+    let throughput = bench
+        .get("throughput")
+        .and_then(|t| t.as_object())
+        .and_then(|t| {
+            let (kind, v) = t.iter().next()?;
+            Some((kind.clone(), v.as_f64()?))
+        });
+    Some(Measure {
+        group: s("group_id"),
+        function: s("function_id"),
+        param: s("value_str"),
+        mean_ns,
+        throughput,
+    })
+}
+
+fn human_rate(kind: &str, per_iter: f64, mean_ns: f64) -> String {
+    let per_sec = per_iter / (mean_ns / 1e9);
+    match kind {
+        "Bytes" | "BytesDecimal" => format!("{:.2} GB/s", per_sec / 1e9),
+        _ => format!("{:.2} M/s", per_sec / 1e6),
+    }
+}
+
+fn print_table(ms: &[Measure]) -> BTreeMap<String, f64> {
+    let mut refs: BTreeMap<(String, String), f64> = BTreeMap::new();
+    for m in ms.iter().filter(|m| m.is_reference()) {
+        refs.entry((m.group.clone(), m.param.clone()))
+            .or_insert(m.mean_ns);
+    }
+    let mut ratios = BTreeMap::new();
+    println!(
+        "\n{:<60} {:>12} {:>14} {:>10}",
+        "benchmark", "mean", "throughput", "vs ref"
+    );
+    println!("{}", "-".repeat(99));
+    for m in ms {
+        let rate = m
+            .throughput
+            .as_ref()
+            .map(|(k, v)| human_rate(k, *v, m.mean_ns))
+            .unwrap_or_default();
+        let ratio = if m.is_reference() {
+            "ref".to_owned()
+        } else if let Some(r) = refs.get(&(m.group.clone(), m.param.clone())) {
+            let ratio = m.mean_ns / r;
+            ratios.insert(m.id(), ratio);
+            format!("{ratio:.2}x")
+        } else {
+            "-".to_owned()
+        };
+        println!(
+            "{:<60} {:>12} {:>14} {:>10}",
+            m.id(),
+            fmt_ns(m.mean_ns),
+            rate,
+            ratio
+        );
+    }
+    ratios
+}
+
+fn fmt_ns(ns: f64) -> String {
+    if ns >= 1e6 {
+        format!("{:.2} ms", ns / 1e6)
+    } else if ns >= 1e3 {
+        format!("{:.2} µs", ns / 1e3)
+    } else {
+        format!("{ns:.1} ns")
+    }
+}
+
+fn gate(baseline: &Path, ratios: &BTreeMap<String, f64>) -> Result<(), String> {
+    let doc = read_json(baseline.to_path_buf()).ok_or_else(|| {
+        format!(
+            "{} missing: run `cargo xtask bench --save` first",
+            baseline.display()
+        )
+    })?;
+    let margin = doc.get("margin").and_then(Value::as_f64).unwrap_or(0.30);
+    let base = doc
+        .get("ratios")
+        .and_then(Value::as_object)
+        .cloned()
+        .unwrap_or_default();
+    let mut worse = Vec::new();
+    for (id, b) in &base {
+        let Some(b) = b.as_f64() else { continue };
+        match ratios.get(id) {
+            Some(r) if *r > b * (1.0 + margin) => {
+                worse.push(format!("{id}: {r:.3}x vs baseline {b:.3}x"))
+            }
+            Some(_) => {}
+            None => eprintln!("note: {id} is in the baseline but was not measured in this run"),
+        }
+    }
+    if worse.is_empty() {
+        println!(
+            "\nbench gate: {} ratios within {:.0}% of the baseline",
+            base.len(),
+            margin * 100.0
+        );
+        Ok(())
+    } else {
+        Err(format!(
+            "bench gate: {} regressions beyond {:.0}%:\n  {}",
+            worse.len(),
+            margin * 100.0,
+            worse.join("\n  ")
+        ))
+    }
+}
+
+fn e2e(_args: &[String]) -> Result<(), String> {
+    let script = crate::root().join("benches/e2e/run.sh");
+    if !script.exists() {
+        return Err("the end-to-end benchmark (benches/e2e/run.sh) is not built yet".into());
+    }
+    crate::run("end-to-end benchmark", Command::new("bash").arg(script))
+}
