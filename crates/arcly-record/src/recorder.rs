@@ -450,7 +450,7 @@ impl Feeder {
                     }
                 }
                 let _ = self.tx.try_send(Item::Frame(frame));
-            } else if !frame.is_config() {
+            } else if is_media(&frame) {
                 self.dropped_run += 1;
                 self.counters.frames_dropped.fetch_add(1, Ordering::Relaxed);
             }
@@ -460,7 +460,7 @@ impl Feeder {
             Ok(()) => {}
             Err(mpsc::error::TrySendError::Full(Item::Frame(f))) => {
                 self.dropping = true;
-                if !f.is_config() {
+                if is_media(&f) {
                     self.dropped_run = 1;
                     self.counters.frames_dropped.fetch_add(1, Ordering::Relaxed);
                 }
@@ -484,6 +484,11 @@ impl Feeder {
         }
     }
 
+    /// The stream ended: report frames still being dropped.
+    fn close(mut self) {
+        self.report_drop(DropCause::QueueFull);
+    }
+
     fn report_drop(&mut self, cause: DropCause) {
         let n = std::mem::take(&mut self.dropped_run);
         if n > 0 {
@@ -495,6 +500,11 @@ impl Feeder {
             });
         }
     }
+}
+
+/// A video or audio frame that is not a configuration record.
+fn is_media(f: &MediaFrame) -> bool {
+    !f.is_config() && !f.is_end_of_stream() && (f.is_video() || f.is_audio())
 }
 
 /// The consumer side: owns the [`SegmentWriter`] and does the I/O.
@@ -1124,8 +1134,7 @@ async fn feed(
             }
         }
     }
-    let Feeder { tx, .. } = feeder;
-    drop(tx);
+    feeder.close();
     let (prefix, limited) = writer.await.unwrap_or((None, false));
     if limited {
         reason = FinishReason::MaxDuration;
@@ -1241,7 +1250,10 @@ impl RecordingSink {
     }
 
     fn end(&mut self) {
-        self.feeder = None; // closes the queue: the writer drains and finishes
+        // Closing the queue lets the writer drain and finish.
+        if let Some(f) = self.feeder.take() {
+            f.close();
+        }
         if let Some(d) = self.done.take() {
             let _ = d.send(());
         }

@@ -1,0 +1,488 @@
+//! Recording real media through an engine: every frame on disk, the index
+//! playable, restarts continued, failures reported with live delivery intact.
+
+mod common;
+
+use arcly_core::registry::{PlayRequest, PlaybackRegistry, PublishRegistry, PublishRequest};
+use arcly_core::traits::StorageBackend;
+use arcly_core::{MediaFrame, TimeBase};
+use arcly_record::{
+    DropCause, FsStorage, RecordConfig, RecordPolicy, Recorder, RecorderEvent, RecordingPlaylist,
+    INDEX_NAME, LIVE_NAME,
+};
+use common::*;
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::sync::broadcast;
+
+fn policy(cfg: RecordConfig) -> RecordPolicy {
+    RecordPolicy {
+        config: cfg,
+        ..RecordPolicy::default()
+    }
+}
+
+fn small_segments() -> RecordConfig {
+    RecordConfig {
+        segment_target: Duration::from_secs(1),
+        retry_backoff: Duration::from_millis(1),
+        ..RecordConfig::default()
+    }
+}
+
+/// Publish `frames` (shifted by `offset_ms`), yielding so subscribers keep up.
+async fn publish(
+    engine: &arcly_core::engine::Engine,
+    p: &arcly_core::StreamPath,
+    frames: &[MediaFrame],
+    offset_ms: i64,
+) {
+    let mut s = engine
+        .publish(PublishRequest::new(p.clone(), "test"))
+        .await
+        .unwrap();
+    let off = TimeBase::MILLIS.rescale(offset_ms, TimeBase::MPEG_90K);
+    for f in frames {
+        let mut f = f.clone();
+        if !f.is_config() {
+            f.dts += off;
+            f.pts += off;
+        }
+        s.push(f);
+        tokio::task::yield_now().await;
+    }
+    s.close();
+}
+
+/// A parallel live subscriber: counts the media frames it receives until
+/// `stop` end-of-stream markers.
+fn live_counter(
+    engine: &arcly_core::engine::Engine,
+    p: &arcly_core::StreamPath,
+    eos: usize,
+) -> tokio::task::JoinHandle<u64> {
+    let engine = engine.clone();
+    let p = p.clone();
+    let (tx, rx) = std::sync::mpsc::channel();
+    let h = tokio::spawn(async move {
+        let mut req = PlayRequest::new(p, "viewer");
+        req.wait_for_publisher = true;
+        let mut sub = engine.subscribe(req).await.unwrap();
+        tx.send(()).unwrap();
+        let mut n = 0;
+        let mut seen_eos = 0;
+        while seen_eos < eos {
+            let f = sub.recv().await.unwrap();
+            if f.is_end_of_stream() {
+                seen_eos += 1;
+            } else if !f.is_config() && (f.is_video() || f.is_audio()) {
+                n += 1;
+            }
+        }
+        n
+    });
+    rx.recv().unwrap();
+    h
+}
+
+fn drain(rx: &mut broadcast::Receiver<RecorderEvent>) -> Vec<RecorderEvent> {
+    std::iter::from_fn(|| rx.try_recv().ok()).collect()
+}
+
+async fn playlist(storage: &dyn StorageBackend, prefix: &str, name: &str) -> RecordingPlaylist {
+    let key = arcly_core::traits::StorageKey::new(format!("{prefix}/{name}")).unwrap();
+    RecordingPlaylist::parse(&storage.get(&key).await.unwrap()).unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn graceful_stop_has_every_frame_on_disk_bit_exact() {
+    let frames = fixture_frames("h264-aac.ts");
+    let dir = tmpdir();
+    let storage = Arc::new(FsStorage::new(dir.path()).unwrap());
+    let engine = engine();
+    let recorder = Recorder::builder(engine.clone(), storage.clone())
+        .policy("live", policy(small_segments()))
+        .build();
+    let p = path("cam");
+    let mut events = recorder.events();
+    assert!(recorder.start(&p).await.unwrap());
+    assert!(!recorder.start(&p).await.unwrap(), "already recording");
+    let viewer = live_counter(&engine, &p, 1);
+    publish(&engine, &p, &frames, 0).await;
+    assert_eq!(viewer.await.unwrap(), media_count(&frames));
+    let summary = recorder.stop(&p).await.unwrap();
+    assert_eq!(
+        summary.stats.frames_written,
+        media_count(&frames),
+        "{summary:?}"
+    );
+    assert_eq!(summary.stats.frames_dropped, 0);
+    let prefix = summary.prefix.unwrap();
+
+    let index = playlist(storage.as_ref(), &prefix, INDEX_NAME).await;
+    let live = playlist(storage.as_ref(), &prefix, LIVE_NAME).await;
+    assert!(index.ended && live.ended, "final playlists carry ENDLIST");
+    assert_eq!(index.segments.len(), 3, "cut at the keyframes 2 s apart");
+    assert_eq!(
+        index
+            .segments
+            .iter()
+            .map(|s| s.uri.as_str())
+            .collect::<Vec<_>>(),
+        ["000001.ts", "000002.ts", "000003.ts"]
+    );
+    let total: f64 = index.duration().as_secs_f64();
+    assert!((total - 6.0).abs() < 0.1, "duration {total}");
+    assert_eq!(index.bytes(), summary.stats.bytes_written);
+    let written = drain(&mut events)
+        .iter()
+        .filter(|e| matches!(e, RecorderEvent::SegmentWritten { .. }))
+        .count();
+    assert_eq!(written, 3);
+
+    let m3u8 = root_path(&dir, &format!("{prefix}/{INDEX_NAME}"));
+    assert_eq!(decode_errors(&m3u8), "", "ffmpeg -v error on the recording");
+    let (sv, sa) = source_md5s();
+    let (rv, ra) = md5s(&m3u8);
+    assert_same(&rv, &sv, "video framemd5");
+    assert_same(&ra, &sa, "audio framemd5");
+    // The EVENT playlist plays the same.
+    let (lv, _) = md5s(&root_path(&dir, &format!("{prefix}/{LIVE_NAME}")));
+    assert_same(&lv, &sv, "EVENT playlist video");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_returning_publisher_continues_after_a_discontinuity() {
+    let frames = fixture_frames("h264-aac.ts");
+    let dir = tmpdir();
+    let storage = Arc::new(FsStorage::new(dir.path()).unwrap());
+    let engine = engine();
+    let recorder = Recorder::builder(engine.clone(), storage.clone())
+        .policy("live", policy(small_segments()))
+        .build();
+    let p = path("cam");
+    recorder.start(&p).await.unwrap();
+    publish(&engine, &p, &frames, 0).await;
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    publish(&engine, &p, &frames, 10_000).await;
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    let summary = recorder.stop(&p).await.unwrap();
+    assert_eq!(summary.stats.frames_written, 2 * media_count(&frames));
+    let prefix = summary.prefix.unwrap();
+    let index = playlist(storage.as_ref(), &prefix, INDEX_NAME).await;
+    assert_eq!(index.segments.len(), 6, "one recording, both publishers");
+    let disc: Vec<bool> = index.segments.iter().map(|s| s.discontinuity).collect();
+    assert_eq!(disc, [false, false, false, true, false, false]);
+    let m3u8 = root_path(&dir, &format!("{prefix}/{INDEX_NAME}"));
+    let text = std::fs::read_to_string(&m3u8).unwrap();
+    assert_eq!(text.matches("#EXT-X-DISCONTINUITY\n").count(), 1);
+    assert_eq!(text.matches("#EXT-X-PROGRAM-DATE-TIME:").count(), 2);
+    let (sv, sa) = source_md5s();
+    let (rv, ra) = md5s(&m3u8);
+    assert_same(
+        &rv,
+        &[sv.clone(), sv.clone()].concat(),
+        "video of both publishers",
+    );
+    // Through the playlist ffmpeg carries the AAC decoder's state across the
+    // discontinuity, so the second publisher's audio is checked on its own
+    // segments: their bytes must decode exactly as the source does.
+    let n = sa.len();
+    assert_eq!(ra.len(), 2 * n);
+    assert_same(&ra[..n], &sa, "audio of the first publisher");
+    let second = root_path(&dir, &format!("{prefix}/second.ts"));
+    let mut bytes = Vec::new();
+    for seg in &index.segments[3..] {
+        bytes.extend(std::fs::read(root_path(&dir, &format!("{prefix}/{}", seg.uri))).unwrap());
+    }
+    std::fs::write(&second, bytes).unwrap();
+    let (v2, a2) = md5s(&second);
+    assert_same(&v2, &sv, "video of the second publisher");
+    assert_same(&a2, &sa, "audio of the second publisher");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn publisher_gone_past_the_grace_finishes_the_recording() {
+    let frames = fixture_frames("h264-aac.ts");
+    let dir = tmpdir();
+    let storage = Arc::new(FsStorage::new(dir.path()).unwrap());
+    let engine = engine();
+    let cfg = RecordConfig {
+        republish_grace: Duration::from_millis(100),
+        ..small_segments()
+    };
+    let recorder = Recorder::builder(engine.clone(), storage.clone())
+        .policy("live", policy(cfg))
+        .build();
+    let p = path("cam");
+    let mut events = recorder.events();
+    recorder.start(&p).await.unwrap();
+    publish(&engine, &p, &frames, 0).await;
+    let summary = loop {
+        match tokio::time::timeout(Duration::from_secs(5), events.recv())
+            .await
+            .expect("recording finishes")
+            .unwrap()
+        {
+            RecorderEvent::RecordingFinished { summary, .. } => break summary,
+            _ => continue,
+        }
+    };
+    assert_eq!(summary.reason, arcly_record::FinishReason::PublisherGone);
+    assert_eq!(summary.stats.frames_written, media_count(&frames));
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    assert!(recorder.active().is_empty());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn disk_full_is_reported_retried_and_live_viewers_are_untouched() {
+    let frames = fixture_frames("h264-aac.ts");
+    let dir = tmpdir();
+    let fs: Arc<dyn StorageBackend> = Arc::new(FsStorage::new(dir.path()).unwrap());
+    let faulty = Faulty::new(fs, std::io::ErrorKind::StorageFull);
+    let engine = engine();
+    let cfg = RecordConfig {
+        retries: 2,
+        flush_bytes: 64 << 10,
+        ..small_segments()
+    };
+    let recorder = Recorder::builder(engine.clone(), faulty.clone())
+        .policy("live", policy(cfg))
+        .build();
+    let p = path("cam");
+    let mut events = recorder.events();
+    recorder.start(&p).await.unwrap();
+    // One failure is absorbed by a retry; then the disk is full for good
+    // during the second segment.
+    faulty.fail_next_appends.store(1, Ordering::Release);
+    let viewer = live_counter(&engine, &p, 1);
+    let mut s = engine
+        .publish(PublishRequest::new(p.clone(), "test"))
+        .await
+        .unwrap();
+    for f in &frames {
+        if f.dts_in(TimeBase::MILLIS) > 3_600 && f.dts_in(TimeBase::MILLIS) < 5_000 {
+            faulty.failing.store(true, Ordering::Release);
+        } else {
+            faulty.failing.store(false, Ordering::Release);
+        }
+        s.push(f.clone());
+        tokio::time::sleep(Duration::from_micros(300)).await;
+    }
+    s.close();
+    assert_eq!(
+        viewer.await.unwrap(),
+        media_count(&frames),
+        "live viewer got every frame"
+    );
+    faulty.failing.store(false, Ordering::Release);
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    let summary = recorder.stop(&p).await.unwrap();
+    let ev = drain(&mut events);
+    let errors: Vec<_> = ev
+        .iter()
+        .filter_map(|e| match e {
+            RecorderEvent::StorageError {
+                op, kind, retrying, ..
+            } => Some((*op, *kind, *retrying)),
+            _ => None,
+        })
+        .collect();
+    assert!(
+        errors.contains(&("append", Some(std::io::ErrorKind::StorageFull), true)),
+        "{errors:?}"
+    );
+    assert!(
+        errors.contains(&("append", Some(std::io::ErrorKind::StorageFull), false)),
+        "gave up after the retries: {errors:?}"
+    );
+    let dropped: u64 = ev
+        .iter()
+        .filter_map(|e| match e {
+            RecorderEvent::FramesDropped {
+                frames,
+                cause: DropCause::StorageFailure,
+                ..
+            } => Some(*frames),
+            _ => None,
+        })
+        .sum();
+    assert!(dropped > 0);
+    assert_eq!(
+        summary.stats.frames_written,
+        media_count(&frames),
+        "everything reached the writer"
+    );
+    assert_eq!(summary.stats.frames_dropped, dropped, "{summary:?}");
+    // The index lists only complete segments, marks the gap, and plays.
+    let prefix = summary.prefix.unwrap();
+    let index = playlist(faulty.as_ref(), &prefix, INDEX_NAME).await;
+    assert_eq!(index.segments.len(), 2, "{index:?}");
+    assert!(index.segments[1].discontinuity);
+    assert_eq!(index.segments[1].uri, "000003.ts");
+    let keys = faulty.list(&format!("{prefix}/")).await.unwrap();
+    assert!(
+        !keys.iter().any(|k| k.as_str().ends_with("000002.ts")),
+        "the broken segment is removed"
+    );
+    let m3u8 = root_path(&dir, &format!("{prefix}/{INDEX_NAME}"));
+    let (rv, _) = md5s(&m3u8);
+    let (sv, _) = source_md5s();
+    assert_eq!(rv.len(), 100, "segments 1 and 3: 2 s of video each");
+    assert_same(&rv[..50], &sv[..50], "segment 1");
+    assert_same(&rv[50..], &sv[100..], "segment 3");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_permanent_error_is_not_retried_and_live_viewers_are_untouched() {
+    let frames = fixture_frames("h264-aac.ts");
+    let dir = tmpdir();
+    let storage = Arc::new(FsStorage::new(dir.path()).unwrap());
+    // A file where the recording's directory must go: ENOTDIR for every write.
+    std::fs::create_dir(storage.root().join("live")).unwrap();
+    std::fs::write(storage.root().join("live/cam"), b"in the way").unwrap();
+    let engine = engine();
+    let recorder = Recorder::builder(engine.clone(), storage.clone())
+        .policy("live", policy(small_segments()))
+        .build();
+    let p = path("cam");
+    let mut events = recorder.events();
+    recorder.start(&p).await.unwrap();
+    let viewer = live_counter(&engine, &p, 1);
+    publish(&engine, &p, &frames, 0).await;
+    assert_eq!(viewer.await.unwrap(), media_count(&frames));
+    let summary = recorder.stop(&p).await.unwrap();
+    let ev = drain(&mut events);
+    let errors: Vec<_> = ev
+        .iter()
+        .filter_map(|e| match e {
+            RecorderEvent::StorageError {
+                kind,
+                retrying,
+                error,
+                ..
+            } => Some((*kind, *retrying, error.clone())),
+            _ => None,
+        })
+        .collect();
+    assert!(!errors.is_empty());
+    for (kind, retrying, error) in &errors {
+        assert_eq!(*kind, Some(std::io::ErrorKind::NotADirectory), "{error}");
+        assert!(!retrying, "not retried: {error}");
+        assert!(error.contains("live/cam/"), "names the key: {error}");
+    }
+    assert_eq!(summary.stats.segments, 0);
+    assert_eq!(summary.stats.frames_dropped, media_count(&frames));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_slow_disk_drops_to_the_next_keyframe_and_says_so() {
+    let frames = fixture_frames("h264-aac.ts");
+    let dir = tmpdir();
+    let fs: Arc<dyn StorageBackend> =
+        Arc::new(FsStorage::new(dir.path()).unwrap().sync_appends(false));
+    let slow = Faulty::new(fs, std::io::ErrorKind::Other);
+    let engine = engine();
+    let cfg = RecordConfig {
+        queue_frames: 32,
+        flush_bytes: 1,
+        ..small_segments()
+    };
+    let recorder = Recorder::builder(engine.clone(), slow.clone())
+        .policy("live", policy(cfg))
+        .build();
+    let p = path("cam");
+    let mut events = recorder.events();
+    recorder.start(&p).await.unwrap();
+    let viewer = live_counter(&engine, &p, 1);
+    slow.delay_ms.store(5, Ordering::Release);
+    publish(&engine, &p, &frames, 0).await;
+    assert_eq!(viewer.await.unwrap(), media_count(&frames));
+    slow.delay_ms.store(0, Ordering::Release);
+    let summary = recorder.stop(&p).await.unwrap();
+    let s = summary.stats;
+    assert!(s.frames_dropped > 0, "{s:?}");
+    let reported: u64 = drain(&mut events)
+        .iter()
+        .filter_map(|e| match e {
+            RecorderEvent::FramesDropped {
+                frames,
+                cause: DropCause::QueueFull,
+                ..
+            } => Some(*frames),
+            _ => None,
+        })
+        .sum();
+    assert_eq!(reported, s.frames_dropped, "every drop reported");
+    assert_eq!(
+        s.frames_written + s.frames_dropped,
+        media_count(&frames),
+        "nothing lost silently: {s:?}"
+    );
+    let m3u8 = root_path(&dir, &format!("{}/{INDEX_NAME}", summary.prefix.unwrap()));
+    assert_eq!(decode_errors(&m3u8), "");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn retention_deletes_the_oldest_segments_first() {
+    let frames = fixture_frames("h264-aac.ts");
+    let dir = tmpdir();
+    let storage = Arc::new(FsStorage::new(dir.path()).unwrap());
+    let engine = engine();
+    let pol = RecordPolicy {
+        max_total_bytes: Some(700_000),
+        ..policy(small_segments())
+    };
+    let recorder = Recorder::builder(engine.clone(), storage.clone())
+        .policy("live", pol)
+        .build();
+    let p = path("cam");
+    let mut events = recorder.events();
+    recorder.start(&p).await.unwrap();
+    publish(&engine, &p, &frames, 0).await;
+    publish(&engine, &p, &frames, 10_000).await;
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    let summary = recorder.stop(&p).await.unwrap();
+    let deleted: Vec<String> = drain(&mut events)
+        .into_iter()
+        .filter_map(|e| match e {
+            RecorderEvent::SegmentDeleted { key, .. } => Some(key),
+            _ => None,
+        })
+        .collect();
+    assert!(!deleted.is_empty());
+    let prefix = summary.prefix.unwrap();
+    let index = playlist(storage.as_ref(), &prefix, INDEX_NAME).await;
+    assert!(index.bytes() <= 700_000, "{}", index.bytes());
+    assert_eq!(index.media_sequence, deleted.len() as u64);
+    for (i, k) in deleted.iter().enumerate() {
+        assert_eq!(k, &format!("{prefix}/{:06}.ts", i + 1), "oldest first");
+    }
+    let listed = storage.list(&format!("{prefix}/")).await.unwrap();
+    assert_eq!(listed.len(), index.segments.len() + 2);
+    let m3u8 = root_path(&dir, &format!("{prefix}/{INDEX_NAME}"));
+    assert_eq!(decode_errors(&m3u8), "");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn recording_sink_attached_to_the_engine() {
+    let frames = fixture_frames("h264-aac.ts");
+    let dir = tmpdir();
+    let storage = Arc::new(FsStorage::new(dir.path()).unwrap());
+    let engine = engine();
+    let p = path("sink");
+    let (sink, handle) =
+        arcly_record::RecordingSink::new(p.clone(), storage.clone(), small_segments());
+    let attached = engine.attach_sink(p.clone(), Box::new(sink));
+    tokio::time::sleep(Duration::from_millis(20)).await;
+    publish(&engine, &p, &frames, 0).await;
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    engine.shutdown();
+    attached.await.unwrap().unwrap();
+    let summary = handle.finished().await.unwrap();
+    assert_eq!(summary.stats.frames_written, media_count(&frames));
+    let m3u8 = root_path(&dir, &format!("{}/{INDEX_NAME}", summary.prefix.unwrap()));
+    let (rv, _) = md5s(&m3u8);
+    assert_same(&rv, &source_md5s().0, "video");
+}
