@@ -621,6 +621,7 @@ impl Subscription {
     /// The next frame. Errors: [`StreamError::StreamClosed`] when the stream
     /// is removed, [`StreamError::SlowSubscriber`] when this subscriber kept
     /// lagging.
+    #[inline]
     pub async fn recv(&mut self) -> Result<Arc<MediaFrame>> {
         loop {
             if let Some(f) = self.replay.pop_front() {
@@ -640,6 +641,7 @@ impl Subscription {
 
     /// The next frame if one is ready now, without waiting. `Ok(None)` means
     /// nothing is pending.
+    #[inline]
     pub fn try_recv(&mut self) -> Result<Option<Arc<MediaFrame>>> {
         loop {
             if let Some(f) = self.replay.pop_front() {
