@@ -10,7 +10,7 @@
 use arcly_core::bus::Subscription;
 use arcly_core::engine::{AppSpec, Engine};
 use arcly_core::inbound::PublishSession;
-use arcly_core::observe::{NoopObserver, Observer};
+use arcly_core::observe::{NoopObserver, Observer, StreamProbe};
 use arcly_core::registry::{PlayRequest, PlaybackRegistry, PublishRegistry, PublishRequest};
 use arcly_core::testing::SyntheticStream;
 use arcly_core::{MediaFrame, StreamPath};
@@ -93,6 +93,8 @@ fn run(rig: &mut Rig, frames: Vec<MediaFrame>) {
 fn bench(c: &mut Criterion) {
     let mut g = c.benchmark_group("fanout_delivery");
     g.throughput(Throughput::Elements((BATCH * SUBS) as u64));
+    // The reference runs first and last, so the spread between its two runs
+    // shows how much noise the shared machine adds.
     let cases: Vec<(&str, Arc<dyn Observer>)> = vec![
         ("noop_reference", Arc::new(NoopObserver)),
         (
@@ -106,6 +108,7 @@ fn bench(c: &mut Criterion) {
                 MetricsOptions::new().per_stream(1000),
             )),
         ),
+        ("noop_reference_again", Arc::new(NoopObserver)),
     ];
     for (name, observer) in cases {
         let mut r = rig(observer);
@@ -116,6 +119,33 @@ fn bench(c: &mut Criterion) {
                 |frames| run(&mut r, frames),
                 BatchSize::LargeInput,
             )
+        });
+    }
+    g.finish();
+
+    // The probe calls alone: what the frame path pays per frame in and per
+    // batch of deliveries out.
+    let mut g = c.benchmark_group("probe");
+    let path = StreamPath::parse("live", "bench").unwrap();
+    let frame = MediaFrame::video(
+        arcly_core::CodecId::H264,
+        0,
+        0,
+        bytes::Bytes::from_static(&[0u8; 1200]),
+    );
+    let probes: Vec<(&str, Arc<dyn StreamProbe>)> = vec![
+        ("noop", NoopObserver.stream_created(&path)),
+        (
+            "prometheus_per_app",
+            PrometheusObserver::new(&mut Registry::default()).stream_created(&path),
+        ),
+    ];
+    for (name, probe) in probes {
+        g.bench_function(format!("frame_in/{name}"), |b| {
+            b.iter(|| probe.frame_in(black_box(&frame)))
+        });
+        g.bench_function(format!("frames_out/{name}"), |b| {
+            b.iter(|| probe.frames_out(black_box("http-flv"), 64, 64 * 1200))
         });
     }
     g.finish();

@@ -83,6 +83,8 @@ pub struct MetricsService {
 struct ServiceInner {
     registry: Arc<Registry>,
     health: HealthRegistry,
+    /// When cancelled, `/readyz` answers 503 so load balancers drain first.
+    draining: Option<CancellationToken>,
     /// Size of the last exposition, to size the next buffer.
     last_len: AtomicUsize,
 }
@@ -137,8 +139,31 @@ impl MetricsService {
             inner: Arc::new(ServiceInner {
                 registry,
                 health,
+                draining: None,
                 last_len: AtomicUsize::new(4096),
             }),
+        }
+    }
+
+    /// Report not ready once `token` is cancelled (pass the engine's
+    /// `shutdown_token()`), whatever the checks say, so traffic drains away
+    /// while the engine finishes. Call before cloning the service.
+    #[must_use]
+    pub fn draining_on(self, token: CancellationToken) -> Self {
+        let inner = match Arc::try_unwrap(self.inner) {
+            Ok(mut inner) => {
+                inner.draining = Some(token);
+                inner
+            }
+            Err(shared) => ServiceInner {
+                registry: Arc::clone(&shared.registry),
+                health: shared.health.clone(),
+                draining: Some(token),
+                last_len: AtomicUsize::new(shared.last_len.load(Ordering::Relaxed)),
+            },
+        };
+        Self {
+            inner: Arc::new(inner),
         }
     }
 
@@ -211,6 +236,17 @@ impl MetricsService {
     }
 
     async fn readyz(&self) -> Response<Body> {
+        if self
+            .inner
+            .draining
+            .as_ref()
+            .is_some_and(CancellationToken::is_cancelled)
+        {
+            return text(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "not ready: shutting down\n".into(),
+            );
+        }
         let r = self.inner.health.readiness().await;
         let status = if r.ready {
             StatusCode::OK
@@ -354,6 +390,15 @@ mod tests {
         let req = Request::get("/live/cam.flv").body(()).unwrap();
         assert!(svc.handle(&req).await.is_none());
         assert_eq!(svc.respond(&req).await.status(), StatusCode::NOT_FOUND);
+        let stop = CancellationToken::new();
+        let svc = svc.draining_on(stop.clone());
+        let ready = Request::get("/readyz").body(()).unwrap();
+        assert_eq!(svc.respond(&ready).await.status(), StatusCode::OK);
+        stop.cancel();
+        assert_eq!(
+            svc.respond(&ready).await.status(),
+            StatusCode::SERVICE_UNAVAILABLE
+        );
         let post = Request::post("/metrics").body(()).unwrap();
         let resp = svc.handle(&post).await.unwrap();
         assert_eq!(resp.status(), StatusCode::METHOD_NOT_ALLOWED);

@@ -2,7 +2,6 @@
 //! prometheus-client [`Registry`] the host owns.
 
 use crate::labels::{SeriesLabels, StreamLabel};
-use arc_swap::ArcSwap;
 use arcly_core::auth::AuthAction;
 use arcly_core::observe::{DropReason, Observer, StreamProbe};
 use arcly_core::{AppName, MediaFrame, StreamPath};
@@ -13,7 +12,7 @@ use prometheus_client::metrics::histogram::{exponential_buckets, Histogram};
 use prometheus_client::registry::{Registry, Unit};
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicI64, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 
 /// The prefix of every metric this crate registers.
@@ -304,7 +303,8 @@ struct StreamTable {
 /// [`Registry::sub_registry_with_label`] in one registry).
 ///
 /// Per-frame work goes through the [`StreamProbe`] it hands out per stream:
-/// two relaxed atomic adds per frame in, and two per batch of deliveries out.
+/// two relaxed atomic adds per frame in, and two per batch of deliveries out
+/// (after a lock-free lookup of the protocol's counters).
 #[derive(Clone)]
 pub struct PrometheusObserver {
     inner: Arc<Inner>,
@@ -472,6 +472,7 @@ impl Inner {
 }
 
 /// Delivery counters of one protocol, cached by a probe.
+#[derive(Clone)]
 struct Egress {
     protocol: &'static str,
     frames: Counter,
@@ -491,27 +492,50 @@ struct Probe {
     /// be moved by the difference.
     last_gop_frames: AtomicI64,
     last_gop_bytes: AtomicI64,
-    egress: ArcSwap<Vec<Arc<Egress>>>,
+    /// Delivery counters of the first protocols seen, filled in order and
+    /// never replaced: the frame path reads them with one acquire load each.
+    egress: [OnceLock<Egress>; EGRESS_SLOTS],
+}
+
+/// Protocols a probe caches delivery counters for; more still count, through
+/// the slower family lookup.
+const EGRESS_SLOTS: usize = 8;
+
+fn same_protocol(a: &'static str, b: &'static str) -> bool {
+    std::ptr::eq(a, b) || a == b
 }
 
 impl Probe {
     #[cold]
-    fn resolve_egress(&self, protocol: &'static str) -> Option<Arc<Egress>> {
-        let scope = self.inner.scope_with_protocol(&self.path, protocol)?;
+    #[inline(never)]
+    fn frames_out_slow(&self, protocol: &'static str, frames: u64, bytes: u64) {
+        let Some(scope) = self.inner.scope_with_protocol(&self.path, protocol) else {
+            return;
+        };
         let labels = scope.with_protocol(protocol);
-        let e = Arc::new(Egress {
+        let e = Egress {
             protocol,
             frames: self.inner.m.frames_out.get_or_create_owned(&labels),
             bytes: self.inner.m.bytes_out.get_or_create_owned(&labels),
-        });
-        self.egress.rcu(|cur| {
-            let mut next: Vec<Arc<Egress>> = (**cur).clone();
-            if !next.iter().any(|x| x.protocol == protocol) {
-                next.push(Arc::clone(&e));
+        };
+        e.frames.inc_by(frames);
+        e.bytes.inc_by(bytes);
+        for slot in &self.egress {
+            let cached = match slot.get() {
+                Some(x) => x,
+                None => match slot.set(e.clone()) {
+                    Ok(()) => return,
+                    // Another thread filled it first: look at what it put.
+                    Err(_) => match slot.get() {
+                        Some(x) => x,
+                        None => return,
+                    },
+                },
+            };
+            if same_protocol(cached.protocol, protocol) {
+                return;
             }
-            next
-        });
-        Some(e)
+        }
     }
 }
 
@@ -528,16 +552,18 @@ impl StreamProbe for Probe {
 
     #[inline]
     fn frames_out(&self, protocol: &'static str, frames: u64, bytes: u64) {
-        let cached = {
-            let list = self.egress.load();
-            list.iter()
-                .find(|e| std::ptr::eq(e.protocol, protocol) || e.protocol == protocol)
-                .cloned()
-        };
-        if let Some(e) = cached.or_else(|| self.resolve_egress(protocol)) {
-            e.frames.inc_by(frames);
-            e.bytes.inc_by(bytes);
+        for slot in &self.egress {
+            match slot.get() {
+                Some(e) if same_protocol(e.protocol, protocol) => {
+                    e.frames.inc_by(frames);
+                    e.bytes.inc_by(bytes);
+                    return;
+                }
+                Some(_) => {}
+                None => break,
+            }
         }
+        self.frames_out_slow(protocol, frames, bytes);
     }
 
     #[inline]
@@ -575,7 +601,7 @@ impl Observer for PrometheusObserver {
             gop_bytes: m.gop_bytes.get_or_create_owned(&scope),
             last_gop_frames: AtomicI64::new(0),
             last_gop_bytes: AtomicI64::new(0),
-            egress: ArcSwap::from_pointee(Vec::new()),
+            egress: Default::default(),
         })
     }
 
@@ -759,5 +785,25 @@ mod tests {
         assert!(scrape(&r).contains("arcly_frames_in_total{app=\"live\",stream=\"a\"} 1"));
         o.stream_removed(&path("a"));
         assert!(!scrape(&r).contains("stream=\"a\""));
+    }
+
+    #[test]
+    fn more_protocols_than_cached_slots_still_count() {
+        const PROTOS: [&str; 11] = [
+            "p0", "p1", "p2", "p3", "p4", "p5", "p6", "p7", "p8", "p9", "p10",
+        ];
+        let mut r = Registry::default();
+        let o = PrometheusObserver::new(&mut r);
+        let p = o.stream_created(&path("a"));
+        for _ in 0..3 {
+            for proto in PROTOS {
+                p.frames_out(proto, 2, 10);
+            }
+        }
+        let text = scrape(&r);
+        for proto in PROTOS {
+            let want = format!("arcly_frames_out_total{{app=\"live\",protocol=\"{proto}\"}} 6");
+            assert!(text.contains(&want), "missing {want}");
+        }
     }
 }
