@@ -165,6 +165,12 @@ impl RtmpClient {
         self.flush().await
     }
 
+    /// While playing, stop or resume audio (`audio = true`) or video.
+    pub async fn receive_media(&mut self, audio: bool, enabled: bool) -> Result<()> {
+        self.session.receive_media(audio, enabled)?;
+        self.flush().await
+    }
+
     /// Unpublish/stop and close the connection.
     pub async fn close(mut self) -> Result<()> {
         self.session.close();

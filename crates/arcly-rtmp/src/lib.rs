@@ -34,8 +34,10 @@ pub mod chunk;
 pub mod client;
 pub mod error;
 pub mod flv;
+pub mod handler;
 pub mod handshake;
 pub mod message;
 pub mod session;
 
 pub use error::{Result, RtmpError};
+pub use handler::{RtmpConfig, RtmpHandler};

@@ -283,6 +283,14 @@ pub mod status {
     pub const PLAY_PUBLISH_NOTIFY: &str = "NetStream.Play.PublishNotify";
     /// Playback stopped.
     pub const PLAY_STOP: &str = "NetStream.Play.Stop";
+    /// The authenticator refused the publish (the description says why).
+    pub const PUBLISH_UNAUTHORIZED: &str = "NetStream.Publish.Unauthorized";
+    /// Publishing failed for another reason (unknown application, limits).
+    pub const PUBLISH_FAILED: &str = "NetStream.Publish.Failed";
+    /// The authenticator refused the play (the description says why).
+    pub const PLAY_UNAUTHORIZED: &str = "NetStream.Play.Unauthorized";
+    /// Playing failed for another reason (unknown application, limits).
+    pub const PLAY_FAILED: &str = "NetStream.Play.Failed";
 }
 
 #[cfg(test)]

@@ -894,6 +894,27 @@ impl ClientSession {
         self.core.send_frame(id, frame)
     }
 
+    /// While playing, ask the server to stop or resume sending audio
+    /// (`receiveAudio`) or video (`receiveVideo`).
+    pub fn receive_media(&mut self, audio: bool, enabled: bool) -> Result<()> {
+        let id = self
+            .stream_id
+            .ok_or(RtmpError::InvalidState("not playing"))?;
+        let name = if audio {
+            "receiveAudio"
+        } else {
+            "receiveVideo"
+        };
+        let c = Command::new(
+            name,
+            0.0,
+            Amf0Value::Null,
+            vec![Amf0Value::Boolean(enabled)],
+        );
+        self.core.send_command(id, &c);
+        Ok(())
+    }
+
     /// Send `FCUnpublish`/`deleteStream` (publisher) or `deleteStream` (player).
     pub fn close(&mut self) {
         if let Some(id) = self.stream_id.take() {

@@ -1,0 +1,702 @@
+//! [`RtmpHandler`]: RTMP publish and play served from the registries.
+//!
+//! The handler is a thin tokio driver around [`ServerSession`]: bytes read
+//! from the connection go into the session; its events become
+//! [`PublishRegistry::publish`](arcly_core::registry::PublishRegistry::publish)
+//! and [`PlaybackRegistry::subscribe`](arcly_core::registry::PlaybackRegistry::subscribe)
+//! calls; frames from a publisher are pushed into its
+//! [`PublishSession`]; frames from a [`Subscription`] are rebased, mapped to
+//! FLV tags at the edge ([`crate::flv`]) and written to the player with
+//! vectored writes whose payload slices are shared with the bus.
+//!
+//! It depends only on the [`IngestContext`] it is handed, never on the
+//! engine, and runs under [`TcpIngest`] (which owns the listener, the
+//! connection bounds and the idle timeout; the RTMP handshake timeout is
+//! enforced here).
+
+use crate::message::{status, UserControl};
+use crate::session::{ServerEvent, ServerSession, SessionConfig};
+use arcly_core::inbound::{IngestContext, PublishSession};
+use arcly_core::ingest::{IngestLimits, RateLimiter, TcpIngest};
+use arcly_core::registry::{PlayRequest, PublishRequest};
+use arcly_core::traits::{Connection, ProtocolHandler};
+use arcly_core::{FrameType, MediaFrame, StreamError, StreamPath, TimeBase};
+use async_trait::async_trait;
+use bytes::Bytes;
+use std::collections::HashMap;
+use std::future::Future;
+use std::io::IoSlice;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+/// The protocol name used in requests, logs and metrics.
+pub const PROTOCOL: &str = "rtmp";
+/// Gap in milliseconds left between the last frame of one publisher and the
+/// first frame of the next, so a player's timestamps keep increasing.
+pub const REPUBLISH_GAP_MS: i64 = 40;
+/// Most buffers handed to one `writev` call (below every platform's `IOV_MAX`).
+pub const MAX_IOVECS: usize = 512;
+
+/// A token-bucket bound on what one connection may send us.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct RateLimit {
+    /// Average inbound bytes per second.
+    pub bytes_per_sec: u64,
+    /// Average inbound messages (events) per second.
+    pub messages_per_sec: u64,
+    /// Burst allowance, in seconds' worth of the averages.
+    pub burst_secs: f64,
+}
+
+/// Settings of the RTMP handler.
+#[derive(Debug, Clone)]
+pub struct RtmpConfig {
+    /// Chunk size, window size and parser bounds of each session.
+    pub session: SessionConfig,
+    /// Connection bounds and timeouts (the handshake timeout is enforced by
+    /// the handler, the rest by [`TcpIngest`]).
+    pub limits: IngestLimits,
+    /// Optional inbound rate limit per connection; exceeding it disconnects
+    /// with a reason.
+    pub rate_limit: Option<RateLimit>,
+    /// Most frames written to a player in one batch (one vectored write).
+    pub max_batch_frames: usize,
+    /// Most payload bytes written to a player in one batch.
+    pub max_batch_bytes: usize,
+    /// Size of the per-connection read buffer.
+    pub read_buffer_size: usize,
+}
+
+impl Default for RtmpConfig {
+    fn default() -> Self {
+        Self {
+            session: SessionConfig::default(),
+            limits: IngestLimits::default(),
+            rate_limit: None,
+            max_batch_frames: 64,
+            max_batch_bytes: 1 << 20,
+            read_buffer_size: 64 * 1024,
+        }
+    }
+}
+
+/// Serves RTMP publishers and players from the registries of an
+/// [`IngestContext`]. Run it with [`into_protocol`](Self::into_protocol).
+#[derive(Debug, Clone, Default)]
+pub struct RtmpHandler {
+    cfg: RtmpConfig,
+}
+
+impl RtmpHandler {
+    /// A handler with `cfg`.
+    pub fn new(cfg: RtmpConfig) -> Self {
+        Self { cfg }
+    }
+
+    /// The handler's settings.
+    pub fn config(&self) -> &RtmpConfig {
+        &self.cfg
+    }
+
+    /// This handler as an inbound protocol listening on `addr` (wrap it in an
+    /// `Arc` to hand it to an engine, or call `serve` yourself).
+    pub fn into_protocol(self, addr: SocketAddr) -> TcpIngest {
+        let limits = self.cfg.limits.clone();
+        TcpIngest::new(addr, Arc::new(self), limits)
+    }
+
+    /// Shorthand for `RtmpHandler::new(cfg).into_protocol(addr)`.
+    pub fn listen(addr: SocketAddr, cfg: RtmpConfig) -> TcpIngest {
+        Self::new(cfg).into_protocol(addr)
+    }
+}
+
+#[async_trait]
+impl ProtocolHandler for RtmpHandler {
+    fn name(&self) -> &'static str {
+        PROTOCOL
+    }
+
+    async fn handle_connection(
+        &self,
+        conn: Box<dyn Connection>,
+        peer: SocketAddr,
+        ctx: IngestContext,
+    ) -> arcly_core::Result<()> {
+        let mut c = Conn::new(&self.cfg, conn, peer, ctx);
+        let r = c.run().await;
+        // Whatever happened, try to deliver the last status messages.
+        let _ = c.flush().await;
+        let _ = c.io.shutdown().await;
+        r
+    }
+}
+
+/// Is `f` the bus's in-band marker that the publisher left (as opposed to a
+/// codec's end-of-sequence, which is a video or audio frame)?
+fn publisher_left(f: &MediaFrame) -> bool {
+    f.is_end_of_stream() && f.frame_type == FrameType::Data && f.payload.is_empty()
+}
+
+/// Maps a publisher's timestamps onto a player's timeline: starting near
+/// zero, keeping each track non-decreasing, continuing across republish.
+#[derive(Debug, Default, Clone)]
+pub struct Rebaser {
+    base: Option<(i64, i64)>,
+    resume: i64,
+    last_video: i64,
+    last_audio: i64,
+    last: i64,
+}
+
+impl Rebaser {
+    /// A timeline starting at zero.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// The next publisher (or a discontinuity) starts after what was sent.
+    pub fn discontinuity(&mut self) {
+        if self.base.take().is_some() {
+            self.resume = self.last + REPUBLISH_GAP_MS;
+        }
+    }
+
+    /// The player's `(dts, pts)` in milliseconds for `f`. Configuration and
+    /// metadata go out at the current position; media is shifted so the
+    /// first frame after (re)start lands at the resume point.
+    pub fn map(&mut self, f: &MediaFrame) -> (i64, i64) {
+        if f.is_config() || f.frame_type == FrameType::Data {
+            return (self.last, self.last);
+        }
+        let (dts, pts) = (f.dts_ms(), f.pts_ms());
+        let (src, dst) = *self.base.get_or_insert((dts, self.resume));
+        let floor = if f.is_video() {
+            self.last_video
+        } else {
+            self.last_audio
+        };
+        let out = dts
+            .saturating_sub(src)
+            .saturating_add(dst)
+            .max(floor)
+            .max(dst);
+        let out_pts = out.saturating_add(pts.saturating_sub(dts));
+        if f.is_video() {
+            self.last_video = out;
+        } else {
+            self.last_audio = out;
+        }
+        self.last = self.last.max(out);
+        (out, out_pts)
+    }
+}
+
+/// One player on one message stream.
+struct Play {
+    stream_id: u32,
+    sub: arcly_core::bus::Subscription,
+    audio: bool,
+    video: bool,
+    video_needs_key: bool,
+    resend_audio_config: bool,
+    clock: Rebaser,
+    awaiting_publisher: bool,
+}
+
+struct Conn<'a> {
+    cfg: &'a RtmpConfig,
+    io: Box<dyn Connection>,
+    peer: SocketAddr,
+    ctx: IngestContext,
+    session: ServerSession,
+    app: Option<String>,
+    connected: bool,
+    publishers: HashMap<u32, PublishSession>,
+    plays: Vec<Play>,
+    out: Vec<Bytes>,
+    limiter: Option<RateLimiter>,
+    /// Set when the connection must close after the next flush.
+    closing: Option<StreamError>,
+}
+
+impl<'a> Conn<'a> {
+    fn new(
+        cfg: &'a RtmpConfig,
+        io: Box<dyn Connection>,
+        peer: SocketAddr,
+        ctx: IngestContext,
+    ) -> Self {
+        Self {
+            cfg,
+            io,
+            peer,
+            ctx,
+            session: ServerSession::new(cfg.session),
+            app: None,
+            connected: false,
+            publishers: HashMap::new(),
+            plays: Vec::new(),
+            out: Vec::new(),
+            limiter: cfg
+                .rate_limit
+                .map(|r| RateLimiter::new(r.bytes_per_sec, r.messages_per_sec, r.burst_secs)),
+            closing: None,
+        }
+    }
+
+    async fn run(&mut self) -> arcly_core::Result<()> {
+        let mut buf = vec![0u8; self.cfg.read_buffer_size.max(4096)];
+        let hs_timeout = self.cfg.limits.handshake_timeout;
+        let hs_deadline = tokio::time::Instant::now() + hs_timeout;
+        let shutdown = self.ctx.shutdown.clone();
+        loop {
+            self.flush().await?;
+            if let Some(e) = self.closing.take() {
+                return Err(e);
+            }
+            let connected = self.connected;
+            tokio::select! {
+                biased;
+                _ = shutdown.cancelled() => return Ok(()),
+                _ = tokio::time::sleep_until(hs_deadline), if !connected => {
+                    return Err(StreamError::Timeout(hs_timeout));
+                }
+                r = self.io.read(&mut buf) => {
+                    let n = r?;
+                    if n == 0 {
+                        return Ok(());
+                    }
+                    self.on_input(&buf[..n]).await?;
+                }
+                (i, r) = recv_any(&mut self.plays) => {
+                    self.on_play_frame(i, r)?;
+                    self.drain_play(i)?;
+                }
+            }
+        }
+    }
+
+    /// Write everything the session holds with vectored writes.
+    async fn flush(&mut self) -> std::io::Result<()> {
+        self.session.poll_transmit_vectored(&mut self.out);
+        let r = write_all_vectored(&mut self.io, &self.out).await;
+        self.out.clear();
+        r
+    }
+
+    async fn on_input(&mut self, data: &[u8]) -> arcly_core::Result<()> {
+        if let Err(e) = self.session.handle_input(data) {
+            tracing::debug!(peer = %self.peer, error = %e, "rtmp input refused");
+            return Err(e.into());
+        }
+        let mut first = true;
+        while let Some(ev) = self.session.poll_event() {
+            if let Some(l) = &mut self.limiter {
+                l.check(
+                    std::time::Instant::now(),
+                    if first { data.len() } else { 0 },
+                )?;
+                first = false;
+            }
+            self.on_event(ev).await?;
+            if self.closing.is_some() {
+                break;
+            }
+        }
+        Ok(())
+    }
+
+    async fn on_event(&mut self, ev: ServerEvent) -> arcly_core::Result<()> {
+        match ev {
+            ServerEvent::ConnectRequested { app, .. } => {
+                if let Err(e) = arcly_core::AppName::new(&app) {
+                    let reason = e.to_string();
+                    self.session.reject_connect(&reason);
+                    self.closing = Some(e);
+                } else {
+                    self.session.accept_connect()?;
+                    self.app = Some(app);
+                    self.connected = true;
+                }
+            }
+            ServerEvent::PublishRequested {
+                stream_id,
+                stream_name,
+                query,
+                ..
+            } => self.on_publish(stream_id, &stream_name, query).await,
+            ServerEvent::PlayRequested {
+                stream_id,
+                stream_name,
+                query,
+                reset,
+                ..
+            } => self.on_play(stream_id, &stream_name, query, reset).await?,
+            ServerEvent::Media { stream_id, frame } => {
+                if let Some(p) = self.publishers.get_mut(&stream_id) {
+                    p.push(frame);
+                }
+            }
+            ServerEvent::Unpublished { stream_id } => {
+                // Dropping the session unpublishes: players get the marker.
+                self.publishers.remove(&stream_id);
+            }
+            ServerEvent::PlayStopped { stream_id } => {
+                self.plays.retain(|p| p.stream_id != stream_id);
+            }
+            ServerEvent::ReceiveMedia {
+                stream_id,
+                audio,
+                enabled,
+            } => {
+                if let Some(p) = self.plays.iter_mut().find(|p| p.stream_id == stream_id) {
+                    if audio {
+                        p.resend_audio_config = enabled && !p.audio;
+                        p.audio = enabled;
+                    } else {
+                        p.video_needs_key = enabled && !p.video;
+                        p.video = enabled;
+                    }
+                }
+            }
+            ServerEvent::Skipped { reason } => {
+                tracing::debug!(peer = %self.peer, %reason, "rtmp tag skipped");
+            }
+        }
+        Ok(())
+    }
+
+    fn path(&self, stream_name: &str) -> arcly_core::Result<StreamPath> {
+        StreamPath::parse(self.app.as_deref().unwrap_or(""), stream_name)
+    }
+
+    async fn on_publish(&mut self, stream_id: u32, name: &str, query: Option<String>) {
+        let res = match self.path(name) {
+            Ok(path) => {
+                let req = PublishRequest {
+                    path,
+                    query,
+                    peer: Some(self.peer),
+                    protocol: PROTOCOL,
+                };
+                self.ctx.registry.publish(req).await
+            }
+            Err(e) => Err(e),
+        };
+        match res {
+            Ok(session) => match self.session.accept_publish(stream_id) {
+                Ok(()) => {
+                    self.publishers.insert(stream_id, session);
+                }
+                Err(e) => self.closing = Some(e.into()),
+            },
+            Err(e) => {
+                let code = match &e {
+                    StreamError::AlreadyPublishing { .. } | StreamError::InvalidName { .. } => {
+                        status::PUBLISH_BAD_NAME
+                    }
+                    StreamError::Unauthorized { .. } => status::PUBLISH_UNAUTHORIZED,
+                    _ => status::PUBLISH_FAILED,
+                };
+                tracing::info!(peer = %self.peer, stream = name, %code, error = %e, "publish refused");
+                self.session.reject_publish(stream_id, code, &e.to_string());
+                self.closing = Some(e);
+            }
+        }
+    }
+
+    async fn on_play(
+        &mut self,
+        stream_id: u32,
+        name: &str,
+        query: Option<String>,
+        reset: bool,
+    ) -> arcly_core::Result<()> {
+        let res = match self.path(name) {
+            Ok(path) => {
+                let req = PlayRequest {
+                    path,
+                    query,
+                    peer: Some(self.peer),
+                    protocol: PROTOCOL,
+                    wait_for_publisher: true,
+                };
+                self.ctx.registry.subscribe(req).await
+            }
+            Err(e) => Err(e),
+        };
+        match res {
+            Ok(sub) => {
+                self.session.accept_play(stream_id, reset)?;
+                let awaiting_publisher = sub.replay_len() == 0 && !sub.stream().is_live();
+                self.plays.push(Play {
+                    stream_id,
+                    sub,
+                    audio: true,
+                    video: true,
+                    video_needs_key: false,
+                    resend_audio_config: false,
+                    clock: Rebaser::new(),
+                    awaiting_publisher,
+                });
+            }
+            Err(e) => {
+                let code = match &e {
+                    StreamError::StreamNotFound { .. } | StreamError::InvalidName { .. } => {
+                        status::PLAY_STREAM_NOT_FOUND
+                    }
+                    StreamError::Unauthorized { .. } => status::PLAY_UNAUTHORIZED,
+                    _ => status::PLAY_FAILED,
+                };
+                tracing::info!(peer = %self.peer, stream = name, %code, error = %e, "play refused");
+                self.session.reject_play(stream_id, code, &e.to_string());
+                self.closing = Some(e);
+            }
+        }
+        Ok(())
+    }
+
+    /// Take more ready frames of play `i` (without waiting) into the same
+    /// batch, so one vectored write carries them all.
+    fn drain_play(&mut self, i: usize) -> arcly_core::Result<()> {
+        let (max_frames, max_bytes) = (self.cfg.max_batch_frames, self.cfg.max_batch_bytes);
+        let (mut frames, mut bytes) = (1usize, 0usize);
+        while frames < max_frames && bytes < max_bytes {
+            let Some(p) = self.plays.get_mut(i) else {
+                return Ok(());
+            };
+            let r = match p.sub.try_recv() {
+                Ok(Some(f)) => Ok(f),
+                Ok(None) => return Ok(()),
+                Err(e) => Err(e),
+            };
+            if let Ok(f) = &r {
+                bytes += f.payload.len();
+            }
+            frames += 1;
+            self.on_play_frame(i, r)?;
+        }
+        Ok(())
+    }
+
+    fn on_play_frame(
+        &mut self,
+        i: usize,
+        r: arcly_core::Result<Arc<MediaFrame>>,
+    ) -> arcly_core::Result<()> {
+        let Some(p) = self.plays.get_mut(i) else {
+            return Ok(());
+        };
+        let sid = p.stream_id;
+        let f = match r {
+            Ok(f) => f,
+            Err(e) => {
+                // The stream was removed or this player kept lagging: end the play.
+                let desc = e.to_string();
+                self.session
+                    .send_status(sid, "status", status::PLAY_STOP, &desc);
+                self.session.send_user_control(&UserControl::StreamEof(sid));
+                self.plays.remove(i);
+                tracing::info!(peer = %self.peer, error = %desc, "play ended");
+                if self.plays.is_empty() && self.publishers.is_empty() {
+                    self.closing = Some(e);
+                }
+                return Ok(());
+            }
+        };
+        if publisher_left(&f) {
+            if !p.awaiting_publisher {
+                p.awaiting_publisher = true;
+                p.clock.discontinuity();
+                self.session.send_status(
+                    sid,
+                    "status",
+                    status::PLAY_UNPUBLISH_NOTIFY,
+                    "The publisher left; waiting for the next one.",
+                );
+                self.session.send_user_control(&UserControl::StreamEof(sid));
+            }
+            return Ok(());
+        }
+        if p.awaiting_publisher {
+            p.awaiting_publisher = false;
+            p.clock.discontinuity();
+            self.session
+                .send_user_control(&UserControl::StreamBegin(sid));
+            self.session.send_status(
+                sid,
+                "status",
+                status::PLAY_PUBLISH_NOTIFY,
+                "A publisher started.",
+            );
+        } else if f.flags.contains(arcly_core::FrameFlags::DISCONTINUITY) {
+            p.clock.discontinuity();
+        }
+        if f.is_audio() {
+            if !p.audio {
+                return Ok(());
+            }
+            if std::mem::take(&mut p.resend_audio_config) && !f.is_config() {
+                let cfgs = p.sub.stream().configs();
+                for c in cfgs.frames().filter(|c| c.is_audio() && c.is_config()) {
+                    send(&mut self.session, p, c)?;
+                }
+            }
+        } else if f.is_video() {
+            if !p.video {
+                return Ok(());
+            }
+            if p.video_needs_key && !f.is_config() {
+                if !f.is_keyframe() {
+                    return Ok(());
+                }
+                p.video_needs_key = false;
+                let cfgs = p.sub.stream().configs();
+                for c in cfgs.frames().filter(|c| c.is_video() && c.is_config()) {
+                    send(&mut self.session, p, c)?;
+                }
+            }
+        }
+        send(&mut self.session, p, &f)
+    }
+}
+
+/// Queue `f` for player `p` on its timeline. The payload is shared, not
+/// copied: only the small FLV and chunk headers are built per player.
+fn send(session: &mut ServerSession, p: &mut Play, f: &MediaFrame) -> arcly_core::Result<()> {
+    let (dts, pts) = p.clock.map(f);
+    let mut out = f.clone();
+    out.time_base = TimeBase::MILLIS;
+    out.dts = dts;
+    out.pts = pts;
+    match session.send_frame(p.stream_id, &out) {
+        Ok(()) => Ok(()),
+        Err(crate::RtmpError::Limit { .. } | crate::RtmpError::Unsupported(_)) => Ok(()),
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// The next frame of any play (pending forever when there is none).
+async fn recv_any(plays: &mut [Play]) -> (usize, arcly_core::Result<Arc<MediaFrame>>) {
+    match plays {
+        [] => std::future::pending().await,
+        [one] => (0, one.sub.recv().await),
+        many => {
+            let mut futs: Vec<_> = many
+                .iter_mut()
+                .enumerate()
+                .map(|(i, p)| Box::pin(async move { (i, p.sub.recv().await) }))
+                .collect();
+            std::future::poll_fn(|cx| {
+                for f in &mut futs {
+                    if let std::task::Poll::Ready(x) = f.as_mut().poll(cx) {
+                        return std::task::Poll::Ready(x);
+                    }
+                }
+                std::task::Poll::Pending
+            })
+            .await
+        }
+    }
+}
+
+/// Write every buffer of `bufs` with as few `writev` calls as the socket
+/// allows (at most [`MAX_IOVECS`] buffers per call).
+pub async fn write_all_vectored<W>(w: &mut W, bufs: &[Bytes]) -> std::io::Result<()>
+where
+    W: tokio::io::AsyncWrite + Unpin + ?Sized,
+{
+    let (mut i, mut off) = (0usize, 0usize);
+    let mut slices: Vec<IoSlice<'_>> = Vec::with_capacity(bufs.len().min(MAX_IOVECS));
+    while i < bufs.len() {
+        slices.clear();
+        let first = bufs.get(i).map(|b| b.get(off..).unwrap_or(&[]));
+        slices.extend(first.map(IoSlice::new));
+        slices.extend(
+            bufs.get(i + 1..)
+                .unwrap_or(&[])
+                .iter()
+                .take(MAX_IOVECS - 1)
+                .map(|b| IoSlice::new(b)),
+        );
+        let mut n = w.write_vectored(&slices).await?;
+        if n == 0 {
+            return Err(std::io::ErrorKind::WriteZero.into());
+        }
+        while n > 0 && i < bufs.len() {
+            let left = bufs.get(i).map_or(0, |b| b.len() - off);
+            if n >= left {
+                n -= left;
+                i += 1;
+                off = 0;
+            } else {
+                off += n;
+                n = 0;
+            }
+        }
+        // Skip empty buffers so the loop always makes progress.
+        while bufs.get(i).is_some_and(|b| b.len() == off) {
+            i += 1;
+            off = 0;
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use arcly_core::{CodecId, FrameFlags};
+
+    fn v(dts: i64, pts: i64) -> MediaFrame {
+        MediaFrame::video(CodecId::H264, dts, pts, Bytes::new())
+    }
+    fn a(ts: i64) -> MediaFrame {
+        MediaFrame::audio(CodecId::Aac, ts, Bytes::new())
+    }
+
+    #[test]
+    fn rebaser_starts_near_zero_and_continues_across_republish() {
+        let mut r = Rebaser::new();
+        let cfg = MediaFrame::config(CodecId::H264, 0, Bytes::new());
+        assert_eq!(r.map(&cfg), (0, 0));
+        assert_eq!(r.map(&v(90_000, 90_080)), (0, 80));
+        assert_eq!(r.map(&a(89_990)), (0, 0), "audio before the base clamps");
+        assert_eq!(r.map(&a(90_010)), (10, 10));
+        assert_eq!(r.map(&v(90_040, 90_040)), (40, 40));
+        r.discontinuity();
+        assert_eq!(r.map(&cfg), (40, 40));
+        let k = v(0, 0).with_flags(FrameFlags::KEYFRAME);
+        assert_eq!(r.map(&k), (80, 80));
+        assert_eq!(r.map(&a(0)), (80, 80));
+        assert_eq!(r.map(&v(40, 120)), (120, 200));
+        // Timestamps that go backwards within a track are held.
+        assert_eq!(r.map(&v(20, 20)), (120, 120));
+    }
+
+    #[test]
+    fn only_the_bus_marker_means_the_publisher_left() {
+        assert!(publisher_left(&MediaFrame::end_of_stream()));
+        let eos = v(0, 0).with_flags(FrameFlags::END_OF_STREAM);
+        assert!(!publisher_left(&eos));
+    }
+
+    #[tokio::test]
+    async fn vectored_writes_deliver_every_byte() {
+        let bufs: Vec<Bytes> = (0..2000u32)
+            .map(|i| Bytes::from(vec![i as u8; (i % 7) as usize]))
+            .collect();
+        let want: Vec<u8> = bufs.iter().flat_map(|b| b.iter().copied()).collect();
+        let (mut a, mut b) = tokio::io::duplex(333);
+        let reader = tokio::spawn(async move {
+            let mut got = Vec::new();
+            b.read_to_end(&mut got).await.unwrap();
+            got
+        });
+        write_all_vectored(&mut a, &bufs).await.unwrap();
+        drop(a);
+        assert_eq!(reader.await.unwrap(), want);
+    }
+}

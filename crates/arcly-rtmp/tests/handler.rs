@@ -1,0 +1,751 @@
+//! The RTMP handler against real clients on loopback: an `Engine` from
+//! arcly-core, `TcpIngest` on 127.0.0.1:0, ffmpeg (5.1 and 9) publishing,
+//! ffmpeg, rtmpdump, GStreamer and this crate's client playing.
+//!
+//! The ffmpeg scenarios run concurrently inside one test (they mostly wait
+//! on real time), so the whole file stays well under a minute.
+#![allow(missing_docs)]
+
+use arcly_core::auth::{AuthDecision, AuthRequest, StreamAuthenticator};
+use arcly_core::engine::{AppSpec, Engine};
+use arcly_core::inbound::InboundProtocol;
+use arcly_core::registry::PlaybackRegistry;
+use arcly_core::testing::tools;
+use arcly_core::{FrameType, MediaFrame};
+use arcly_rtmp::client::RtmpClient;
+use arcly_rtmp::flv::{FlvReader, TagDemuxer};
+use arcly_rtmp::session::ClientEvent;
+use arcly_rtmp::{RtmpConfig, RtmpError, RtmpHandler};
+use std::path::{Path, PathBuf};
+use std::process::{Output, Stdio};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+use tokio::process::Command;
+
+// ---------------------------------------------------------------- harness
+
+struct Server {
+    port: u16,
+    engine: Engine,
+}
+
+impl Server {
+    fn url(&self, name: &str) -> String {
+        format!("rtmp://127.0.0.1:{}/live/{name}", self.port)
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        self.engine.shutdown();
+    }
+}
+
+fn engine_with(auth: Option<Arc<dyn StreamAuthenticator>>) -> Engine {
+    let mut b = Engine::builder().application(AppSpec::new("live").gop_cache(1000));
+    if let Some(a) = auth {
+        b = b.authenticator(a);
+    }
+    b.build()
+}
+
+async fn start(engine: Engine, cfg: RtmpConfig) -> Server {
+    let ingest = Arc::new(RtmpHandler::new(cfg).into_protocol("127.0.0.1:0".parse().unwrap()));
+    let bound = ingest.local_addr_receiver();
+    tokio::spawn(Arc::clone(&ingest).serve(engine.ingest_context()));
+    let port = bound.await.expect("listener bound").port();
+    Server { port, engine }
+}
+
+async fn server() -> Server {
+    start(engine_with(None), RtmpConfig::default()).await
+}
+
+fn tmp(name: &str) -> PathBuf {
+    let d = std::env::temp_dir().join(format!("arcly-rtmp-handler-{}", std::process::id()));
+    std::fs::create_dir_all(&d).unwrap();
+    d.join(name)
+}
+
+async fn run(mut cmd: Command, what: &str) -> Output {
+    cmd.stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .kill_on_drop(true);
+    match tokio::time::timeout(Duration::from_secs(40), cmd.output()).await {
+        Ok(Ok(o)) => o,
+        Ok(Err(e)) => panic!("{what}: could not run: {e}"),
+        Err(_) => panic!("{what}: did not finish within 40 s"),
+    }
+}
+
+fn ok(o: &Output, what: &str) {
+    assert!(
+        o.status.success(),
+        "{what} failed ({}): {}",
+        o.status,
+        String::from_utf8_lossy(&o.stderr)
+    );
+}
+
+fn ffmpeg_cmd(ff: &Path) -> Command {
+    let mut c = Command::new(ff);
+    c.args(["-hide_banner", "-nostdin", "-v", "error"]);
+    c
+}
+
+/// `ffmpeg -c copy` a fixture (or part of it) to `url`, in real time.
+async fn publish_file(ff: &Path, file: &Path, url: &str, seconds: Option<&str>) -> Output {
+    let mut c = ffmpeg_cmd(ff);
+    c.arg("-re");
+    if let Some(t) = seconds {
+        c.args(["-t", t]);
+    }
+    c.arg("-i").arg(file).args(["-c", "copy", "-f", "flv", url]);
+    run(c, &format!("publish {}", file.display())).await
+}
+
+/// `ffmpeg -i url -c copy out.flv`: an ffmpeg player recording what it got.
+async fn ffmpeg_play(ff: &Path, url: &str, out: &Path) -> Output {
+    let mut c = ffmpeg_cmd(ff);
+    c.args(["-i", url, "-c", "copy", "-f", "flv", "-y"])
+        .arg(out);
+    run(c, &format!("ffmpeg play {url}")).await
+}
+
+/// Packet hashes of one kind (`v` or `a`) of `file`, as `-f framemd5` reports.
+fn md5s(ff: &Path, file: &Path, kind: &str) -> Vec<String> {
+    let lines = tools::framemd5(
+        ff,
+        &[],
+        file.to_str().unwrap(),
+        &["-map", &format!("0:{kind}"), "-c", "copy"],
+    );
+    tools::md5_column(&lines, 0)
+}
+
+/// `played` must be a contiguous run of `source` of at least `min` packets;
+/// returns where in the source it starts.
+fn assert_run(what: &str, played: &[String], source: &[String], min: usize) -> usize {
+    assert!(
+        played.len() >= min,
+        "{what}: only {} packets played (want >= {min}, source has {})",
+        played.len(),
+        source.len()
+    );
+    let start = (0..source.len())
+        .find(|&k| source.get(k..k + played.len()) == Some(played))
+        .unwrap_or_else(|| {
+            let first_bad = source
+                .iter()
+                .position(|s| *s == played[0])
+                .map(|k| {
+                    (0..played.len())
+                        .find(|&i| source.get(k + i) != played.get(i))
+                        .unwrap_or(0)
+                });
+            panic!(
+                "{what}: the {} played packets are not a contiguous run of the {} source packets \
+                 (first played packet at source {:?}, first mismatch at played index {first_bad:?})",
+                played.len(),
+                source.len(),
+                source.iter().position(|s| *s == played[0]),
+            )
+        });
+    start
+}
+
+/// The played file decodes without a single error.
+async fn assert_decodes(ff: &Path, file: &Path) {
+    let mut c = Command::new(ff);
+    c.args(["-hide_banner", "-nostdin", "-v", "error", "-xerror", "-i"])
+        .arg(file)
+        .args(["-f", "null", "-"]);
+    let o = run(c, "decode").await;
+    ok(&o, &format!("decoding {}", file.display()));
+    assert!(
+        o.stderr.is_empty(),
+        "decoding {}: {}",
+        file.display(),
+        String::from_utf8_lossy(&o.stderr)
+    );
+}
+
+/// Per-stream packet (flags, dts in ms) of `file` via ffprobe.
+async fn packets(file: &Path, kind: &str) -> Vec<(bool, f64)> {
+    let mut c = Command::new(tools::ffprobe());
+    c.args(["-v", "error", "-select_streams", kind])
+        .args(["-show_entries", "packet=flags,dts_time", "-of", "csv=p=0"])
+        .arg(file);
+    let o = run(c, "ffprobe").await;
+    ok(&o, "ffprobe");
+    String::from_utf8_lossy(&o.stdout)
+        .lines()
+        .filter_map(|l| {
+            let (t, f) = l.split_once(',')?;
+            Some((f.starts_with('K'), t.parse().ok()?))
+        })
+        .collect()
+}
+
+/// The first video packet is a keyframe, timestamps start near zero and
+/// never go back.
+async fn assert_timeline(what: &str, file: &Path, has_video: bool) {
+    for kind in if has_video { &["v", "a"][..] } else { &["a"] } {
+        let p = packets(file, kind).await;
+        if p.is_empty() {
+            continue;
+        }
+        if *kind == "v" {
+            assert!(p[0].0, "{what}: first video packet is not a keyframe");
+        }
+        assert!(
+            p[0].1 < 0.3,
+            "{what}: {kind} starts at {} s, not near zero",
+            p[0].1
+        );
+        assert!(
+            p.windows(2).all(|w| w[1].1 >= w[0].1),
+            "{what}: {kind} timestamps go back"
+        );
+    }
+}
+
+fn fixture_frames(name: &str) -> Vec<MediaFrame> {
+    let data = std::fs::read(tools::fixture(name)).unwrap();
+    let mut r = FlvReader::new();
+    r.push(&data);
+    let mut d = TagDemuxer::new();
+    let mut v = Vec::new();
+    while let Some(t) = r.next_tag().unwrap() {
+        d.demux(t.tag_type, t.timestamp, t.body, &mut v).unwrap();
+    }
+    v
+}
+
+/// Publish `frames` with this crate's client, paced by their timestamps.
+async fn publish_frames(url: &str, frames: &[MediaFrame], speed: f64) -> RtmpClient {
+    let mut c = RtmpClient::publish(url).await.expect("publish");
+    let t0 = Instant::now();
+    for f in frames {
+        let due = Duration::from_secs_f64(f.dts_ms().max(0) as f64 / 1000.0 / speed);
+        if let Some(wait) = due.checked_sub(t0.elapsed()) {
+            tokio::time::sleep(wait).await;
+        }
+        c.send_frame(f).await.expect("send frame");
+    }
+    c
+}
+
+fn panic_text(e: tokio::task::JoinError) -> String {
+    match e.try_into_panic() {
+        Ok(p) => p
+            .downcast_ref::<String>()
+            .cloned()
+            .or_else(|| p.downcast_ref::<&str>().map(|s| (*s).to_owned()))
+            .unwrap_or_else(|| "panic".into()),
+        Err(e) => e.to_string(),
+    }
+}
+
+// ------------------------------------------------------- ffmpeg scenarios
+
+/// ffmpeg publishes lavfi through libx264 + AAC; an ffmpeg player that was
+/// waiting before the publisher came gets every packet, bit-exact.
+async fn lavfi_x264_aac(srv: Arc<Server>) {
+    let url = srv.url("lavfi");
+    let (src, played) = (tmp("lavfi-src.flv"), tmp("lavfi-played.flv"));
+    let ff = tools::ffmpeg();
+    let player = {
+        let (ff, url, played) = (ff.clone(), url.clone(), played.clone());
+        tokio::spawn(async move { ffmpeg_play(&ff, &url, &played).await })
+    };
+    tokio::time::sleep(Duration::from_millis(800)).await;
+    let mut c = ffmpeg_cmd(&ff);
+    c.args(["-re", "-f", "lavfi", "-i", "testsrc=size=320x240:rate=25"])
+        .args([
+            "-re",
+            "-f",
+            "lavfi",
+            "-i",
+            "sine=frequency=440:sample_rate=44100",
+        ])
+        .args(["-t", "3", "-map", "0:v", "-map", "1:a"])
+        .args(["-c:v", "libx264", "-preset", "ultrafast", "-g", "25"])
+        .args(["-flags:v", "+global_header"])
+        .args(["-pix_fmt", "yuv420p", "-c:a", "aac", "-f", "tee"])
+        .arg(format!("[f=flv]{url}|[f=flv]{}", src.display()));
+    ok(&run(c, "lavfi publish").await, "lavfi publish");
+    ok(&player.await.unwrap(), "ffmpeg player");
+    let (pv, sv) = (md5s(&ff, &played, "v"), md5s(&ff, &src, "v"));
+    assert_eq!(
+        assert_run("lavfi video", &pv, &sv, 70),
+        0,
+        "lavfi: video from the start"
+    );
+    assert_eq!(pv.len(), sv.len(), "lavfi: every video packet");
+    let (pa, sa) = (md5s(&ff, &played, "a"), md5s(&ff, &src, "a"));
+    assert_run("lavfi audio", &pa, &sa, 100);
+    assert_decodes(&ff, &played).await;
+    assert_timeline("lavfi", &played, true).await;
+}
+
+/// ffmpeg publishes the H.264/AAC fixture in real time with `-c copy`;
+/// ffmpeg, rtmpdump, GStreamer and our client join mid-GOP.
+async fn late_joiners(srv: Arc<Server>) {
+    let url = srv.url("fixture");
+    let ff = tools::ffmpeg();
+    let fixture = tools::fixture("h264-aac.flv");
+    let publisher = {
+        let (ff, url, fixture) = (ff.clone(), url.clone(), fixture.clone());
+        tokio::spawn(async move { publish_file(&ff, &fixture, &url, None).await })
+    };
+    // Keyframes are every 2 s; join 0.4 s after the second one.
+    let path = arcly_core::StreamPath::parse("live", "fixture").unwrap();
+    let t0 = Instant::now();
+    while !PlaybackRegistry::stream(&srv.engine, &path).is_some_and(|s| s.is_live()) {
+        assert!(
+            t0.elapsed() < Duration::from_secs(10),
+            "the publisher never came"
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    tokio::time::sleep(Duration::from_millis(2400)).await;
+
+    // Our client measures time to the first keyframe.
+    let own = {
+        let url = url.clone();
+        tokio::spawn(async move {
+            let t0 = Instant::now();
+            let mut p = RtmpClient::play(&url).await.expect("play");
+            let mut saw_meta = false;
+            let mut saw_config = false;
+            loop {
+                let f = p.next_frame().await.unwrap().expect("a frame");
+                if f.frame_type == FrameType::Data {
+                    saw_meta = true;
+                } else if f.is_video() && f.is_config() {
+                    saw_config = true;
+                } else if f.is_video() {
+                    let ttfk = t0.elapsed();
+                    assert!(f.is_keyframe(), "first video frame is not a keyframe");
+                    assert!(
+                        saw_meta && saw_config,
+                        "metadata and sequence header come first"
+                    );
+                    assert!(f.dts_ms() < 100, "rebased to near zero: {}", f.dts_ms());
+                    // The rest of the cached GOP arrives at once.
+                    let mut burst = 0;
+                    let until = Instant::now() + Duration::from_millis(150);
+                    while let Ok(Ok(Some(f))) =
+                        tokio::time::timeout_at(until.into(), p.next_frame()).await
+                    {
+                        burst += usize::from(f.is_video());
+                    }
+                    return (ttfk, burst);
+                }
+            }
+        })
+    };
+    let ffp = {
+        let (ff, url) = (ff.clone(), url.clone());
+        let out = tmp("late-ffmpeg.flv");
+        tokio::spawn(async move { (ffmpeg_play(&ff, &url, &out).await, out) })
+    };
+    let dump = {
+        let out = tmp("late-rtmpdump.flv");
+        let mut c = Command::new(tools::rtmpdump());
+        c.args(["-q", "-v", "-r", &url, "-o"]).arg(&out);
+        tokio::spawn(async move { (run(c, "rtmpdump").await, out) })
+    };
+    let gst = {
+        let out = tmp("late-gst.flv");
+        let mut c = Command::new(tools::gst_launch());
+        c.args(["-q", "-e", "rtmp2src"])
+            .arg(format!("location={url}"))
+            .args(["!", "filesink"])
+            .arg(format!("location={}", out.display()));
+        tokio::spawn(async move { (run(c, "gst-launch rtmp2src").await, out) })
+    };
+
+    let (ttfk, burst) = own.await.unwrap();
+    assert!(
+        ttfk < Duration::from_millis(800),
+        "time to first keyframe {ttfk:?}: the next GOP starts 1.6 s later"
+    );
+    assert!(
+        burst >= 8,
+        "only {burst} cached video frames arrived at once"
+    );
+    ok(&publisher.await.unwrap(), "fixture publish");
+
+    let (sv, sa) = (md5s(&ff, &fixture, "v"), md5s(&ff, &fixture, "a"));
+    for (name, task) in [("ffmpeg", ffp), ("rtmpdump", dump), ("gstreamer", gst)] {
+        let (o, out) = task.await.unwrap();
+        ok(&o, name);
+        let pv = md5s(&ff, &out, "v");
+        let k = assert_run(&format!("{name} video"), &pv, &sv, 70);
+        assert!(
+            k % 50 == 0 && k >= 50,
+            "{name}: started at source packet {k} ({} played of {}), not at a cached keyframe",
+            pv.len(),
+            sv.len()
+        );
+        assert_eq!(k + pv.len(), sv.len(), "{name}: every packet to the end");
+        assert_run(&format!("{name} audio"), &md5s(&ff, &out, "a"), &sa, 100);
+        assert_decodes(&ff, &out).await;
+        assert_timeline(name, &out, true).await;
+    }
+}
+
+/// One kind of media only.
+async fn single_kind(srv: Arc<Server>, fixture: &'static str, has_video: bool) {
+    let name = fixture.split('.').next().unwrap();
+    let url = srv.url(name);
+    let ff = tools::ffmpeg();
+    let played = tmp(&format!("{name}-played.flv"));
+    let player = {
+        let (ff, url, played) = (ff.clone(), url.clone(), played.clone());
+        tokio::spawn(async move { ffmpeg_play(&ff, &url, &played).await })
+    };
+    tokio::time::sleep(Duration::from_millis(800)).await;
+    let src = tools::fixture(fixture);
+    ok(&publish_file(&ff, &src, &url, Some("2.5")).await, fixture);
+    ok(&player.await.unwrap(), "player");
+    let kind = if has_video { "v" } else { "a" };
+    let (p, s) = (md5s(&ff, &played, kind), md5s(&ff, &src, kind));
+    assert_eq!(
+        assert_run(fixture, &p, &s, 50),
+        0,
+        "{fixture}: from the start"
+    );
+    assert_decodes(&ff, &played).await;
+    assert_timeline(fixture, &played, has_video).await;
+}
+
+/// FFmpeg 9 publishes Enhanced RTMP and plays it back bit-exact.
+async fn enhanced(srv: Arc<Server>, fixture: &'static str) {
+    let name = fixture.split('.').next().unwrap();
+    let url = srv.url(name);
+    let ff = tools::ffmpeg9();
+    let played = tmp(&format!("{name}-played.flv"));
+    let player = {
+        let (ff, url, played) = (ff.clone(), url.clone(), played.clone());
+        tokio::spawn(async move { ffmpeg_play(&ff, &url, &played).await })
+    };
+    tokio::time::sleep(Duration::from_millis(800)).await;
+    let src = tools::fixture(fixture);
+    ok(&publish_file(&ff, &src, &url, Some("2.5")).await, fixture);
+    ok(&player.await.unwrap(), "FFmpeg 9 player");
+    for kind in ["v", "a"] {
+        let (p, s) = (md5s(&ff, &played, kind), md5s(&ff, &src, kind));
+        assert_eq!(
+            assert_run(&format!("{fixture} {kind}"), &p, &s, 50),
+            0,
+            "{fixture} {kind}: from the start"
+        );
+    }
+    assert_decodes(&ff, &played).await;
+}
+
+/// A second publisher on a live name gets BadName; the first goes on.
+async fn second_publisher_bad_name(srv: Arc<Server>) {
+    let url = srv.url("taken");
+    let frames = fixture_frames("h264-aac.flv");
+    let first = tokio::spawn({
+        let url = url.clone();
+        async move { publish_frames(&url, &frames[..60], 1.0).await }
+    });
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let mut c = ffmpeg_cmd(&tools::ffmpeg());
+    c.arg("-i")
+        .arg(tools::fixture("h264-aac.flv"))
+        .args(["-c", "copy", "-f", "flv", &url]);
+    let o = run(c, "second publisher").await;
+    assert!(
+        !o.status.success(),
+        "the second ffmpeg publisher was accepted"
+    );
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(
+        err.contains("already being published"),
+        "ffmpeg said: {err}"
+    );
+    // Our client sees the status code.
+    match RtmpClient::publish(&url).await {
+        Err(RtmpError::Rejected { code, .. }) => assert_eq!(code, "NetStream.Publish.BadName"),
+        other => panic!("second publisher: {other:?}"),
+    }
+    first.await.unwrap().close().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn real_clients() {
+    let srv = Arc::new(server().await);
+    let mut set = tokio::task::JoinSet::new();
+    let s = &srv;
+    set.spawn(named("lavfi x264+aac", lavfi_x264_aac(s.clone())));
+    set.spawn(named("late joiners", late_joiners(s.clone())));
+    set.spawn(named(
+        "audio only",
+        single_kind(s.clone(), "aac-audio-only.flv", false),
+    ));
+    set.spawn(named(
+        "video only",
+        single_kind(s.clone(), "h264-baseline-video-only.flv", true),
+    ));
+    for f in [
+        "hevc-aac.enhanced.flv",
+        "av1-opus.enhanced.flv",
+        "vp9-opus.enhanced.flv",
+    ] {
+        set.spawn(named(f, enhanced(s.clone(), f)));
+    }
+    set.spawn(named("bad name", second_publisher_bad_name(s.clone())));
+    let mut failures = Vec::new();
+    while let Some(r) = set.join_next().await {
+        match r {
+            Ok((name, Ok(()))) => eprintln!("scenario ok: {name}"),
+            Ok((name, Err(msg))) => failures.push(format!("{name}: {msg}")),
+            Err(e) => failures.push(panic_text(e)),
+        }
+    }
+    let _ = std::fs::remove_dir_all(tmp("x").parent().unwrap());
+    assert!(
+        failures.is_empty(),
+        "failed scenarios:\n{}",
+        failures.join("\n")
+    );
+}
+
+async fn named(
+    name: &'static str,
+    f: impl std::future::Future<Output = ()> + Send + 'static,
+) -> (&'static str, Result<(), String>) {
+    match tokio::spawn(f).await {
+        Ok(()) => (name, Ok(())),
+        Err(e) => (name, Err(panic_text(e))),
+    }
+}
+
+// ------------------------------------------------------ own-client tests
+
+struct TokenAuth;
+
+#[async_trait::async_trait]
+impl StreamAuthenticator for TokenAuth {
+    async fn authorize(&self, req: &AuthRequest) -> AuthDecision {
+        if req.query_param("token") == Some("s3cret") {
+            AuthDecision::Allow
+        } else {
+            AuthDecision::Deny("a valid token is required".into())
+        }
+    }
+}
+
+#[tokio::test]
+async fn the_authenticator_decides_with_the_query() {
+    let srv = start(
+        engine_with(Some(Arc::new(TokenAuth))),
+        RtmpConfig::default(),
+    )
+    .await;
+    // ffmpeg with a wrong token is refused with the reason.
+    let mut c = ffmpeg_cmd(&tools::ffmpeg());
+    c.args(["-t", "0.5", "-i"])
+        .arg(tools::fixture("h264-aac.flv"))
+        .args(["-c", "copy", "-f", "flv", &srv.url("cam?token=nope")]);
+    let o = run(c, "unauthorized publisher").await;
+    assert!(!o.status.success());
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(
+        err.contains("a valid token is required"),
+        "ffmpeg said: {err}"
+    );
+    match RtmpClient::publish(&srv.url("cam")).await {
+        Err(RtmpError::Rejected { code, description }) => {
+            assert_eq!(code, "NetStream.Publish.Unauthorized");
+            assert!(description.contains("a valid token is required"));
+        }
+        other => panic!("{other:?}"),
+    }
+    match RtmpClient::play(&srv.url("cam?token=bad")).await {
+        Err(RtmpError::Rejected { code, .. }) => assert_eq!(code, "NetStream.Play.Unauthorized"),
+        other => panic!("{other:?}"),
+    }
+    // The right token goes through, for publishing and playing.
+    let frames = fixture_frames("h264-aac.flv");
+    let publisher = publish_frames(&srv.url("cam?token=s3cret"), &frames[..10], 100.0).await;
+    let mut p = RtmpClient::play(&srv.url("cam?token=s3cret"))
+        .await
+        .unwrap();
+    assert!(p.next_frame().await.unwrap().is_some());
+    publisher.close().await.unwrap();
+}
+
+async fn next_status(p: &mut RtmpClient) -> (String, Vec<MediaFrame>) {
+    let mut media = Vec::new();
+    loop {
+        match tokio::time::timeout(Duration::from_secs(5), p.next_event()).await {
+            Ok(Ok(Some(ClientEvent::Status { code, .. }))) => return (code, media),
+            Ok(Ok(Some(ClientEvent::Media(f)))) => media.push(f),
+            Ok(Ok(Some(_))) => {}
+            other => panic!("waiting for a status: {other:?}"),
+        }
+    }
+}
+
+#[tokio::test]
+async fn players_stay_through_republish_with_a_continuous_timeline() {
+    let srv = server().await;
+    let frames = fixture_frames("h264-aac.flv");
+    // The player comes first and waits (no StreamNotFound).
+    let mut p = RtmpClient::play(&srv.url("re")).await.unwrap();
+    let mut all = Vec::new();
+    for round in 0..2 {
+        let publisher = publish_frames(&srv.url("re"), &frames[..80], 20.0).await;
+        let (code, media) = next_status(&mut p).await;
+        assert_eq!(code, "NetStream.Play.PublishNotify", "round {round}");
+        all.extend(media);
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        publisher.close().await.unwrap();
+        let (code, media) = next_status(&mut p).await;
+        assert_eq!(code, "NetStream.Play.UnpublishNotify", "round {round}");
+        assert!(media.iter().any(|f| f.is_video() && f.is_keyframe()));
+        all.extend(media);
+    }
+    let video: Vec<_> = all
+        .iter()
+        .filter(|f| f.is_video() && !f.is_config())
+        .collect();
+    let want = 2 * frames[..80]
+        .iter()
+        .filter(|f| f.is_video() && !f.is_config())
+        .count();
+    assert_eq!(video.len(), want, "every video frame of both publishers");
+    assert!(video.first().unwrap().dts_ms() < 50);
+    assert!(
+        video.windows(2).all(|w| w[1].dts_ms() > w[0].dts_ms()),
+        "video timestamps increase across the republish"
+    );
+    // The second publisher's sequence header arrived again.
+    let configs = all.iter().filter(|f| f.is_video() && f.is_config()).count();
+    assert_eq!(configs, 2);
+}
+
+#[tokio::test]
+async fn garbage_ends_only_that_connection() {
+    let srv = server().await;
+    let frames = fixture_frames("h264-aac.flv");
+    let url = srv.url("steady");
+    let publisher = tokio::spawn(async move { publish_frames(&url, &frames, 4.0).await });
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let mut p = RtmpClient::play(&srv.url("steady")).await.unwrap();
+    // Junk instead of a handshake, junk after a good handshake, truncation.
+    let mut junk_conns = Vec::new();
+    for variant in 0..3u8 {
+        let mut t = TcpStream::connect(("127.0.0.1", srv.port)).await.unwrap();
+        match variant {
+            0 => t.write_all(&[0x42; 5000]).await.unwrap(),
+            1 => {
+                let mut c0c1 = vec![3u8];
+                c0c1.extend(std::iter::repeat_n(0u8, 1536));
+                t.write_all(&c0c1).await.unwrap();
+                let mut s = vec![0u8; 1 + 1536 * 2];
+                t.read_exact(&mut s).await.unwrap();
+                t.write_all(&s[1..1537]).await.unwrap();
+                // A chunk header announcing an absurd message, then noise.
+                t.write_all(&[0x03, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x14, 1, 0, 0, 0])
+                    .await
+                    .unwrap();
+                t.write_all(&[0xee; 4000]).await.unwrap();
+            }
+            _ => t.write_all(&[3, 0, 0, 0]).await.unwrap(),
+        }
+        junk_conns.push(t);
+    }
+    // The first two are closed by the server; the truncated one stays open
+    // (the idle/handshake timeouts take care of it).
+    for t in junk_conns.iter_mut().take(2) {
+        let mut b = vec![0u8; 8192];
+        let closed = tokio::time::timeout(Duration::from_secs(3), async {
+            loop {
+                match t.read(&mut b).await {
+                    Ok(0) | Err(_) => return,
+                    Ok(_) => {}
+                }
+            }
+        })
+        .await;
+        assert!(
+            closed.is_ok(),
+            "the server did not close a garbage connection"
+        );
+    }
+    // Meanwhile the stream kept flowing to the player.
+    let mut n = 0;
+    while n < 100 {
+        match p.next_frame().await.unwrap() {
+            Some(f) if f.is_video() => n += 1,
+            Some(_) => {}
+            None => panic!("the player was disconnected"),
+        }
+    }
+    publisher.await.unwrap().close().await.unwrap();
+}
+
+#[tokio::test]
+async fn a_silent_client_hits_the_handshake_timeout() {
+    let mut cfg = RtmpConfig::default();
+    cfg.limits.handshake_timeout = Duration::from_millis(300);
+    let srv = start(engine_with(None), cfg).await;
+    let mut t = TcpStream::connect(("127.0.0.1", srv.port)).await.unwrap();
+    t.write_all(&[3, 1, 2]).await.unwrap();
+    let t0 = Instant::now();
+    let mut b = [0u8; 16];
+    let r = tokio::time::timeout(Duration::from_secs(3), t.read(&mut b)).await;
+    assert!(matches!(r, Ok(Ok(0)) | Ok(Err(_))), "not closed: {r:?}");
+    assert!(t0.elapsed() >= Duration::from_millis(250));
+}
+
+#[tokio::test]
+async fn receive_video_false_leaves_audio_only() {
+    let srv = server().await;
+    let frames = fixture_frames("h264-aac.flv");
+    let url = srv.url("sel");
+    let publisher = tokio::spawn(async move { publish_frames(&url, &frames, 4.0).await });
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let mut p = RtmpClient::play(&srv.url("sel")).await.unwrap();
+    p.receive_media(false, false).await.unwrap();
+    // Skip what was in flight, then only audio may arrive.
+    let settle = Instant::now() + Duration::from_millis(300);
+    while Instant::now() < settle {
+        let _ = tokio::time::timeout_at(settle.into(), p.next_frame()).await;
+    }
+    let mut audio = 0;
+    for _ in 0..60 {
+        let f = p.next_frame().await.unwrap().unwrap();
+        assert!(!f.is_video(), "video after receiveVideo(false)");
+        audio += usize::from(f.is_audio());
+    }
+    assert!(audio > 50);
+    // Back on: video resumes at a keyframe with its sequence header first.
+    p.receive_media(false, true).await.unwrap();
+    loop {
+        let f = p.next_frame().await.unwrap().unwrap();
+        if f.is_video() {
+            assert!(f.is_config(), "the sequence header comes first");
+            let k = loop {
+                let f = p.next_frame().await.unwrap().unwrap();
+                if f.is_video() {
+                    break f;
+                }
+            };
+            assert!(k.is_keyframe());
+            break;
+        }
+    }
+    publisher.await.unwrap().close().await.unwrap();
+}
