@@ -44,6 +44,9 @@
 //! | `mpegts` | [`packager::MpegTsMuxer`] and the TS demuxer in [`mpegts`] |
 //! | `hls` | [`hls`]: fMP4, playlists, LL-HLS |
 //! | `rtmp` | [`protocol::rtmp`] |
+//! | `record`, `storage-fs` | [`record`]: the recorder and the filesystem storage backend |
+//! | `metrics` | [`metrics`]: Prometheus observer and health endpoints |
+//! | `macros` | `#[derive(MediaSink)]` and `#[protocol]` |
 //! | `full` | all of the above |
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
@@ -79,6 +82,18 @@ pub use arcly_mpegts as mpegts;
 /// HLS and LL-HLS: fMP4 segments, playlists, packaging.
 #[cfg(feature = "hls")]
 pub use arcly_hls as hls;
+
+/// Recording to storage, and the filesystem `StorageBackend` (`record::FsStorage`).
+#[cfg(any(feature = "record", feature = "storage-fs"))]
+pub use arcly_record as record;
+
+/// Prometheus telemetry and the `/metrics`, `/healthz`, `/readyz` service.
+#[cfg(feature = "metrics")]
+pub use arcly_metrics as metrics;
+
+/// `#[derive(MediaSink)]` and `#[protocol]`.
+#[cfg(feature = "macros")]
+pub use arcly_macros::{protocol, MediaSink};
 
 /// Muxers that turn frames into segments.
 pub mod packager {
