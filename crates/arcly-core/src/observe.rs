@@ -80,6 +80,11 @@ pub trait Observer: Send + Sync + 'static {
     fn handshake(&self, _protocol: &'static str, _took: Duration) {}
     /// A subscriber got its first frame `took` after it asked to play.
     fn first_frame(&self, _path: &StreamPath, _protocol: &'static str, _took: Duration) {}
+    /// A storage operation (`put`, `append`, `delete`, …) for `path` failed;
+    /// `kind` is a short, bounded label (`full`, `permission`, `io`).
+    fn storage_error(&self, _path: &StreamPath, _op: &'static str, _kind: &'static str) {}
+    /// A recorder of `path` dropped `frames` frames (storage too slow or failing).
+    fn recording_dropped(&self, _path: &StreamPath, _frames: u64) {}
 }
 
 /// An observer that records nothing: the default.

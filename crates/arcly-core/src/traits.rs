@@ -124,6 +124,11 @@ pub trait StorageBackend: Send + Sync + 'static {
     async fn list(&self, prefix: &str) -> Result<Vec<StorageKey>>;
     /// Delete an object; deleting a missing object is not an error.
     async fn delete(&self, key: &StorageKey) -> Result<()>;
+    /// Make what was appended to `key` durable (fsync). Backends whose
+    /// appends are already durable keep the default, which does nothing.
+    async fn sync(&self, _key: &StorageKey) -> Result<()> {
+        Ok(())
+    }
 }
 
 /// What a hardware accelerator offers.
