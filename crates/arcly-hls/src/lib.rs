@@ -3,7 +3,6 @@
 //! * [`fmp4`]: a fragmented-MP4 / CMAF [`Muxer`](arcly_core::traits::Muxer).
 //! * [`playlist`]: media (LL-HLS) and multivariant playlist model and renderer.
 //! * [`checker`]: RFC 8216bis rule checker for any playlist text.
-//! * [`segment`]: [`SegmentClock`](segment::SegmentClock), the keyframe-boundary rule.
 //! * [`stream`]: [`HlsStream`](stream::HlsStream), the sans-IO segmenter.
 //!
 //! ```
@@ -15,7 +14,7 @@
 #![forbid(unsafe_code)]
 
 pub mod checker;
+mod clock;
 pub mod fmp4;
 pub mod playlist;
-pub mod segment;
 pub mod stream;

@@ -4,11 +4,13 @@
 //! `MediaSink`) owns it behind a lock; blocking playlist reloads wait on
 //! [`HlsStream::subscribe`].
 
+use crate::clock::{HlsClock, Step};
 use crate::fmp4::Fmp4Muxer;
-use crate::playlist::{LowLatency, MediaPlaylist, PartEntry, SegmentEntry};
-use crate::segment::{Cut, SegmentClock};
+use crate::playlist::{
+    LowLatency, MediaPlaylist, MultivariantPlaylist, PartEntry, SegmentEntry, Variant,
+};
 use arcly_core::traits::{ContainerFormat, Muxer};
-use arcly_core::{CodecId, FrameFlags, FrameType, MediaFrame, Result, StreamError, TimeBase};
+use arcly_core::{CodecId, FrameType, MediaFrame, Result, StreamError, TimeBase};
 use bytes::{Bytes, BytesMut};
 use std::collections::VecDeque;
 use std::time::{Duration, SystemTime};
@@ -107,10 +109,6 @@ struct Current {
 
 /// Most CONFIG frames kept before the muxer exists.
 const MAX_PENDING_CONFIGS: usize = 16;
-/// A forward jump in decode time larger than this is a discontinuity.
-const MAX_FORWARD_JUMP_US: i64 = 10_000_000;
-/// A backward step larger than this is a discontinuity.
-const MAX_BACKWARD_STEP_US: i64 = 500_000;
 
 /// The segmenter state of one rendition. See the [module docs](self).
 ///
@@ -139,7 +137,7 @@ pub struct HlsStream {
     known_tracks: Vec<(FrameType, u8)>,
     codecs: Vec<CodecId>,
     video_driven: bool,
-    clock: SegmentClock,
+    clock: HlsClock,
     current: Option<Current>,
     segments: VecDeque<Segment>,
     next_msn: u64,
@@ -148,8 +146,6 @@ pub struct HlsStream {
     target_duration: Option<u32>,
     inits: VecDeque<(u64, Bytes)>,
     init_gen: u64,
-    last_driving_us: Option<i64>,
-    frame_us: i64,
     anchor: Option<(SystemTime, i64)>,
     ended: bool,
     notify: watch::Sender<Position>,
@@ -171,8 +167,7 @@ impl HlsStream {
     /// first media frame.
     pub fn new(cfg: HlsConfig) -> Self {
         let (notify, _) = watch::channel(Position::default());
-        let mut clock = SegmentClock::new(cfg.segment_target);
-        clock.set_max(Some(cfg.max_first_segment));
+        let clock = HlsClock::new(cfg.segment_target, cfg.part_target, cfg.max_first_segment);
         Self {
             format: ContainerFormat::Fmp4,
             cfg,
@@ -191,8 +186,6 @@ impl HlsStream {
             target_duration: None,
             inits: VecDeque::new(),
             init_gen: 0,
-            last_driving_us: None,
-            frame_us: 40_000,
             anchor: None,
             ended: false,
             notify,
@@ -313,7 +306,7 @@ impl HlsStream {
             return Ok(());
         }
         if frame.is_end_of_stream() {
-            self.end();
+            self.publisher_left();
             return Ok(());
         }
         if frame.frame_type == FrameType::Data {
@@ -325,32 +318,29 @@ impl HlsStream {
         if self.muxer.is_none() {
             self.create_muxer(frame);
         }
-        let dts_us = frame.dts_in(TimeBase::MICROS);
-        let driving = if self.video_driven {
-            frame.is_video()
-        } else {
-            frame.is_audio()
-        };
-        if frame.flags.contains(FrameFlags::DISCONTINUITY) {
-            self.mark_discontinuity();
-        }
-        if driving {
-            if let Some(last) = self.last_driving_us {
-                let step = dts_us.saturating_sub(last);
-                if !(-MAX_BACKWARD_STEP_US..=MAX_FORWARD_JUMP_US).contains(&step) {
-                    self.mark_discontinuity();
-                } else if step > 0 {
-                    self.frame_us = step;
-                }
+        match self.clock.decide(frame) {
+            Step::Continue => {}
+            Step::Part { independent } => {
+                let dts_us = frame.dts_in(TimeBase::MICROS);
+                self.close_part(dts_us, independent)?;
             }
-            let keyframe = frame.is_keyframe() || frame.is_audio();
-            self.on_driving_frame(dts_us, keyframe)?;
-            self.last_driving_us = Some(dts_us);
+            Step::Segment {
+                end_us,
+                independent,
+                discontinuity,
+            } => {
+                if discontinuity {
+                    self.mark_discontinuity(end_us);
+                } else {
+                    self.close_segment(end_us);
+                }
+                self.open_segment(frame.dts_in(TimeBase::MICROS), independent);
+            }
+            Step::Break { end_us } => self.mark_discontinuity(end_us),
         }
-        let Some(cur) = &self.current else {
-            return Ok(()); // before the first keyframe
-        };
-        let _ = cur;
+        if self.current.is_none() {
+            return Ok(()); // before the first keyframe, or after a break
+        }
         if !self.known_tracks.contains(&(frame.frame_type, frame.track)) {
             return Ok(()); // its CONFIG waits for the next segment
         }
@@ -400,6 +390,7 @@ impl HlsStream {
 
     fn create_muxer(&mut self, first: &MediaFrame) {
         self.video_driven = first.is_video() || self.configs.iter().any(|c| c.is_video());
+        self.clock.set_video_driven(self.video_driven);
         let codecs: Vec<CodecId> = self
             .configs
             .iter()
@@ -440,51 +431,30 @@ impl HlsStream {
         self.muxer = Some(m);
     }
 
-    fn mark_discontinuity(&mut self) {
+    /// The publisher went away: the segment in progress ends after its
+    /// last frame and the next publisher's first segment is marked
+    /// `EXT-X-DISCONTINUITY`. The playlist stays live (no `EXT-X-ENDLIST`)
+    /// until [`HlsStream::end`].
+    pub fn publisher_left(&mut self) {
+        if self.ended {
+            return;
+        }
+        if let Some(end_us) = self.clock.publisher_left() {
+            self.mark_discontinuity(end_us);
+        } else {
+            self.pending_discontinuity |= !self.segments.is_empty();
+        }
+    }
+
+    /// End the segment in progress at `end_us`; the next one is marked.
+    fn mark_discontinuity(&mut self, end_us: i64) {
         if self.current.is_some() || !self.segments.is_empty() {
             self.pending_discontinuity = true;
         }
+        self.close_segment(end_us);
         if let Some(m) = self.muxer.as_mut() {
             m.discontinuity();
         }
-        // The segment in progress ends at the last frame; the next keyframe starts one.
-        if let (Some(last), Some(_)) = (self.last_driving_us, self.current.as_ref()) {
-            let end = last.saturating_add(self.frame_us);
-            self.close_segment(end);
-        }
-        self.clock.reset();
-        self.last_driving_us = None;
-    }
-
-    fn on_driving_frame(&mut self, dts_us: i64, keyframe: bool) -> Result<()> {
-        if let Some(td) = self.target_duration {
-            // Never exceed the target duration after rounding (§4.4.3.1).
-            let max_us = i64::from(td) * 1_000_000 + 499_000;
-            self.clock.set_max(Some(Duration::from_micros(
-                u64::try_from(max_us).unwrap_or(0),
-            )));
-        }
-        let cut = self.clock.decide(dts_us, keyframe, self.frame_us);
-        match cut {
-            Cut::None => {
-                if let (Some(pt), Some(cur)) = (self.cfg.part_target, self.current.as_ref()) {
-                    let pt_us = i64::try_from(pt.as_micros()).unwrap_or(i64::MAX);
-                    // Close the part before this frame if it would overflow the part target.
-                    if dts_us > cur.part_start_us
-                        && dts_us.saturating_add(self.frame_us) - cur.part_start_us > pt_us + 500
-                    {
-                        self.close_part(dts_us, keyframe)?;
-                    }
-                }
-            }
-            Cut::First | Cut::Keyframe | Cut::Forced => {
-                if self.current.is_some() {
-                    self.close_segment(dts_us);
-                }
-                self.open_segment(dts_us, cut != Cut::Forced);
-            }
-        }
-        Ok(())
     }
 
     fn open_segment(&mut self, dts_us: i64, independent: bool) {
@@ -558,6 +528,9 @@ impl HlsStream {
     }
 
     fn close_segment(&mut self, end_us: i64) {
+        if self.current.is_none() {
+            return;
+        }
         let Some(mut cur) = self.current.take() else {
             return;
         };
@@ -586,7 +559,10 @@ impl HlsStream {
         };
         if self.target_duration.is_none() {
             let target = self.cfg.segment_target.as_secs_f64().ceil();
-            self.target_duration = Some(target.max(duration.round()).max(1.0) as u32);
+            let td = target.max(duration.round()).max(1.0) as u32;
+            self.target_duration = Some(td);
+            // Never exceed the target duration after rounding (8216bis §4.4.3.1).
+            self.clock.set_max(i64::from(td) * 1_000_000 + 499_000);
         }
         if cur.discontinuity {
             // Counted when the segment that carried the tag leaves the window.
@@ -627,8 +603,8 @@ impl HlsStream {
         if self.ended {
             return;
         }
-        if let Some(last) = self.last_driving_us {
-            self.close_segment(last.saturating_add(self.frame_us));
+        if let Some(end_us) = self.clock.end_of_last_frame() {
+            self.close_segment(end_us);
         }
         self.ended = true;
         self.notify.send_replace(Position {
@@ -706,6 +682,69 @@ impl HlsStream {
         }
         p.ended = self.ended;
         Some(p)
+    }
+
+    /// This rendition as a multivariant-playlist entry pointing at `uri`:
+    /// `CODECS`, `RESOLUTION` and `FRAME-RATE` from the tracks' decoder
+    /// configurations (via `arcly_codec::CodecInfo`), `BANDWIDTH` the peak
+    /// and `AVERAGE-BANDWIDTH` the mean bit rate of the segments in memory
+    /// (RFC 8216bis §4.4.6.2). `None` until a segment is complete.
+    pub fn variant(&self, uri: impl Into<String>) -> Option<Variant> {
+        if self.segments.is_empty() {
+            return None;
+        }
+        let mut codecs = Vec::new();
+        let mut resolution = None;
+        let mut frame_rate = None;
+        for c in &self.configs {
+            let Ok(info) = arcly_codec::CodecInfo::from_config_bytes(c.codec, &c.payload) else {
+                continue;
+            };
+            if !info.codec_string().is_empty() {
+                codecs.push(info.codec_string().to_owned());
+            }
+            if c.is_video() && resolution.is_none() {
+                resolution = info.width.zip(info.height);
+                frame_rate = info
+                    .frame_rate
+                    .filter(|(_, d)| *d > 0)
+                    .map(|(n, d)| f64::from(n) / f64::from(d));
+            }
+        }
+        if self.codecs.contains(&CodecId::Mp3) {
+            // MP3 as Apple's HLS authoring spec names it (as arcly-codec does).
+            codecs.push("mp4a.40.34".into());
+        }
+        let (mut peak, mut bits, mut secs) = (0f64, 0f64, 0f64);
+        for s in &self.segments {
+            let b = s.data.len() as f64 * 8.0;
+            if s.duration > 0.0 {
+                peak = peak.max(b / s.duration);
+            }
+            bits += b;
+            secs += s.duration;
+        }
+        let average = (secs > 0.0).then(|| (bits / secs).ceil() as u64);
+        Some(Variant {
+            uri: uri.into(),
+            bandwidth: (peak.ceil() as u64).max(average.unwrap_or(0)).max(1),
+            average_bandwidth: average,
+            codecs,
+            resolution,
+            frame_rate,
+        })
+    }
+
+    /// A multivariant playlist with this one rendition (the media playlist
+    /// at `uri`), ready for more once a transcoder provides them.
+    pub fn multivariant(&self, uri: impl Into<String>) -> Option<String> {
+        let v = self.variant(uri)?;
+        MultivariantPlaylist {
+            independent_segments: self.segments.iter().all(|s| s.independent),
+            variants: vec![v],
+        }
+        .render()
+        .into()
     }
 
     /// The media playlist text (`skip`: a delta update, LL-HLS only).

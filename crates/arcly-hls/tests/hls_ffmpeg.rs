@@ -133,6 +133,22 @@ fn h264_aac_over_ts() {
     assert_eq!(r.hls.format(), arcly_core::traits::ContainerFormat::MpegTs);
     assert_eq!(r.hls.media_playlist().unwrap().segments.len(), 3);
     assert!(r.playlists >= 3);
+    // PROBE.txt: h264 (High) 640x360 25 fps + aac (LC).
+    let mv = r.hls.multivariant("index.m3u8").unwrap();
+    checker::check(&mv).unwrap();
+    assert!(mv.contains("CODECS=\"avc1.64"), "{mv}");
+    assert!(
+        mv.contains(",mp4a.40.2\",RESOLUTION=640x360,FRAME-RATE=25.000\n"),
+        "{mv}"
+    );
+    let v = r.hls.variant("index.m3u8").unwrap();
+    // The media's own bit rate, plus at most 30 % TS/PES overhead.
+    let frames = common::read_flv(&tools::fixture("h264-aac.flv"));
+    let bytes: usize = frames.iter().map(|f| f.payload.len()).sum();
+    let media = bytes as f64 * 8.0 / 6.0;
+    let avg = v.average_bandwidth.unwrap() as f64;
+    assert!(avg > media && avg < media * 1.3, "{avg} vs {media}");
+    assert!(v.bandwidth as f64 >= avg);
 }
 
 #[test]
@@ -148,6 +164,13 @@ fn hevc_aac_picks_fmp4() {
         "hevc",
     );
     assert_eq!(r.hls.format(), arcly_core::traits::ContainerFormat::Fmp4);
+    // PROBE.txt: hevc (Main) 640x360 25 fps + aac (LC).
+    let mv = r.hls.multivariant("index.m3u8").unwrap();
+    assert!(mv.contains("CODECS=\"hvc1.1."), "{mv}");
+    assert!(
+        mv.contains(",mp4a.40.2\",RESOLUTION=640x360,FRAME-RATE=25.000\n"),
+        "{mv}"
+    );
 }
 
 #[test]
