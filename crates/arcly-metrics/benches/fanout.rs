@@ -19,6 +19,7 @@ use criterion::{criterion_group, criterion_main, BatchSize, Criterion, Throughpu
 use prometheus_client::registry::Registry;
 use std::hint::black_box;
 use std::sync::Arc;
+use std::time::Instant;
 
 const SUBS: usize = 16;
 const BATCH: usize = 256;
@@ -30,7 +31,7 @@ struct Rig {
     frames: Vec<MediaFrame>,
 }
 
-fn rig(observer: Arc<dyn Observer>) -> Rig {
+fn rig(observer: Arc<dyn Observer>, subscribers: usize) -> Rig {
     let rt = tokio::runtime::Builder::new_current_thread()
         .build()
         .unwrap();
@@ -49,7 +50,7 @@ fn rig(observer: Arc<dyn Observer>) -> Rig {
             .await
             .unwrap();
         let mut subs = Vec::new();
-        for _ in 0..SUBS {
+        for _ in 0..subscribers {
             subs.push(
                 engine
                     .subscribe(PlayRequest::new(path.clone(), "http-flv"))
@@ -90,7 +91,54 @@ fn run(rig: &mut Rig, frames: Vec<MediaFrame>) {
     }
 }
 
+/// Interleaved A/B/C measurement: each round runs one batch on every rig in
+/// a rotating order, so load from other processes hits all of them alike.
+/// Prints the median time per delivery and the overhead against the
+/// reference.
+fn paired(rounds: usize, subscribers: usize) {
+    let mut rigs = [
+        rig(Arc::new(NoopObserver), subscribers),
+        rig(
+            Arc::new(PrometheusObserver::new(&mut Registry::default())),
+            subscribers,
+        ),
+        rig(
+            Arc::new(PrometheusObserver::with_options(
+                &mut Registry::default(),
+                MetricsOptions::new().per_stream(1000),
+            )),
+            subscribers,
+        ),
+    ];
+    let frames = rigs[0].frames.clone();
+    let mut times: [Vec<f64>; 3] = Default::default();
+    for round in 0..rounds {
+        for k in 0..rigs.len() {
+            let idx = (round + k) % rigs.len();
+            let batch = frames.clone();
+            let t = Instant::now();
+            run(&mut rigs[idx], batch);
+            times[idx].push(t.elapsed().as_nanos() as f64 / (BATCH * subscribers) as f64);
+        }
+    }
+    let median = |v: &mut Vec<f64>| {
+        v.sort_by(f64::total_cmp);
+        v[v.len() / 2]
+    };
+    let [noop, app, stream] = times.each_mut().map(median);
+    println!(
+        "paired fan-out ({rounds} rounds, {subscribers} subscribers, {BATCH} frames): \
+         noop {noop:.2} ns/delivery, prometheus per-app {app:.2} ns ({:+.1}%), \
+         per-stream {stream:.2} ns ({:+.1}%)",
+        (app / noop - 1.0) * 100.0,
+        (stream / noop - 1.0) * 100.0
+    );
+}
+
 fn bench(c: &mut Criterion) {
+    for subscribers in [1, 4, SUBS, 64] {
+        paired(3000 * SUBS / subscribers.max(4), subscribers);
+    }
     let mut g = c.benchmark_group("fanout_delivery");
     g.throughput(Throughput::Elements((BATCH * SUBS) as u64));
     // The reference runs first and last, so the spread between its two runs
@@ -111,7 +159,7 @@ fn bench(c: &mut Criterion) {
         ("noop_reference_again", Arc::new(NoopObserver)),
     ];
     for (name, observer) in cases {
-        let mut r = rig(observer);
+        let mut r = rig(observer, SUBS);
         let frames = r.frames.clone();
         g.bench_function(name, |b| {
             b.iter_batched(

@@ -5,13 +5,16 @@ use crate::labels::{SeriesLabels, StreamLabel};
 use arcly_core::auth::AuthAction;
 use arcly_core::observe::{DropReason, Observer, StreamProbe};
 use arcly_core::{AppName, MediaFrame, StreamPath};
-use prometheus_client::metrics::counter::Counter;
+use prometheus_client::collector::Collector;
+use prometheus_client::encoding::{DescriptorEncoder, EncodeMetric};
+use prometheus_client::metrics::counter::{ConstCounter, Counter};
 use prometheus_client::metrics::family::{Family, MetricConstructor};
 use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::{exponential_buckets, Histogram};
+use prometheus_client::metrics::MetricType;
 use prometheus_client::registry::{Registry, Unit};
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicI64, Ordering};
+use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 
@@ -120,8 +123,6 @@ struct Metrics {
     publishes: CounterFamily,
     subscribers: GaugeFamily,
     plays: CounterFamily,
-    frames_in: CounterFamily,
-    bytes_in: CounterFamily,
     frames_out: CounterFamily,
     bytes_out: CounterFamily,
     gop_frames: GaugeFamily,
@@ -144,8 +145,6 @@ impl Metrics {
             publishes: CounterFamily::default(),
             subscribers: GaugeFamily::default(),
             plays: CounterFamily::default(),
-            frames_in: CounterFamily::default(),
-            bytes_in: CounterFamily::default(),
             frames_out: CounterFamily::default(),
             bytes_out: CounterFamily::default(),
             gop_frames: GaugeFamily::default(),
@@ -189,17 +188,6 @@ impl Metrics {
             self.subscribers.clone(),
         );
         r.register("plays", "Subscriptions started.", self.plays.clone());
-        r.register(
-            "frames_in",
-            "Frames received from publishers.",
-            self.frames_in.clone(),
-        );
-        r.register_with_unit(
-            "payload_in",
-            "Frame payload received from publishers.",
-            Unit::Bytes,
-            self.bytes_in.clone(),
-        );
         r.register(
             "frames_out",
             "Frames delivered to subscribers (reported in batches).",
@@ -281,6 +269,8 @@ struct StreamEntry {
 struct Inner {
     opts: MetricsOptions,
     m: Metrics,
+    /// Frames and bytes in, kept per probe and summed at scrape time.
+    ingest: Arc<IngestTable>,
     /// Per-stream labelling only; lifecycle events, never the frame path.
     streams: Mutex<StreamTable>,
 }
@@ -303,7 +293,8 @@ struct StreamTable {
 /// [`Registry::sub_registry_with_label`] in one registry).
 ///
 /// Per-frame work goes through the [`StreamProbe`] it hands out per stream:
-/// two relaxed atomic adds per frame in, and two per batch of deliveries out
+/// two relaxed loads and stores on the stream's own cache line per frame in
+/// (summed at scrape time), and two atomic adds per batch of deliveries out
 /// (after a lock-free lookup of the protocol's counters).
 #[derive(Clone)]
 pub struct PrometheusObserver {
@@ -334,11 +325,15 @@ impl PrometheusObserver {
     /// share one observer instead, or use a labelled sub-registry.
     pub fn with_options(registry: &mut Registry, opts: MetricsOptions) -> Self {
         let m = Metrics::new(&opts);
-        m.register(registry.sub_registry_with_prefix(PREFIX));
+        let ingest = Arc::new(IngestTable::default());
+        let sub = registry.sub_registry_with_prefix(PREFIX);
+        m.register(sub);
+        sub.register_collector(Box::new(Arc::clone(&ingest)));
         Self {
             inner: Arc::new(Inner {
                 opts,
                 m,
+                ingest,
                 streams: Mutex::new(StreamTable::default()),
             }),
         }
@@ -439,8 +434,7 @@ impl Inner {
         }
         let m = &self.m;
         let s = &entry.scope;
-        m.frames_in.remove(s);
-        m.bytes_in.remove(s);
+        self.ingest.forget(s);
         m.gop_frames.remove(s);
         m.gop_bytes.remove(s);
         m.qos_skipped.remove(s);
@@ -483,8 +477,9 @@ struct Egress {
 struct Probe {
     inner: Arc<Inner>,
     path: StreamPath,
-    frames_in: Counter,
-    bytes_in: Counter,
+    /// This probe's frames/bytes in, and its key in the ingest table.
+    ingest: Arc<IngestCounters>,
+    ingest_id: u64,
     qos_skipped: Counter,
     gop_frames: Gauge,
     gop_bytes: Gauge,
@@ -539,6 +534,141 @@ impl Probe {
     }
 }
 
+impl Drop for Probe {
+    fn drop(&mut self) {
+        self.inner.ingest.detach(self.ingest_id);
+    }
+}
+
+/// One stream's frames and bytes in, on a cache line of its own.
+///
+/// Written by one thread at a time: the kernel calls
+/// [`StreamProbe::frame_in`] only from the stream's publish path, which holds
+/// the publisher's `&mut` state (arcly-core `bus.rs`, `StreamHandle::publish`),
+/// and hands the stream from one publisher to the next through an
+/// acquire/release pair. So a relaxed load and store replace a locked
+/// read-modify-write; readers (scrapes) see a value at most one frame old.
+#[derive(Debug, Default)]
+#[repr(align(64))]
+struct IngestCounters {
+    frames: AtomicU64,
+    bytes: AtomicU64,
+}
+
+impl IngestCounters {
+    #[inline]
+    fn add(&self, bytes: u64) {
+        let f = self.frames.load(Ordering::Relaxed);
+        self.frames.store(f.wrapping_add(1), Ordering::Relaxed);
+        let b = self.bytes.load(Ordering::Relaxed);
+        self.bytes.store(b.wrapping_add(bytes), Ordering::Relaxed);
+    }
+
+    fn get(&self) -> (u64, u64) {
+        (
+            self.frames.load(Ordering::Relaxed),
+            self.bytes.load(Ordering::Relaxed),
+        )
+    }
+}
+
+#[derive(Debug, Default)]
+struct IngestState {
+    next_id: u64,
+    live: HashMap<u64, (SeriesLabels, Arc<IngestCounters>)>,
+    /// Totals of probes that went away, per series, so counters never drop.
+    retired: HashMap<SeriesLabels, (u64, u64)>,
+}
+
+/// `arcly_frames_in_total` and `arcly_payload_in_bytes_total`, summed over
+/// live and retired probes at scrape time.
+#[derive(Debug, Default)]
+struct IngestTable {
+    state: Mutex<IngestState>,
+}
+
+impl IngestTable {
+    fn lock(&self) -> std::sync::MutexGuard<'_, IngestState> {
+        self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn attach(&self, scope: &SeriesLabels) -> (u64, Arc<IngestCounters>) {
+        let counters = Arc::new(IngestCounters::default());
+        let mut st = self.lock();
+        st.next_id += 1;
+        let id = st.next_id;
+        st.live.insert(id, (scope.clone(), Arc::clone(&counters)));
+        st.retired.entry(scope.clone()).or_default();
+        (id, counters)
+    }
+
+    /// A probe went away: keep its totals under its series (if that series
+    /// still exists).
+    fn detach(&self, id: u64) {
+        let mut st = self.lock();
+        if let Some((scope, c)) = st.live.remove(&id) {
+            let (f, b) = c.get();
+            if let Some(t) = st.retired.get_mut(&scope) {
+                t.0 = t.0.wrapping_add(f);
+                t.1 = t.1.wrapping_add(b);
+            }
+        }
+    }
+
+    /// Remove a series (its stream ended): live probes under it stop being
+    /// exported.
+    fn forget(&self, scope: &SeriesLabels) {
+        let mut st = self.lock();
+        st.live.retain(|_, (s, _)| s != scope);
+        st.retired.remove(scope);
+    }
+
+    fn totals(&self) -> Vec<(SeriesLabels, u64, u64)> {
+        let st = self.lock();
+        let mut sums: HashMap<&SeriesLabels, (u64, u64)> =
+            st.retired.iter().map(|(k, v)| (k, *v)).collect();
+        for (scope, c) in st.live.values() {
+            let (f, b) = c.get();
+            let t = sums.entry(scope).or_default();
+            t.0 = t.0.wrapping_add(f);
+            t.1 = t.1.wrapping_add(b);
+        }
+        sums.into_iter()
+            .map(|(k, (f, b))| (k.clone(), f, b))
+            .collect()
+    }
+}
+
+impl Collector for IngestTable {
+    fn encode(&self, mut encoder: DescriptorEncoder<'_>) -> Result<(), std::fmt::Error> {
+        let totals = self.totals();
+        if totals.is_empty() {
+            // Like a `Family` with no series: no descriptor either.
+            return Ok(());
+        }
+        let mut frames = encoder.encode_descriptor(
+            "frames_in",
+            "Frames received from publishers.",
+            None,
+            MetricType::Counter,
+        )?;
+        for (labels, f, _) in &totals {
+            ConstCounter::new(*f).encode(frames.encode_family(labels)?)?;
+        }
+        let unit = Unit::Bytes;
+        let mut bytes = encoder.encode_descriptor(
+            "payload_in",
+            "Frame payload received from publishers.",
+            Some(&unit),
+            MetricType::Counter,
+        )?;
+        for (labels, _, b) in &totals {
+            ConstCounter::new(*b).encode(bytes.encode_family(labels)?)?;
+        }
+        Ok(())
+    }
+}
+
 fn to_i64(v: usize) -> i64 {
     i64::try_from(v).unwrap_or(i64::MAX)
 }
@@ -546,8 +676,7 @@ fn to_i64(v: usize) -> i64 {
 impl StreamProbe for Probe {
     #[inline]
     fn frame_in(&self, frame: &MediaFrame) {
-        self.frames_in.inc();
-        self.bytes_in.inc_by(frame.payload.len() as u64);
+        self.ingest.add(frame.payload.len() as u64);
     }
 
     #[inline]
@@ -591,11 +720,12 @@ impl Observer for PrometheusObserver {
         let m = &inner.m;
         m.streams_active.get_or_create(&app_scope(&path.app)).inc();
         let scope = inner.acquire_scope(path);
+        let (ingest_id, ingest) = inner.ingest.attach(&scope);
         Arc::new(Probe {
             inner: Arc::clone(inner),
             path: path.clone(),
-            frames_in: m.frames_in.get_or_create_owned(&scope),
-            bytes_in: m.bytes_in.get_or_create_owned(&scope),
+            ingest_id,
+            ingest,
             qos_skipped: m.qos_skipped.get_or_create_owned(&scope),
             gop_frames: m.gop_frames.get_or_create_owned(&scope),
             gop_bytes: m.gop_bytes.get_or_create_owned(&scope),
@@ -768,6 +898,9 @@ mod tests {
         let text = scrape(&r);
         assert!(!text.contains("stream=\"a\""), "{text}");
         assert!(text.contains("stream=\"_other\""));
+        // The probe going away later does not bring the series back.
+        drop(a);
+        assert!(!scrape(&r).contains("stream=\"a\""));
         // The freed slot goes to the next stream.
         let _c = o.stream_created(&path("c"));
         assert!(scrape(&r).contains("stream=\"c\""));
@@ -785,6 +918,42 @@ mod tests {
         assert!(scrape(&r).contains("arcly_frames_in_total{app=\"live\",stream=\"a\"} 1"));
         o.stream_removed(&path("a"));
         assert!(!scrape(&r).contains("stream=\"a\""));
+    }
+
+    #[test]
+    fn per_app_counters_survive_removed_streams() {
+        let mut r = Registry::default();
+        let o = PrometheusObserver::new(&mut r);
+        let a = o.stream_created(&path("a"));
+        for _ in 0..3 {
+            a.frame_in(&MediaFrame::end_of_stream());
+        }
+        o.stream_removed(&path("a"));
+        drop(a);
+        assert!(scrape(&r).contains("arcly_frames_in_total{app=\"live\"} 3"));
+        let b = o.stream_created(&path("b"));
+        b.frame_in(&MediaFrame::end_of_stream());
+        b.frame_in(&MediaFrame::end_of_stream());
+        assert!(scrape(&r).contains("arcly_frames_in_total{app=\"live\"} 5"));
+    }
+
+    #[test]
+    fn frame_in_from_successive_threads_adds_up() {
+        // Publishers of one stream follow each other on different threads.
+        let mut r = Registry::default();
+        let o = PrometheusObserver::new(&mut r);
+        let p = o.stream_created(&path("a"));
+        for _ in 0..4 {
+            let p = Arc::clone(&p);
+            std::thread::spawn(move || {
+                for _ in 0..1000 {
+                    p.frame_in(&MediaFrame::end_of_stream());
+                }
+            })
+            .join()
+            .unwrap();
+        }
+        assert!(scrape(&r).contains("arcly_frames_in_total{app=\"live\"} 4000"));
     }
 
     #[test]
