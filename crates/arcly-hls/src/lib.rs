@@ -16,5 +16,6 @@
 pub mod checker;
 mod clock;
 pub mod fmp4;
+pub mod packager;
 pub mod playlist;
 pub mod stream;

@@ -361,7 +361,11 @@ impl HlsStream {
         let key = (frame.frame_type, frame.track);
         if let Some(m) = self.muxer.as_mut() {
             if self.known_tracks.contains(&key) && self.current.is_none() {
-                return m.write_frame(frame);
+                // Between segments (a new publisher): applies to the next one.
+                m.write_frame(frame)?;
+                self.configs.retain(|c| (c.frame_type, c.track) != key);
+                self.configs.push(frame.clone());
+                return Ok(());
             }
             if self.configs.iter().any(|c| {
                 c.frame_type == frame.frame_type

@@ -144,3 +144,28 @@ pub fn decode_errors(ffmpeg: &Path, input: &Path) -> String {
     }
     s
 }
+
+/// Demux an MPEG-TS fixture into canonical frames (90 kHz) with arcly-mpegts.
+pub fn read_ts(path: &Path) -> Vec<MediaFrame> {
+    let data = std::fs::read(path).expect("read ts");
+    let mut d = arcly_mpegts::TsDemuxer::new();
+    d.push(&data).expect("demux");
+    d.finish().expect("demux finish");
+    let mut out = Vec::new();
+    while let Some(f) = d.next_frame() {
+        out.push(f);
+    }
+    out
+}
+
+/// Media duration of `frames` (first to last decode time), in microseconds.
+pub fn span_us(frames: &[MediaFrame]) -> i64 {
+    let media = frames.iter().filter(|f| !f.is_config());
+    let (mut lo, mut hi) = (i64::MAX, i64::MIN);
+    for f in media {
+        let t = f.dts_in(TimeBase::MICROS);
+        lo = lo.min(t);
+        hi = hi.max(t);
+    }
+    hi - lo
+}
