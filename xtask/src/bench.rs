@@ -250,10 +250,23 @@ fn gate(baseline: &Path, ratios: &BTreeMap<String, f64>) -> Result<(), String> {
     }
 }
 
-fn e2e(_args: &[String]) -> Result<(), String> {
+/// `cargo xtask bench e2e [--steps 100,500,1000] [--servers arcly,nginx]
+/// [--flv|--no-flv] [--settle S] [--window S] [--rate R] [--workers W]`:
+/// the end-to-end loopback comparison with nginx-rtmp. Everything after
+/// `e2e` goes to `benches/e2e/run.sh` (see its header for the options).
+fn e2e(args: &[String]) -> Result<(), String> {
     let script = crate::root().join("benches/e2e/run.sh");
     if !script.exists() {
-        return Err("the end-to-end benchmark (benches/e2e/run.sh) is not built yet".into());
+        return Err("the end-to-end benchmark (benches/e2e/run.sh) is missing".into());
     }
-    crate::run("end-to-end benchmark", Command::new("bash").arg(script))
+    let rest = args
+        .iter()
+        .skip_while(|a| a.as_str() != "e2e")
+        .skip(1)
+        .cloned()
+        .collect::<Vec<_>>();
+    crate::run(
+        "end-to-end benchmark",
+        Command::new("bash").arg(script).args(rest),
+    )
 }
