@@ -35,6 +35,9 @@ pub const PROTOCOL: &str = "rtmp";
 /// Gap in milliseconds left between the last frame of one publisher and the
 /// first frame of the next, so a player's timestamps keep increasing.
 pub const REPUBLISH_GAP_MS: i64 = 40;
+/// How long a closing connection keeps reading so the peer receives the
+/// last status before the socket goes.
+pub const CLOSE_LINGER: std::time::Duration = std::time::Duration::from_millis(500);
 /// Most buffers handed to one `writev` call (below every platform's `IOV_MAX`).
 pub const MAX_IOVECS: usize = 512;
 
@@ -129,6 +132,14 @@ impl ProtocolHandler for RtmpHandler {
         // Whatever happened, try to deliver the last status messages.
         let _ = c.flush().await;
         let _ = c.io.shutdown().await;
+        // Read (and drop) what the peer still sends for a moment: closing a
+        // socket with unread input resets it, and the peer could lose the
+        // status that says why it was closed.
+        let mut sink = [0u8; 4096];
+        let _ = tokio::time::timeout(CLOSE_LINGER, async {
+            while matches!(c.io.read(&mut sink).await, Ok(n) if n > 0) {}
+        })
+        .await;
         r
     }
 }

@@ -70,6 +70,13 @@ async fn serve_one(listener: TcpListener, to_play: Vec<MediaFrame>) -> Vec<Media
                     s.send_user_control(&arcly_rtmp::message::UserControl::StreamEof(stream_id));
                     write_all(&mut tcp, &mut s).await.unwrap();
                     let _ = tcp.shutdown().await;
+                    // Read until the player closes: dropping a socket with
+                    // unread input resets it, and the player could lose the
+                    // tail of what was sent.
+                    let _ = tokio::time::timeout(std::time::Duration::from_secs(5), async {
+                        while matches!(tcp.read(&mut buf).await, Ok(n) if n > 0) {}
+                    })
+                    .await;
                     return got;
                 }
                 ServerEvent::Media { frame, .. } => got.push(frame),
