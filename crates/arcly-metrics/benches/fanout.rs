@@ -127,7 +127,7 @@ fn paired(rounds: usize, subscribers: usize) {
     };
     let [noop, app, stream] = times.each_mut().map(median);
     println!(
-        "paired fan-out ({rounds} rounds, {subscribers} subscribers, {BATCH} frames): \
+        "paired fan-out ({rounds} rounds, subscribers={subscribers}, {BATCH} frames): \
          noop {noop:.2} ns/delivery, prometheus per-app {app:.2} ns ({:+.1}%), \
          per-stream {stream:.2} ns ({:+.1}%)",
         (app / noop - 1.0) * 100.0,

@@ -3,8 +3,9 @@
 //! - [`PrometheusObserver`]: an [`Observer`](arcly_core::observe::Observer)
 //!   recording what the kernel reports into a prometheus-client
 //!   [`Registry`](prometheus_client::registry::Registry) the host owns (never
-//!   a global one). Per-frame work is a couple of relaxed atomic adds on
-//!   handles resolved once per stream.
+//!   a global one). A frame in costs a relaxed load and store on the
+//!   stream's own cache line (summed at scrape time); deliveries are counted
+//!   with two atomic adds per batch the kernel reports.
 //! - [`MetricsService`]: `/metrics` (OpenMetrics text), `/healthz`
 //!   (liveness) and `/readyz` (the engine's
 //!   [`HealthRegistry`](arcly_core::health::HealthRegistry) aggregate, 503

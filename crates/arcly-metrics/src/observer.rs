@@ -169,75 +169,75 @@ impl Metrics {
         // encoder appends the unit and, for counters, `_total`.
         r.register(
             "streams_active",
-            "Streams that exist in the kernel (live or with waiting players).",
+            "Streams that exist in the kernel (live or with waiting players)",
             self.streams_active.clone(),
         );
         r.register(
             "publishers",
-            "Publishers attached now.",
+            "Publishers attached now",
             self.publishers.clone(),
         );
         r.register(
             "publishes",
-            "Publish sessions started.",
+            "Publish sessions started",
             self.publishes.clone(),
         );
         r.register(
             "subscribers",
-            "Subscribers (players, relays, sinks) attached now.",
+            "Subscribers (players, relays, sinks) attached now",
             self.subscribers.clone(),
         );
-        r.register("plays", "Subscriptions started.", self.plays.clone());
+        r.register("plays", "Subscriptions started", self.plays.clone());
         r.register(
             "frames_out",
-            "Frames delivered to subscribers (reported in batches).",
+            "Frames delivered to subscribers (reported in batches)",
             self.frames_out.clone(),
         );
         r.register_with_unit(
             "payload_out",
-            "Frame payload delivered to subscribers (reported in batches).",
+            "Frame payload delivered to subscribers (reported in batches)",
             Unit::Bytes,
             self.bytes_out.clone(),
         );
         r.register(
             "gop_cache_frames",
-            "Frames held in GOP caches for instant start.",
+            "Frames held in GOP caches for instant start",
             self.gop_frames.clone(),
         );
         r.register_with_unit(
             "gop_cache",
-            "Payload held in GOP caches for instant start.",
+            "Payload held in GOP caches for instant start",
             Unit::Bytes,
             self.gop_bytes.clone(),
         );
         r.register(
             "qos_skipped_frames",
-            "Frames lagging subscribers skipped to catch up with the live edge.",
+            "Frames lagging subscribers skipped to catch up with the live edge",
             self.qos_skipped.clone(),
         );
         r.register(
             "subscribers_dropped",
-            "Subscribers disconnected by the kernel.",
+            "Subscribers disconnected by the kernel",
             self.dropped.clone(),
         );
         r.register(
             "auth_denials",
-            "Publish and play requests the authenticator refused.",
+            "Publish and play requests the authenticator refused",
             self.auth_denials.clone(),
         );
         r.register(
             "ingest_errors",
-            "Connections refused or ended by an error.",
+            "Connections refused or ended by an error",
             self.ingest_errors.clone(),
         );
         r.register(
             "connections",
-            "Protocol connections open now.",
+            "Protocol connections open now",
             self.connections.clone(),
         );
         r.register(
             "connections_accepted",
-            "Protocol connections accepted.",
+            "Protocol connections accepted",
             self.connections_accepted.clone(),
         );
         // Histograms carry the unit in the name but no `# UNIT` line: the
@@ -245,12 +245,12 @@ impl Metrics {
         // openmetrics-parser crate) refuse units on histograms.
         r.register(
             "handshake_duration_seconds",
-            "Time taken by protocol handshakes.",
+            "Time taken by protocol handshakes",
             self.handshake.clone(),
         );
         r.register(
             "time_to_first_frame_seconds",
-            "Time from a play request to its first picture or sound frame.",
+            "Time from a play request to its first picture or sound frame",
             self.first_frame.clone(),
         );
     }
@@ -288,9 +288,7 @@ struct StreamTable {
 /// it to `EngineBuilder::observer`, and serve the registry with
 /// [`MetricsService`](crate::MetricsService). Cheap to clone: clones share
 /// the same series, so one observer may serve several engines whose figures
-/// should add up; engines that need separate figures get separate registries
-/// (or separate observers registered under
-/// [`Registry::sub_registry_with_label`] in one registry).
+/// should add up; engines that need separate figures get separate registries.
 ///
 /// Per-frame work goes through the [`StreamProbe`] it hands out per stream:
 /// two relaxed loads and stores on the stream's own cache line per frame in
@@ -319,10 +317,10 @@ impl PrometheusObserver {
     /// An observer configured by `opts`, registered under `arcly_` in
     /// `registry`.
     ///
-    /// # Panics
-    /// Never by itself; registering two observers in the same (sub-)registry
-    /// produces duplicate families, which the exposition must not contain:
-    /// share one observer instead, or use a labelled sub-registry.
+    /// Register at most one observer per registry: a second would expose
+    /// every `arcly_*` family twice, which OpenMetrics forbids. Engines
+    /// whose figures should add up share one observer (it is `Clone`);
+    /// engines that need separate figures get separate registries.
     pub fn with_options(registry: &mut Registry, opts: MetricsOptions) -> Self {
         let m = Metrics::new(&opts);
         let ingest = Arc::new(IngestTable::default());
