@@ -13,6 +13,19 @@
 //! engine, and runs under [`TcpIngest`] (which owns the listener, the
 //! connection bounds and the idle timeout; the RTMP handshake timeout is
 //! enforced here).
+//!
+//! ```
+//! use arcly_core::inbound::InboundProtocol;
+//! use arcly_rtmp::{RtmpConfig, RtmpHandler};
+//! use std::sync::Arc;
+//!
+//! let mut cfg = RtmpConfig::default();
+//! cfg.limits.handshake_timeout = std::time::Duration::from_secs(5);
+//! let rtmp = Arc::new(RtmpHandler::new(cfg).into_protocol("127.0.0.1:1935".parse().unwrap()));
+//! // Hand it to an engine (`EngineBuilder::protocol(rtmp)`), or run it on any
+//! // registry with `rtmp.serve(IngestContext::new(registry))`.
+//! assert_eq!(rtmp.name(), "rtmp");
+//! ```
 
 use crate::message::{status, UserControl};
 use crate::session::{ServerEvent, ServerSession, SessionConfig};
@@ -46,7 +59,8 @@ pub const MAX_IOVECS: usize = 512;
 pub struct RateLimit {
     /// Average inbound bytes per second.
     pub bytes_per_sec: u64,
-    /// Average inbound messages (events) per second.
+    /// Average inbound messages per second (each read counts as one, and
+    /// each event beyond the first a read produced as one more).
     pub messages_per_sec: u64,
     /// Burst allowance, in seconds' worth of the averages.
     pub burst_secs: f64,
@@ -302,14 +316,17 @@ impl<'a> Conn<'a> {
             tracing::debug!(peer = %self.peer, error = %e, "rtmp input refused");
             return Err(e.into());
         }
+        let now = std::time::Instant::now();
+        if let Some(l) = &mut self.limiter {
+            // The read's bytes, counted as one message with its first event.
+            l.check(now, data.len())?;
+        }
         let mut first = true;
         while let Some(ev) = self.session.poll_event() {
             if let Some(l) = &mut self.limiter {
-                l.check(
-                    std::time::Instant::now(),
-                    if first { data.len() } else { 0 },
-                )?;
-                first = false;
+                if !std::mem::take(&mut first) {
+                    l.check(now, 0)?;
+                }
             }
             self.on_event(ev).await?;
             if self.closing.is_some() {
@@ -577,12 +594,21 @@ impl<'a> Conn<'a> {
 /// Queue `f` for player `p` on its timeline. The payload is shared, not
 /// copied: only the small FLV and chunk headers are built per player.
 fn send(session: &mut ServerSession, p: &mut Play, f: &MediaFrame) -> arcly_core::Result<()> {
-    let (dts, pts) = p.clock.map(f);
+    send_rebased(session, p.stream_id, &mut p.clock, f)
+}
+
+fn send_rebased(
+    session: &mut ServerSession,
+    stream_id: u32,
+    clock: &mut Rebaser,
+    f: &MediaFrame,
+) -> arcly_core::Result<()> {
+    let (dts, pts) = clock.map(f);
     let mut out = f.clone();
     out.time_base = TimeBase::MILLIS;
     out.dts = dts;
     out.pts = pts;
-    match session.send_frame(p.stream_id, &out) {
+    match session.send_frame(stream_id, &out) {
         Ok(()) => Ok(()),
         Err(crate::RtmpError::Limit { .. } | crate::RtmpError::Unsupported(_)) => Ok(()),
         Err(e) => Err(e.into()),
@@ -692,6 +718,64 @@ mod tests {
         assert!(publisher_left(&MediaFrame::end_of_stream()));
         let eos = v(0, 0).with_flags(FrameFlags::END_OF_STREAM);
         assert!(!publisher_left(&eos));
+    }
+
+    #[test]
+    fn the_play_path_shares_the_payload() {
+        use crate::session::{ClientSession, ServerEvent};
+        use bytes::BytesMut;
+        let mut s = ServerSession::default();
+        let mut c = ClientSession::new("live", "rtmp://x/live", SessionConfig::default());
+        c.play("cam");
+        let mut sid = None;
+        for _ in 0..8 {
+            let mut b = BytesMut::new();
+            c.poll_transmit(&mut b);
+            s.handle_input(&b).unwrap();
+            while let Some(e) = s.poll_event() {
+                match e {
+                    ServerEvent::ConnectRequested { .. } => s.accept_connect().unwrap(),
+                    ServerEvent::PlayRequested { stream_id, .. } => {
+                        s.accept_play(stream_id, true).unwrap();
+                        sid = Some(stream_id);
+                    }
+                    _ => {}
+                }
+            }
+            let mut b = BytesMut::new();
+            s.poll_transmit(&mut b);
+            c.handle_input(&b).unwrap();
+        }
+        let sid = sid.expect("play accepted");
+        let payload = Bytes::from(vec![7u8; 150_000]);
+        let f = MediaFrame::video(CodecId::H264, 5000, 5040, payload.clone())
+            .with_flags(FrameFlags::KEYFRAME);
+        let mut clock = Rebaser::new();
+        send_rebased(&mut s, sid, &mut clock, &f).unwrap();
+        let mut out = Vec::new();
+        s.poll_transmit_vectored(&mut out);
+        let range = payload.as_ptr_range();
+        let shared: usize = out
+            .iter()
+            .filter(|b| range.contains(&b.as_ptr()))
+            .map(Bytes::len)
+            .sum();
+        assert_eq!(
+            shared,
+            payload.len(),
+            "every payload byte is a slice of the frame"
+        );
+        // And the client gets the frame back, rebased to zero.
+        let wire: Vec<u8> = out.iter().flat_map(|b| b.iter().copied()).collect();
+        c.handle_input(&wire).unwrap();
+        let got = std::iter::from_fn(|| c.poll_event())
+            .find_map(|e| match e {
+                crate::session::ClientEvent::Media(m) => Some(m),
+                _ => None,
+            })
+            .unwrap();
+        assert_eq!((got.dts_ms(), got.pts_ms()), (0, 40));
+        assert_eq!(got.payload, payload);
     }
 
     #[tokio::test]

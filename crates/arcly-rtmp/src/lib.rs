@@ -13,6 +13,9 @@
 //! - [`flv`]: FLV and Enhanced RTMP tags to and from `arcly_core::MediaFrame`,
 //!   and an FLV file/stream reader and writer.
 //! - [`client`]: a thin tokio client (`RtmpClient::publish` / `play`).
+//! - [`handler`]: [`RtmpHandler`], the server: publish into and play from
+//!   the registries of an `arcly_core::inbound::IngestContext`, run by the
+//!   ingest layer's `TcpIngest` (`RtmpHandler::new(cfg).into_protocol(addr)`).
 //!
 //! ```
 //! use arcly_rtmp::chunk::{ChunkDecoder, ChunkEncoder, MessageHeader};

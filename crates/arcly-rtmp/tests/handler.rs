@@ -749,3 +749,58 @@ async fn receive_video_false_leaves_audio_only() {
     }
     publisher.await.unwrap().close().await.unwrap();
 }
+
+#[tokio::test]
+async fn bad_apps_and_names_get_clear_statuses() {
+    let srv = server().await;
+    let base = format!("rtmp://127.0.0.1:{}", srv.port);
+    match RtmpClient::play(&format!("{base}/../x")).await {
+        Err(RtmpError::Rejected { code, description }) => {
+            assert_eq!(code, "NetConnection.Connect.Rejected");
+            assert!(description.contains("'..'"), "{description}");
+        }
+        other => panic!("{other:?}"),
+    }
+    match RtmpClient::publish(&format!("{base}/nosuchapp/x")).await {
+        Err(RtmpError::Rejected { code, description }) => {
+            assert_eq!(code, "NetStream.Publish.Failed");
+            assert!(description.contains("nosuchapp"), "{description}");
+        }
+        other => panic!("{other:?}"),
+    }
+    match RtmpClient::publish(&srv.url("..")).await {
+        Err(RtmpError::Rejected { code, .. }) => assert_eq!(code, "NetStream.Publish.BadName"),
+        other => panic!("{other:?}"),
+    }
+}
+
+#[tokio::test]
+async fn a_publisher_over_the_rate_limit_is_disconnected() {
+    let cfg = RtmpConfig {
+        rate_limit: Some(arcly_rtmp::handler::RateLimit {
+            bytes_per_sec: 50_000,
+            messages_per_sec: 10_000,
+            burst_secs: 1.0,
+        }),
+        ..RtmpConfig::default()
+    };
+    let srv = start(engine_with(None), cfg).await;
+    let frames = fixture_frames("h264-aac.flv");
+    let mut c = RtmpClient::publish(&srv.url("flood")).await.unwrap();
+    let path = arcly_core::StreamPath::parse("live", "flood").unwrap();
+    assert!(PlaybackRegistry::stream(&srv.engine, &path).is_some_and(|s| s.is_live()));
+    // 350 KB at once: far above 50 KB/s with a one-second burst.
+    for f in &frames {
+        if c.send_frame(f).await.is_err() {
+            break;
+        }
+    }
+    let t0 = Instant::now();
+    while PlaybackRegistry::stream(&srv.engine, &path).is_some_and(|s| s.is_live()) {
+        assert!(
+            t0.elapsed() < Duration::from_secs(3),
+            "the flood was not cut"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
