@@ -107,9 +107,9 @@ pub(crate) fn derive(input: DeriveInput) -> syn::Result<TokenStream> {
         }
     };
     let mut errors: Option<syn::Error> = None;
-    let mut push = |e: syn::Error| match &mut errors {
+    let push = |errors: &mut Option<syn::Error>, e: syn::Error| match errors {
         Some(all) => all.combine(e),
-        None => errors = Some(e),
+        None => *errors = Some(e),
     };
 
     let mut opts = Options::default();
@@ -119,18 +119,21 @@ pub(crate) fn derive(input: DeriveInput) -> syn::Result<TokenStream> {
         .filter(|a| a.path().is_ident("media_sink"))
     {
         if let Err(e) = attr.parse_nested_meta(|meta| parse_option(&mut opts, meta)) {
-            push(e);
+            push(&mut errors, e);
         }
     }
     let delegate = match find_delegate(fields) {
         Ok(d) => d,
         Err(e) => {
-            push(e);
+            push(&mut errors, e);
             None
         }
     };
-    if let Err(e) = check(&input.ident, &opts, delegate.is_some()) {
-        push(e);
+    if errors.is_none() {
+        // Only once the options parsed: otherwise this repeats their error.
+        if let Err(e) = check(&input.ident, &opts, delegate.is_some()) {
+            push(&mut errors, e);
+        }
     }
     if let Some(e) = errors {
         return Err(e);
@@ -377,13 +380,20 @@ fn expand(input: &DeriveInput, o: &Options, delegate: Option<&Delegate>) -> Toke
     }
     let (impl_g, ty_g, where_g) = generics.split_for_impl();
 
-    let call =
-        |m: &Ident, args: TokenStream| quote_spanned!(m.span()=> Self::#m(self, #args).await);
+    // Calls carry the span of the user's tokens, so a missing method or a
+    // wrong signature is reported at the name written in the attribute (or
+    // at the delegate field's type).
+    let call = |m: &Ident, args: TokenStream| {
+        let args = respan(args, m.span());
+        quote_spanned!(m.span()=> Self::#m(self, #args).await)
+    };
     let delegate_call = |method: &str, args: TokenStream| {
         delegate.map(|d| {
             let member = &d.member;
-            let m = Ident::new(method, Span::call_site());
-            quote!({
+            let span = d.ty.span();
+            let m = Ident::new(method, span);
+            let args = respan(args, span);
+            quote_spanned!(span=> {
                 #[allow(unused_imports)]
                 use #root::MediaSink as _;
                 self.#member.#m(#args).await
@@ -494,6 +504,17 @@ fn expand(input: &DeriveInput, o: &Options, delegate: Option<&Delegate>) -> Toke
             #on_error
         }
     }
+}
+
+/// `tokens` with every span set to `span`.
+fn respan(tokens: TokenStream, span: Span) -> TokenStream {
+    tokens
+        .into_iter()
+        .map(|mut t| {
+            t.set_span(span);
+            t
+        })
+        .collect()
 }
 
 fn capitalize(s: &str) -> String {
