@@ -556,3 +556,53 @@ async fn connection_level_hooks_validate() {
     );
     server.stop().await;
 }
+
+#[tokio::test]
+async fn mounts_in_a_host_hyper_server() {
+    // A host server with its own routes asks the service first.
+    let mut registry = Registry::default();
+    let observer = PrometheusObserver::new(&mut registry);
+    observer.connection_opened("rtmp");
+    let telemetry = MetricsService::new(Arc::new(registry), HealthRegistry::new());
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let host = tokio::spawn(async move {
+        for _ in 0..3 {
+            let (tcp, _) = listener.accept().await.unwrap();
+            let telemetry = telemetry.clone();
+            let svc = hyper::service::service_fn(move |req: Request<hyper::body::Incoming>| {
+                let telemetry = telemetry.clone();
+                async move {
+                    if let Some(resp) = telemetry.handle(&req).await {
+                        return Ok::<_, std::convert::Infallible>(resp);
+                    }
+                    Ok(hyper::Response::new(http_body_util::Full::new(
+                        Bytes::from_static(b"host route\n"),
+                    )))
+                }
+            });
+            hyper::server::conn::http1::Builder::new()
+                .serve_connection(TokioIo::new(tcp), svc)
+                .await
+                .unwrap();
+        }
+    });
+    let client = Server {
+        addr,
+        stop: CancellationToken::new(),
+        task: tokio::spawn(async {}),
+    };
+    let exp = client.scrape().await;
+    assert_eq!(
+        value(&exp, "arcly_connections", &[("protocol", "rtmp")]),
+        Some(1.0)
+    );
+    let (status, _, body) = client.get("/live/cam.flv", None).await;
+    assert_eq!((status, body.as_str()), (StatusCode::OK, "host route\n"));
+    let (status, _, body) = client.get("/healthz", None).await;
+    assert_eq!((status, body.as_str()), (StatusCode::OK, "ok\n"));
+    tokio::time::timeout(Duration::from_secs(5), host)
+        .await
+        .unwrap()
+        .unwrap();
+}
