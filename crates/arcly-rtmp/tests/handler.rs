@@ -213,6 +213,20 @@ async fn assert_timeline(what: &str, file: &Path, has_video: bool) {
     }
 }
 
+/// Wait until a player subscribed to `live/{name}`, so the publisher that
+/// follows is seen from its first frame.
+async fn wait_for_player(srv: &Server, name: &str) {
+    let path = arcly_core::StreamPath::parse("live", name).unwrap();
+    let t0 = Instant::now();
+    while !PlaybackRegistry::stream(&srv.engine, &path).is_some_and(|s| s.subscriber_count() > 0) {
+        assert!(
+            t0.elapsed() < Duration::from_secs(15),
+            "no player came for {name}"
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}
+
 fn fixture_frames(name: &str) -> Vec<MediaFrame> {
     let data = std::fs::read(tools::fixture(name)).unwrap();
     let mut r = FlvReader::new();
@@ -262,7 +276,7 @@ async fn lavfi_x264_aac(srv: Arc<Server>) {
         let (ff, url, played) = (ff.clone(), url.clone(), played.clone());
         tokio::spawn(async move { ffmpeg_play(&ff, &url, &played).await })
     };
-    tokio::time::sleep(Duration::from_millis(800)).await;
+    wait_for_player(&srv, "lavfi").await;
     let mut c = ffmpeg_cmd(&ff);
     c.args(["-re", "-f", "lavfi", "-i", "testsrc=size=320x240:rate=25"])
         .args([
@@ -318,8 +332,9 @@ async fn late_joiners(srv: Arc<Server>) {
     let own = {
         let url = url.clone();
         tokio::spawn(async move {
-            let t0 = Instant::now();
             let mut p = RtmpClient::play(&url).await.expect("play");
+            // From NetStream.Play.Start to the first picture.
+            let t0 = Instant::now();
             let mut saw_meta = false;
             let mut saw_config = false;
             loop {
@@ -372,7 +387,7 @@ async fn late_joiners(srv: Arc<Server>) {
 
     let (ttfk, burst) = own.await.unwrap();
     assert!(
-        ttfk < Duration::from_millis(800),
+        ttfk < Duration::from_millis(600),
         "time to first keyframe {ttfk:?}: the next GOP starts 1.6 s later"
     );
     assert!(
@@ -410,7 +425,7 @@ async fn single_kind(srv: Arc<Server>, fixture: &'static str, has_video: bool) {
         let (ff, url, played) = (ff.clone(), url.clone(), played.clone());
         tokio::spawn(async move { ffmpeg_play(&ff, &url, &played).await })
     };
-    tokio::time::sleep(Duration::from_millis(800)).await;
+    wait_for_player(&srv, name).await;
     let src = tools::fixture(fixture);
     ok(&publish_file(&ff, &src, &url, Some("2.5")).await, fixture);
     ok(&player.await.unwrap(), "player");
@@ -435,7 +450,7 @@ async fn enhanced(srv: Arc<Server>, fixture: &'static str) {
         let (ff, url, played) = (ff.clone(), url.clone(), played.clone());
         tokio::spawn(async move { ffmpeg_play(&ff, &url, &played).await })
     };
-    tokio::time::sleep(Duration::from_millis(800)).await;
+    wait_for_player(&srv, name).await;
     let src = tools::fixture(fixture);
     ok(&publish_file(&ff, &src, &url, Some("2.5")).await, fixture);
     ok(&player.await.unwrap(), "FFmpeg 9 player");
