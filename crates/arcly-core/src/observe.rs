@@ -14,6 +14,12 @@ use std::time::Duration;
 
 /// Per-stream counters, called on the frame path. Implementations must be
 /// cheap (a handful of atomic adds) and must not block.
+///
+/// Threading contract: `frame_in` and `gop_cache` are only ever called by the
+/// stream's single publisher (the publish path holds the publisher's state
+/// exclusively), so an implementation may keep their counts in
+/// single-writer cells; `frames_out` and `qos_skip` come from any subscriber's
+/// task, concurrently.
 pub trait StreamProbe: Send + Sync + 'static {
     /// A frame entered the stream from its publisher.
     fn frame_in(&self, _frame: &MediaFrame) {}
