@@ -218,7 +218,7 @@ async fn assert_timeline(what: &str, file: &Path, has_video: bool) {
 async fn wait_for_player(srv: &Server, name: &str) {
     let path = arcly_core::StreamPath::parse("live", name).unwrap();
     let t0 = Instant::now();
-    while !PlaybackRegistry::stream(&srv.engine, &path).is_some_and(|s| s.subscriber_count() > 0) {
+    while PlaybackRegistry::stream(&srv.engine, &path).is_none_or(|s| s.subscriber_count() == 0) {
         assert!(
             t0.elapsed() < Duration::from_secs(15),
             "no player came for {name}"
