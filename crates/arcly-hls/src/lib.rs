@@ -3,7 +3,31 @@
 //! * [`fmp4`]: a fragmented-MP4 / CMAF [`Muxer`](arcly_core::traits::Muxer).
 //! * [`playlist`]: media (LL-HLS) and multivariant playlist model and renderer.
 //! * [`checker`]: RFC 8216bis rule checker for any playlist text.
-//! * [`stream`]: [`HlsStream`](stream::HlsStream), the sans-IO segmenter.
+//! * [`stream`]: [`HlsStream`](stream::HlsStream), the sans-IO segmenter
+//!   (segment boundaries from the shared `arcly_core::segment` clock).
+//! * [`packager`]: [`Packager`](packager::Packager) follows one engine
+//!   stream; [`HlsRegistry`](packager::HlsRegistry) owns one per stream.
+//! * [`http`]: [`HlsService`](http::HlsService), the hyper 1.x delivery
+//!   service (standalone [`serve`](http::serve) or mounted by a host).
+//!
+//! Serving an engine's streams over HLS:
+//!
+//! ```no_run
+//! use arcly_core::engine::{AppSpec, Engine};
+//! use arcly_hls::http::{serve, HlsService, HttpConfig};
+//! use arcly_hls::packager::{HlsRegistry, PackagerConfig};
+//! use std::sync::Arc;
+//! # async fn run() -> std::io::Result<()> {
+//! let engine = Engine::builder().application(AppSpec::new("live")).build();
+//! let hls = HlsRegistry::new(Arc::new(engine.clone()), PackagerConfig::default());
+//! hls.follow(&engine); // a packager for every stream published
+//! let listener = tokio::net::TcpListener::bind("127.0.0.1:8080").await?;
+//! let service = HlsService::new(hls, HttpConfig::default());
+//! serve(listener, service, engine.shutdown_token()).await; // /live/KEY/index.m3u8
+//! # Ok(()) }
+//! ```
+//!
+//! The sans-IO muxer on its own:
 //!
 //! ```
 //! use arcly_core::traits::Muxer;
@@ -16,6 +40,7 @@
 pub mod checker;
 mod clock;
 pub mod fmp4;
+pub mod http;
 pub mod packager;
 pub mod playlist;
 pub mod stream;

@@ -18,6 +18,7 @@ use arcly_core::engine::Engine;
 use arcly_core::events::EngineEvent;
 use arcly_core::registry::{PlayRequest, PlaybackRegistry};
 use arcly_core::{MediaFrame, StreamError, StreamPath};
+use bytes::Bytes;
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, MutexGuard, RwLock};
 use std::time::{Duration, Instant};
@@ -74,6 +75,8 @@ struct Shared {
     position: watch::Receiver<Position>,
     cancel: CancellationToken,
     finished: watch::Sender<Option<Instant>>,
+    /// Rendered playlists (full, delta) and the live edge they show.
+    cache: Mutex<[Option<(Position, Bytes)>; 2]>,
 }
 
 /// One stream being packaged. Cheap to clone (shared); the task stops on
@@ -109,7 +112,14 @@ impl Packager {
         path: StreamPath,
         cfg: PackagerConfig,
     ) -> (Self, JoinHandle<()>) {
-        let stream = HlsStream::new(cfg.hls.clone());
+        let mut hls_cfg = cfg.hls.clone();
+        // A per-session tag in every URI: a later session of the same
+        // stream never collides with cached segments of this one.
+        let tag = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_millis() as u64 & 0xff_ffff_ffff);
+        hls_cfg.uri_prefix = format!("{}{tag:x}-", hls_cfg.uri_prefix);
+        let stream = HlsStream::new(hls_cfg);
         let position = stream.subscribe();
         let (finished, _) = watch::channel(None);
         let shared = Arc::new(Shared {
@@ -118,6 +128,7 @@ impl Packager {
             position,
             cancel: CancellationToken::new(),
             finished,
+            cache: Mutex::new([None, None]),
         });
         let task = tokio::spawn(run(Arc::clone(&shared), registry, cfg));
         (Self { shared }, task)
@@ -131,6 +142,29 @@ impl Packager {
     /// Lock the segmenter (briefly: the packager task waits meanwhile).
     pub fn lock(&self) -> MutexGuard<'_, HlsStream> {
         self.shared.stream.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// The media playlist text (`skip`: a delta update), rendered once per
+    /// live-edge change and shared by every request until the next.
+    pub fn playlist(&self, skip: bool) -> Option<Bytes> {
+        let slot = usize::from(skip);
+        let pos = self.position();
+        {
+            let cache = self.shared.cache.lock().unwrap_or_else(|e| e.into_inner());
+            if let Some((p, b)) = &cache[slot] {
+                if *p == pos {
+                    return Some(b.clone());
+                }
+            }
+        }
+        let (pos, text) = {
+            let hls = self.lock();
+            (hls.position(), hls.playlist(skip)?)
+        };
+        let bytes = Bytes::from(text);
+        let mut cache = self.shared.cache.lock().unwrap_or_else(|e| e.into_inner());
+        cache[slot] = Some((pos, bytes.clone()));
+        Some(bytes)
     }
 
     /// The live edge.
@@ -201,7 +235,14 @@ async fn run(shared: Arc<Shared>, registry: Arc<dyn PlaybackRegistry>, cfg: Pack
         loop {
             let deadline = unpublished.map(|t| t + cfg.unpublish_grace);
             let next = tokio::select! {
-                _ = shared.cancel.cancelled() => break 'subscribe,
+                _ = shared.cancel.cancelled() => {
+                    // Stopping: what was already published still goes in.
+                    let mut hls = lock(&shared);
+                    while let Ok(Some(f)) = sub.try_recv() {
+                        let _ = hls.push(&f);
+                    }
+                    break 'subscribe;
+                }
                 _ = sleep_until(deadline) => {
                     tracing::debug!(stream = %path, "hls: no publisher came back");
                     break 'subscribe;
@@ -264,6 +305,7 @@ async fn sleep_until(deadline: Option<tokio::time::Instant>) {
 struct RegistryInner {
     source: Arc<dyn PlaybackRegistry>,
     cfg: PackagerConfig,
+    per_app: HashMap<String, PackagerConfig>,
     packagers: RwLock<HashMap<StreamPath, Packager>>,
     shutdown: CancellationToken,
 }
@@ -295,15 +337,34 @@ impl HlsRegistry {
             inner: Arc::new(RegistryInner {
                 source,
                 cfg,
+                per_app: HashMap::new(),
                 packagers: RwLock::new(HashMap::new()),
                 shutdown: CancellationToken::new(),
             }),
         }
     }
 
-    /// The settings.
+    /// Use `cfg` for the streams of application `app` (e.g. LL-HLS or
+    /// fMP4 for one app only). Call before the registry is shared.
+    #[must_use]
+    pub fn with_app(mut self, app: &str, cfg: PackagerConfig) -> Self {
+        if let Some(inner) = Arc::get_mut(&mut self.inner) {
+            inner.per_app.insert(app.to_owned(), cfg);
+        }
+        self
+    }
+
+    /// The default settings.
     pub fn config(&self) -> &PackagerConfig {
         &self.inner.cfg
+    }
+
+    /// The settings of `path`'s application.
+    pub fn config_for(&self, path: &StreamPath) -> &PackagerConfig {
+        self.inner
+            .per_app
+            .get(path.app.as_str())
+            .unwrap_or(&self.inner.cfg)
     }
 
     /// The registry packagers read from.
@@ -348,17 +409,14 @@ impl HlsRegistry {
         }
         let keep = self.inner.cfg.keep_ended;
         map.retain(|_, p| p.finished_at().is_none_or(|t| t.elapsed() < keep));
+        let cfg = self.config_for(path).clone();
         if map.len() >= self.inner.cfg.max_streams && !map.contains_key(path) {
             return Err(StreamError::LimitExceeded(format!(
                 "more than {} HLS streams",
                 self.inner.cfg.max_streams
             )));
         }
-        let p = Packager::spawn(
-            Arc::clone(&self.inner.source),
-            path.clone(),
-            self.inner.cfg.clone(),
-        );
+        let p = Packager::spawn(Arc::clone(&self.inner.source), path.clone(), cfg);
         map.insert(path.clone(), p.clone());
         Ok(p)
     }

@@ -47,6 +47,9 @@ pub struct HlsConfig {
     pub max_first_segment: Duration,
     /// Offer delta updates (`CAN-SKIP-UNTIL`) in LL-HLS mode (default true).
     pub delta_updates: bool,
+    /// Prefix of every segment, part and init URI (default empty), e.g. a
+    /// per-session tag so caches never confuse two sessions' `seg0.ts`.
+    pub uri_prefix: String,
 }
 
 impl Default for HlsConfig {
@@ -59,8 +62,20 @@ impl Default for HlsConfig {
             format: SegmentFormat::Auto,
             max_first_segment: Duration::from_secs(10),
             delta_updates: true,
+            uri_prefix: String::new(),
         }
     }
+}
+
+/// A resource of a stream, by the URI the playlist gives it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Resource {
+    /// `init{generation}.mp4`.
+    Init(u64),
+    /// `seg{msn}.{ext}`.
+    Segment(u64),
+    /// `part{msn}.{index}.{ext}`.
+    Part(u64, u64),
 }
 
 /// Where the stream's live edge is: the last complete segment and the
@@ -107,6 +122,10 @@ struct Current {
     pdt: Option<SystemTime>,
 }
 
+/// Longest media span held back while waiting for every track's CONFIG.
+const PROBE_US: i64 = 1_000_000;
+/// Most frames held back while waiting for every track's CONFIG.
+const MAX_PROBE_FRAMES: usize = 256;
 /// Most CONFIG frames kept before the muxer exists.
 const MAX_PENDING_CONFIGS: usize = 16;
 
@@ -134,6 +153,7 @@ pub struct HlsStream {
     format: ContainerFormat,
     configs: Vec<MediaFrame>,
     pending_configs: Vec<MediaFrame>,
+    probing: Vec<MediaFrame>,
     known_tracks: Vec<(FrameType, u8)>,
     codecs: Vec<CodecId>,
     video_driven: bool,
@@ -174,6 +194,7 @@ impl HlsStream {
             muxer: None,
             configs: Vec::new(),
             pending_configs: Vec::new(),
+            probing: Vec::new(),
             known_tracks: Vec::new(),
             codecs: Vec::new(),
             video_driven: false,
@@ -245,12 +266,35 @@ impl HlsStream {
 
     /// URI of segment `msn`, relative to the playlist.
     pub fn segment_uri(&self, msn: u64) -> String {
-        format!("seg{msn}.{}", self.ext())
+        format!("{}seg{msn}.{}", self.cfg.uri_prefix, self.ext())
     }
 
     /// URI of part `index` of segment `msn`.
     pub fn part_uri(&self, msn: u64, index: usize) -> String {
-        format!("part{msn}.{index}.{}", self.ext())
+        format!("{}part{msn}.{index}.{}", self.cfg.uri_prefix, self.ext())
+    }
+
+    /// URI of init segment generation `generation`.
+    pub fn init_uri(&self, generation: u64) -> String {
+        format!("{}init{generation}.mp4", self.cfg.uri_prefix)
+    }
+
+    /// What a URI relative to the playlist names, if it is one of this
+    /// stream's resource names (whether or not it is in memory).
+    pub fn parse_resource(&self, name: &str) -> Option<Resource> {
+        let name = name.strip_prefix(self.cfg.uri_prefix.as_str())?;
+        if let Some(g) = name
+            .strip_prefix("init")
+            .and_then(|r| r.strip_suffix(".mp4"))
+        {
+            return Some(Resource::Init(g.parse().ok()?));
+        }
+        let stem = name.strip_suffix(self.ext())?.strip_suffix('.')?;
+        if let Some(n) = stem.strip_prefix("seg") {
+            return Some(Resource::Segment(n.parse().ok()?));
+        }
+        let (m, i) = stem.strip_prefix("part")?.split_once('.')?;
+        Some(Resource::Part(m.parse().ok()?, i.parse().ok()?))
     }
 
     /// Bytes of segment `msn`, while it is in memory.
@@ -285,18 +329,11 @@ impl HlsStream {
     /// `init1.mp4`) to its bytes and content type.
     pub fn resource(&self, name: &str) -> Option<(Bytes, &'static str)> {
         let ct = self.format.content_type();
-        if let Some(g) = name
-            .strip_prefix("init")
-            .and_then(|r| r.strip_suffix(".mp4"))
-        {
-            return self.init(g.parse().ok()?).map(|b| (b, "video/mp4"));
+        match self.parse_resource(name)? {
+            Resource::Init(g) => self.init(g).map(|b| (b, "video/mp4")),
+            Resource::Segment(n) => self.segment(n).map(|b| (b, ct)),
+            Resource::Part(m, i) => self.part(m, usize::try_from(i).ok()?).map(|b| (b, ct)),
         }
-        let stem = name.strip_suffix(self.ext())?.strip_suffix('.')?;
-        if let Some(n) = stem.strip_prefix("seg") {
-            return self.segment(n.parse().ok()?).map(|b| (b, ct));
-        }
-        let (m, i) = stem.strip_prefix("part")?.split_once('.')?;
-        self.part(m.parse().ok()?, i.parse().ok()?).map(|b| (b, ct))
     }
 
     /// Feed one frame. Frames the format cannot carry are dropped (logged);
@@ -316,8 +353,45 @@ impl HlsStream {
             return self.on_config(frame);
         }
         if self.muxer.is_none() {
-            self.create_muxer(frame);
+            return self.probe(frame);
         }
+        self.push_media(frame)
+    }
+
+    /// Before the muxer exists, frames wait (bounded) until every track's
+    /// configuration is known: an audio CONFIG commonly follows the first
+    /// video frames, and a track missing from the first segment would be
+    /// missing from the TS program / init segment players probe.
+    fn probe(&mut self, frame: &MediaFrame) -> Result<()> {
+        self.probing.push(frame.clone());
+        let has_video = self.configs.iter().any(MediaFrame::is_video);
+        let has_audio = self.configs.iter().any(MediaFrame::is_audio)
+            || self.probing.iter().any(|f| f.codec == CodecId::Mp3);
+        let span = match (self.probing.first(), self.probing.last()) {
+            (Some(a), Some(b)) => b
+                .dts_in(TimeBase::MICROS)
+                .saturating_sub(a.dts_in(TimeBase::MICROS)),
+            _ => 0,
+        };
+        if (has_video && has_audio) || span >= PROBE_US || self.probing.len() >= MAX_PROBE_FRAMES {
+            self.end_probe()?;
+        }
+        Ok(())
+    }
+
+    fn end_probe(&mut self) -> Result<()> {
+        let frames = std::mem::take(&mut self.probing);
+        let Some(first) = frames.first() else {
+            return Ok(());
+        };
+        self.create_muxer(first);
+        for f in &frames {
+            self.push_media(f)?;
+        }
+        Ok(())
+    }
+
+    fn push_media(&mut self, frame: &MediaFrame) -> Result<()> {
         match self.clock.decide(frame) {
             Step::Continue => {}
             Step::Part { independent } => {
@@ -442,6 +516,9 @@ impl HlsStream {
     pub fn publisher_left(&mut self) {
         if self.ended {
             return;
+        }
+        if let Err(e) = self.end_probe() {
+            tracing::debug!(error = %e, "hls: probed frames dropped");
         }
         if let Some(end_us) = self.clock.publisher_left() {
             self.mark_discontinuity(end_us);
@@ -607,6 +684,9 @@ impl HlsStream {
         if self.ended {
             return;
         }
+        if let Err(e) = self.end_probe() {
+            tracing::debug!(error = %e, "hls: probed frames dropped");
+        }
         if let Some(end_us) = self.clock.end_of_last_frame() {
             self.close_segment(end_us);
         }
@@ -640,14 +720,14 @@ impl HlsStream {
         p.media_sequence = first.msn;
         p.discontinuity_sequence = disc_seq;
         p.independent_segments = listed.iter().all(|s| s.independent);
-        p.map_uri = fmp4.then(|| format!("init{}.mp4", first.init_gen));
+        p.map_uri = fmp4.then(|| self.init_uri(first.init_gen));
         let mut gen = first.init_gen;
         for s in &listed {
             let mut e = SegmentEntry::new(self.segment_uri(s.msn), s.duration);
             e.discontinuity = s.discontinuity;
             e.program_date_time = s.pdt;
             if fmp4 && s.init_gen != gen {
-                e.map_uri = Some(format!("init{}.mp4", s.init_gen));
+                e.map_uri = Some(self.init_uri(s.init_gen));
                 gen = s.init_gen;
             }
             e.parts = s
