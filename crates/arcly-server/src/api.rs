@@ -1,0 +1,137 @@
+//! The JSON admin API (see [`crate::http`] for the paths).
+
+use crate::body::Body;
+use crate::http::{error_json, json, HttpState};
+use arcly_core::StreamPath;
+use hyper::body::Incoming;
+use hyper::{Method, Request, Response, StatusCode};
+use serde_json::json;
+
+fn authorized(state: &HttpState, req: &Request<Incoming>) -> bool {
+    let Some(want) = &state.settings.admin_token else {
+        return true;
+    };
+    let got = req
+        .headers()
+        .get(hyper::header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .unwrap_or("");
+    got.len() == want.len()
+        && got
+            .bytes()
+            .zip(want.bytes())
+            .fold(0u8, |a, (x, y)| a | (x ^ y))
+            == 0
+}
+
+/// Answer one `/api/...` request.
+pub async fn handle(state: &HttpState, req: &Request<Incoming>, path: &str) -> Response<Body> {
+    if !authorized(state, req) {
+        let mut r = error_json(StatusCode::UNAUTHORIZED, "admin token required");
+        r.headers_mut().insert(
+            hyper::header::WWW_AUTHENTICATE,
+            hyper::header::HeaderValue::from_static("Bearer"),
+        );
+        return r;
+    }
+    let parts: Vec<&str> = path
+        .trim_start_matches("/api")
+        .split('/')
+        .filter(|s| !s.is_empty())
+        .collect();
+    let m = req.method();
+    match parts.as_slice() {
+        ["streams"] if m == Method::GET => {
+            let list: Vec<_> = state
+                .engine
+                .list_streams()
+                .iter()
+                .filter(|s| s.live)
+                .map(|s| state.monitor.view(s))
+                .collect();
+            json(StatusCode::OK, &json!({ "streams": list }))
+        }
+        ["server"] if m == Method::GET => json(
+            StatusCode::OK,
+            &json!({
+                "version": env!("CARGO_PKG_VERSION"),
+                "apps": state.settings.apps.iter().map(|a| &a.name).collect::<Vec<_>>(),
+                "publishers": state.engine.publisher_count(),
+                "streams": state.engine.stream_count(),
+                "http_flv": state.settings.http_flv,
+                "hls": state.settings.hls.enabled,
+                "low_latency_hls": state.settings.hls.low_latency,
+            }),
+        ),
+        ["streams", app, key, rest @ ..] => {
+            let path = match StreamPath::parse(app, key) {
+                Ok(p) => p,
+                Err(e) => return error_json(StatusCode::BAD_REQUEST, e),
+            };
+            match (rest, m) {
+                ([], &Method::GET) => match state.engine.stream_stats(&path) {
+                    Some(s) => json(StatusCode::OK, &state.monitor.view(&s)),
+                    None => error_json(StatusCode::NOT_FOUND, format!("stream {path} not found")),
+                },
+                (["kick"], &Method::POST | &Method::DELETE) => kick(state, &path),
+                (["record"], &Method::POST) => record(state, &path, true).await,
+                (["record"], &Method::DELETE) => record(state, &path, false).await,
+                _ => error_json(StatusCode::NOT_FOUND, "no such API endpoint"),
+            }
+        }
+        _ => error_json(StatusCode::NOT_FOUND, "no such API endpoint"),
+    }
+}
+
+fn kick(state: &HttpState, path: &StreamPath) -> Response<Body> {
+    let Some(s) = state.engine.stream_stats(path) else {
+        return error_json(StatusCode::NOT_FOUND, format!("stream {path} not found"));
+    };
+    if !s.live {
+        return error_json(
+            StatusCode::CONFLICT,
+            format!("stream {path} has no publisher"),
+        );
+    }
+    // The kernel has no way yet to disconnect one publisher from outside its
+    // protocol handler (see the crate docs, "Kicking a publisher").
+    error_json(
+        StatusCode::NOT_IMPLEMENTED,
+        "kicking a publisher needs a per-publisher cancellation handle in arcly-core, which it does not offer yet",
+    )
+}
+
+async fn record(state: &HttpState, path: &StreamPath, start: bool) -> Response<Body> {
+    let Some(rec) = &state.recorder else {
+        return error_json(
+            StatusCode::CONFLICT,
+            "recording is not configured (set --record-dir)",
+        );
+    };
+    if start {
+        match rec.start(path).await {
+            Ok(started) => json(
+                StatusCode::OK,
+                &json!({ "recording": true, "already": !started }),
+            ),
+            Err(e) => error_json(StatusCode::FORBIDDEN, e),
+        }
+    } else {
+        match rec.stop(path).await {
+            Some(summary) => json(
+                StatusCode::OK,
+                &json!({
+                    "recording": false,
+                    "prefix": summary.prefix,
+                    "segments": summary.stats.segments,
+                    "bytes": summary.stats.bytes_written,
+                }),
+            ),
+            None => error_json(
+                StatusCode::NOT_FOUND,
+                format!("{path} is not being recorded"),
+            ),
+        }
+    }
+}

@@ -1,0 +1,1093 @@
+//! Configuration: command-line flags ([`Cli`]), an optional TOML file
+//! ([`FileConfig`]) with the same settings, and the validated result
+//! ([`Settings`]).
+//!
+//! Precedence is built-in defaults, then the file, then the flags. Every
+//! value is checked once at start-up; a bad one is refused with a
+//! [`ConfigError`] that names the setting (as the file key and the flag) and
+//! says why.
+//!
+//! ```
+//! use arcly_server::config::{Cli, Settings};
+//! use clap::Parser;
+//! let cli = Cli::parse_from(["arcly", "--http-listen", "127.0.0.1:0", "--hls-segment", "1"]);
+//! let s = Settings::resolve(&cli).unwrap();
+//! assert_eq!(s.apps[0].name, "live");
+//! assert_eq!(s.hls.segment.as_secs(), 1);
+//!
+//! let bad = Cli::parse_from(["arcly", "--hls-window", "0"]);
+//! let e = Settings::resolve(&bad).unwrap_err();
+//! assert!(e.to_string().contains("hls.window"));
+//! ```
+
+use clap::{Parser, ValueEnum};
+use serde::Deserialize;
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+/// Frames kept in the GOP cache of an app that enables it and gives no size.
+pub const DEFAULT_GOP_CACHE_FRAMES: usize = 600;
+/// Longest HLS segment target accepted.
+pub const MAX_SEGMENT_SECS: f64 = 60.0;
+/// Largest HLS window accepted.
+pub const MAX_HLS_WINDOW: usize = 1000;
+/// Longest webhook timeout accepted.
+pub const MAX_WEBHOOK_TIMEOUT_MS: u64 = 60_000;
+
+/// A setting that was refused at start.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("invalid setting `{setting}`{}: {reason}", flag.map(|f| format!(" ({f})")).unwrap_or_default())]
+pub struct ConfigError {
+    /// The setting as it is spelled in the TOML file (`hls.segment_seconds`).
+    pub setting: String,
+    /// The flag that sets it, when there is one.
+    pub flag: Option<&'static str>,
+    /// Why it was refused.
+    pub reason: String,
+}
+
+impl ConfigError {
+    fn new(
+        setting: impl Into<String>,
+        flag: Option<&'static str>,
+        reason: impl Into<String>,
+    ) -> Self {
+        Self {
+            setting: setting.into(),
+            flag,
+            reason: reason.into(),
+        }
+    }
+}
+
+/// Log line format.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, Deserialize, Default)]
+#[serde(rename_all = "kebab-case")]
+pub enum LogFormat {
+    /// Human-readable lines (the default).
+    #[default]
+    Pretty,
+    /// One JSON object per line.
+    Json,
+}
+
+/// HLS segment container.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, Deserialize, Default)]
+#[serde(rename_all = "kebab-case")]
+pub enum HlsFormat {
+    /// MPEG-TS for H.264/AAC/MP3, fMP4 for codecs TS cannot carry.
+    #[default]
+    Auto,
+    /// Always MPEG-TS.
+    Ts,
+    /// Always fragmented MP4.
+    Fmp4,
+}
+
+/// When streams are recorded.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, Deserialize, Default)]
+#[serde(rename_all = "kebab-case")]
+pub enum RecordModeArg {
+    /// Never (the default).
+    #[default]
+    Off,
+    /// Every published stream.
+    All,
+    /// Only when asked through the admin API.
+    OnRequest,
+}
+
+/// Command-line flags. Every one overrides the same setting of the file.
+#[derive(Debug, Clone, Default, Parser)]
+#[command(
+    name = "arcly",
+    version,
+    allow_negative_numbers = true,
+    about = "arcly streaming server: RTMP in, RTMP/HTTP-FLV/HLS out"
+)]
+pub struct Cli {
+    /// A TOML file with the same settings as the flags (flags win).
+    #[arg(long, value_name = "FILE")]
+    pub config: Option<PathBuf>,
+    /// Address RTMP listens on [default: 0.0.0.0:1935].
+    #[arg(long, value_name = "ADDR")]
+    pub rtmp_listen: Option<String>,
+    /// Serve RTMP at all [default: true].
+    #[arg(long, value_name = "BOOL", num_args = 0..=1, default_missing_value = "true")]
+    pub rtmp: Option<bool>,
+    /// Address HTTP (HTTP-FLV, HLS, API, web page, metrics) listens on [default: 0.0.0.0:8080].
+    #[arg(long, value_name = "ADDR")]
+    pub http_listen: Option<String>,
+    /// Host name printed in the URLs at start [default: this machine's name, or localhost].
+    #[arg(long, value_name = "HOST")]
+    pub public_host: Option<String>,
+    /// An application (the `live` of rtmp://host/live/KEY); repeat for more.
+    /// Given on the command line, the list replaces the file's [default: live].
+    #[arg(long = "app", value_name = "NAME")]
+    pub apps: Vec<String>,
+    /// GOP cache size in frames for every app (0 disables) [default: 600].
+    #[arg(long, value_name = "FRAMES")]
+    pub gop_cache: Option<usize>,
+    /// Publish token for an app, as APP=TOKEN (clients send KEY?token=TOKEN); repeatable.
+    #[arg(long, value_name = "APP=TOKEN")]
+    pub publish_token: Vec<String>,
+    /// Play token for an app, as APP=TOKEN; repeatable.
+    #[arg(long, value_name = "APP=TOKEN")]
+    pub play_token: Vec<String>,
+    /// Serve HTTP-FLV at /APP/KEY.flv [default: true].
+    #[arg(long, value_name = "BOOL", num_args = 0..=1, default_missing_value = "true")]
+    pub http_flv: Option<bool>,
+    /// Package HLS at /APP/KEY/index.m3u8 [default: true].
+    #[arg(long, value_name = "BOOL", num_args = 0..=1, default_missing_value = "true")]
+    pub hls: Option<bool>,
+    /// HLS segment target in seconds [default: 2].
+    #[arg(long, value_name = "SECONDS")]
+    pub hls_segment: Option<f64>,
+    /// LL-HLS part target in seconds [default: 0.5].
+    #[arg(long, value_name = "SECONDS")]
+    pub hls_part: Option<f64>,
+    /// Segments listed in a live HLS playlist [default: 6].
+    #[arg(long, value_name = "N")]
+    pub hls_window: Option<usize>,
+    /// Low-latency HLS (parts, preload hints, blocking reloads) [default: false].
+    #[arg(long, value_name = "BOOL", num_args = 0..=1, default_missing_value = "true")]
+    pub ll_hls: Option<bool>,
+    /// HLS segment format [default: auto].
+    #[arg(long, value_name = "FORMAT")]
+    pub hls_format: Option<HlsFormat>,
+    /// Seconds after a publisher leaves before its HLS playlist is ended
+    /// with EXT-X-ENDLIST (a publisher back sooner continues it) [default: 10].
+    #[arg(long, value_name = "SECONDS")]
+    pub hls_end_after: Option<f64>,
+    /// Directory recordings are written under (must exist and be writable).
+    #[arg(long, value_name = "DIR")]
+    pub record_dir: Option<PathBuf>,
+    /// Which streams are recorded [default: off].
+    #[arg(long, value_name = "MODE")]
+    pub record: Option<RecordModeArg>,
+    /// Recording segment target in seconds [default: 6].
+    #[arg(long, value_name = "SECONDS")]
+    pub record_segment: Option<f64>,
+    /// A recording stops after this many seconds of media [default: unlimited].
+    #[arg(long, value_name = "SECONDS")]
+    pub record_max_duration: Option<f64>,
+    /// Connections open at once, per protocol listener [default: 10000].
+    #[arg(long, value_name = "N")]
+    pub max_connections: Option<usize>,
+    /// Connections open at once from one IP address [default: 256].
+    #[arg(long, value_name = "N")]
+    pub max_connections_per_ip: Option<usize>,
+    /// Inbound bitrate a publishing connection may send, in kbit/s [default: unlimited].
+    #[arg(long, value_name = "KBPS")]
+    pub max_bitrate_kbps: Option<u64>,
+    /// Publishers at once across all apps [default: unlimited].
+    #[arg(long, value_name = "N")]
+    pub max_publishers: Option<usize>,
+    /// Players at once on one stream [default: unlimited].
+    #[arg(long, value_name = "N")]
+    pub max_players_per_stream: Option<usize>,
+    /// Log level or tracing filter directive (info, debug, `info,arcly_rtmp=debug`) [default: info].
+    #[arg(long, value_name = "LEVEL")]
+    pub log_level: Option<String>,
+    /// Log line format [default: pretty].
+    #[arg(long, value_name = "FORMAT")]
+    pub log_format: Option<LogFormat>,
+    /// Bearer token the admin API requires (`Authorization: Bearer TOKEN`) [default: none].
+    #[arg(long, value_name = "TOKEN", env = "ARCLY_ADMIN_TOKEN")]
+    pub admin_token: Option<String>,
+    /// Webhook asked before every publish (2xx allows).
+    #[arg(long, value_name = "URL")]
+    pub on_publish: Option<String>,
+    /// Webhook asked before every play (2xx allows).
+    #[arg(long, value_name = "URL")]
+    pub on_play: Option<String>,
+    /// Webhook told when a publisher leaves.
+    #[arg(long, value_name = "URL")]
+    pub on_unpublish: Option<String>,
+    /// Webhook told when a player leaves.
+    #[arg(long, value_name = "URL")]
+    pub on_stop: Option<String>,
+    /// How long a webhook may take, in milliseconds [default: 3000].
+    #[arg(long, value_name = "MS")]
+    pub webhook_timeout_ms: Option<u64>,
+    /// Seconds allowed for a clean stop after SIGINT/SIGTERM [default: 5].
+    #[arg(long, value_name = "SECONDS")]
+    pub shutdown_grace: Option<f64>,
+}
+
+/// The TOML file. Every table and key is optional; unknown keys are refused.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FileConfig {
+    /// `[rtmp]`.
+    #[serde(default)]
+    pub rtmp: FileRtmp,
+    /// `[http]`.
+    #[serde(default)]
+    pub http: FileHttp,
+    /// `[[app]]`, one table per application.
+    #[serde(default, rename = "app")]
+    pub apps: Vec<FileApp>,
+    /// `[hls]`.
+    #[serde(default)]
+    pub hls: FileHls,
+    /// `[record]`.
+    #[serde(default)]
+    pub record: FileRecord,
+    /// `[limits]`.
+    #[serde(default)]
+    pub limits: FileLimits,
+    /// `[log]`.
+    #[serde(default)]
+    pub log: FileLog,
+    /// `[admin]`.
+    #[serde(default)]
+    pub admin: FileAdmin,
+    /// `[webhooks]`.
+    #[serde(default)]
+    pub webhooks: FileWebhooks,
+    /// Seconds allowed for a clean stop.
+    pub shutdown_grace_seconds: Option<f64>,
+}
+
+/// `[rtmp]` of the file.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FileRtmp {
+    /// `rtmp.enabled`.
+    pub enabled: Option<bool>,
+    /// `rtmp.listen`.
+    pub listen: Option<String>,
+}
+
+/// `[http]` of the file.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FileHttp {
+    /// `http.listen`.
+    pub listen: Option<String>,
+    /// `http.flv`: serve HTTP-FLV.
+    pub flv: Option<bool>,
+    /// `http.public_host`.
+    pub public_host: Option<String>,
+}
+
+/// One `[[app]]` of the file.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FileApp {
+    /// `app.name`.
+    pub name: String,
+    /// `app.gop_cache`: frames (0 disables).
+    pub gop_cache: Option<usize>,
+    /// `app.publish_token`.
+    pub publish_token: Option<String>,
+    /// `app.play_token`.
+    pub play_token: Option<String>,
+    /// `app.record`: overrides `record.mode` for this app.
+    pub record: Option<RecordModeArg>,
+}
+
+/// `[hls]` of the file.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FileHls {
+    /// `hls.enabled`.
+    pub enabled: Option<bool>,
+    /// `hls.segment_seconds`.
+    pub segment_seconds: Option<f64>,
+    /// `hls.part_seconds`.
+    pub part_seconds: Option<f64>,
+    /// `hls.window`.
+    pub window: Option<usize>,
+    /// `hls.low_latency`.
+    pub low_latency: Option<bool>,
+    /// `hls.format`.
+    pub format: Option<HlsFormat>,
+    /// `hls.end_after_seconds`.
+    pub end_after_seconds: Option<f64>,
+}
+
+/// `[record]` of the file.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FileRecord {
+    /// `record.dir`.
+    pub dir: Option<PathBuf>,
+    /// `record.mode`.
+    pub mode: Option<RecordModeArg>,
+    /// `record.segment_seconds`.
+    pub segment_seconds: Option<f64>,
+    /// `record.max_duration_seconds`.
+    pub max_duration_seconds: Option<f64>,
+    /// `record.max_total_bytes`: per app, oldest deleted first.
+    pub max_total_bytes: Option<u64>,
+}
+
+/// `[limits]` of the file.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FileLimits {
+    /// `limits.max_connections`.
+    pub max_connections: Option<usize>,
+    /// `limits.max_connections_per_ip`.
+    pub max_connections_per_ip: Option<usize>,
+    /// `limits.max_bitrate_kbps`.
+    pub max_bitrate_kbps: Option<u64>,
+    /// `limits.max_publishers`.
+    pub max_publishers: Option<usize>,
+    /// `limits.max_players_per_stream`.
+    pub max_players_per_stream: Option<usize>,
+}
+
+/// `[log]` of the file.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FileLog {
+    /// `log.level`.
+    pub level: Option<String>,
+    /// `log.format`.
+    pub format: Option<LogFormat>,
+}
+
+/// `[admin]` of the file.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FileAdmin {
+    /// `admin.token`.
+    pub token: Option<String>,
+}
+
+/// `[webhooks]` of the file.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FileWebhooks {
+    /// `webhooks.on_publish`.
+    pub on_publish: Option<String>,
+    /// `webhooks.on_play`.
+    pub on_play: Option<String>,
+    /// `webhooks.on_unpublish`.
+    pub on_unpublish: Option<String>,
+    /// `webhooks.on_stop`.
+    pub on_stop: Option<String>,
+    /// `webhooks.timeout_ms`.
+    pub timeout_ms: Option<u64>,
+}
+
+/// One application after validation.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AppSettings {
+    /// Its name.
+    pub name: String,
+    /// GOP cache in frames (0: off).
+    pub gop_cache: usize,
+    /// Token publishers must send, if any.
+    pub publish_token: Option<String>,
+    /// Token players must send, if any.
+    pub play_token: Option<String>,
+    /// Recording mode of this app.
+    pub record: RecordModeArg,
+}
+
+/// HLS after validation.
+#[derive(Debug, Clone, PartialEq)]
+pub struct HlsSettings {
+    /// Package HLS at all.
+    pub enabled: bool,
+    /// Segment target.
+    pub segment: Duration,
+    /// LL-HLS part target.
+    pub part: Duration,
+    /// Segments in the live playlist.
+    pub window: usize,
+    /// LL-HLS on.
+    pub low_latency: bool,
+    /// Segment container.
+    pub format: HlsFormat,
+    /// How long after a publisher leaves its playlist is ended.
+    pub end_after: Duration,
+}
+
+/// Recording after validation.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RecordSettings {
+    /// Where recordings go (required when any app records).
+    pub dir: Option<PathBuf>,
+    /// Segment target.
+    pub segment: Duration,
+    /// Longest recording.
+    pub max_duration: Option<Duration>,
+    /// Per-app size bound.
+    pub max_total_bytes: Option<u64>,
+}
+
+/// Limits after validation.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LimitSettings {
+    /// Connections per listener.
+    pub max_connections: usize,
+    /// Connections per IP address.
+    pub max_connections_per_ip: usize,
+    /// Inbound bitrate per publishing connection, kbit/s.
+    pub max_bitrate_kbps: Option<u64>,
+    /// Publishers in total.
+    pub max_publishers: usize,
+    /// Players per stream.
+    pub max_players_per_stream: usize,
+}
+
+/// Webhooks after validation.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct WebhookSettings {
+    /// Asked before a publish.
+    pub on_publish: Option<String>,
+    /// Asked before a play.
+    pub on_play: Option<String>,
+    /// Told after an unpublish.
+    pub on_unpublish: Option<String>,
+    /// Told after a play ends.
+    pub on_stop: Option<String>,
+    /// Bound on each call.
+    pub timeout: Duration,
+}
+
+impl WebhookSettings {
+    /// Whether any hook is configured.
+    pub fn any(&self) -> bool {
+        self.on_publish.is_some()
+            || self.on_play.is_some()
+            || self.on_unpublish.is_some()
+            || self.on_stop.is_some()
+    }
+}
+
+/// Every setting, validated.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Settings {
+    /// RTMP listener, or `None` when RTMP is off.
+    pub rtmp_listen: Option<SocketAddr>,
+    /// HTTP listener.
+    pub http_listen: SocketAddr,
+    /// Host name for printed URLs.
+    pub public_host: String,
+    /// Applications.
+    pub apps: Vec<AppSettings>,
+    /// HTTP-FLV on.
+    pub http_flv: bool,
+    /// HLS.
+    pub hls: HlsSettings,
+    /// Recording.
+    pub record: RecordSettings,
+    /// Limits.
+    pub limits: LimitSettings,
+    /// Log filter directive.
+    pub log_level: String,
+    /// Log format.
+    pub log_format: LogFormat,
+    /// Admin bearer token.
+    pub admin_token: Option<String>,
+    /// Webhooks.
+    pub webhooks: WebhookSettings,
+    /// Clean-stop bound.
+    pub shutdown_grace: Duration,
+}
+
+impl Settings {
+    /// Read the file named by `--config` (if any), apply the flags over it
+    /// and validate everything.
+    pub fn resolve(cli: &Cli) -> Result<Self, ConfigError> {
+        let file = match &cli.config {
+            Some(p) => load_file(p)?,
+            None => FileConfig::default(),
+        };
+        Self::merge(&file, cli)
+    }
+
+    /// Apply `cli` over `file` and validate.
+    pub fn merge(file: &FileConfig, cli: &Cli) -> Result<Self, ConfigError> {
+        let rtmp_on = cli.rtmp.or(file.rtmp.enabled).unwrap_or(true);
+        let rtmp_listen = addr(
+            "rtmp.listen",
+            "--rtmp-listen",
+            cli.rtmp_listen.as_deref().or(file.rtmp.listen.as_deref()),
+            "0.0.0.0:1935",
+        )?;
+        let http_listen = addr(
+            "http.listen",
+            "--http-listen",
+            cli.http_listen.as_deref().or(file.http.listen.as_deref()),
+            "0.0.0.0:8080",
+        )?;
+        if rtmp_on && rtmp_listen == http_listen && rtmp_listen.port() != 0 {
+            return Err(ConfigError::new(
+                "http.listen",
+                Some("--http-listen"),
+                format!("{http_listen} is also the RTMP address"),
+            ));
+        }
+        let public_host = cli
+            .public_host
+            .clone()
+            .or_else(|| file.http.public_host.clone())
+            .unwrap_or_else(default_host);
+        if public_host.is_empty() || public_host.contains(['/', ' ']) {
+            return Err(ConfigError::new(
+                "http.public_host",
+                Some("--public-host"),
+                format!("{public_host:?} is not a host name"),
+            ));
+        }
+
+        let apps = resolve_apps(file, cli)?;
+
+        let seg = secs(
+            "hls.segment_seconds",
+            "--hls-segment",
+            cli.hls_segment.or(file.hls.segment_seconds),
+            2.0,
+            0.1,
+            MAX_SEGMENT_SECS,
+        )?;
+        let part = secs(
+            "hls.part_seconds",
+            "--hls-part",
+            cli.hls_part.or(file.hls.part_seconds),
+            0.5,
+            0.05,
+            MAX_SEGMENT_SECS,
+        )?;
+        if part >= seg {
+            return Err(ConfigError::new(
+                "hls.part_seconds",
+                Some("--hls-part"),
+                format!(
+                    "a part ({}s) must be shorter than a segment ({}s)",
+                    part.as_secs_f64(),
+                    seg.as_secs_f64()
+                ),
+            ));
+        }
+        let window = cli.hls_window.or(file.hls.window).unwrap_or(6);
+        if !(1..=MAX_HLS_WINDOW).contains(&window) {
+            return Err(ConfigError::new(
+                "hls.window",
+                Some("--hls-window"),
+                format!("must be 1 to {MAX_HLS_WINDOW} segments, got {window}"),
+            ));
+        }
+        let hls = HlsSettings {
+            enabled: cli.hls.or(file.hls.enabled).unwrap_or(true),
+            segment: seg,
+            part,
+            window,
+            low_latency: cli.ll_hls.or(file.hls.low_latency).unwrap_or(false),
+            format: cli.hls_format.or(file.hls.format).unwrap_or_default(),
+            end_after: secs(
+                "hls.end_after_seconds",
+                "--hls-end-after",
+                cli.hls_end_after.or(file.hls.end_after_seconds),
+                10.0,
+                0.0,
+                3600.0,
+            )?,
+        };
+
+        let record = RecordSettings {
+            dir: cli.record_dir.clone().or_else(|| file.record.dir.clone()),
+            segment: secs(
+                "record.segment_seconds",
+                "--record-segment",
+                cli.record_segment.or(file.record.segment_seconds),
+                6.0,
+                0.1,
+                600.0,
+            )?,
+            max_duration: match cli.record_max_duration.or(file.record.max_duration_seconds) {
+                None => None,
+                Some(v) => Some(secs(
+                    "record.max_duration_seconds",
+                    "--record-max-duration",
+                    Some(v),
+                    0.0,
+                    1.0,
+                    30.0 * 86_400.0,
+                )?),
+            },
+            max_total_bytes: file.record.max_total_bytes,
+        };
+        if record.max_total_bytes == Some(0) {
+            return Err(ConfigError::new(
+                "record.max_total_bytes",
+                None,
+                "must be more than 0 (leave it out for no bound)",
+            ));
+        }
+        if apps.iter().any(|a| a.record != RecordModeArg::Off) && record.dir.is_none() {
+            return Err(ConfigError::new(
+                "record.dir",
+                Some("--record-dir"),
+                "recording is on but no directory is given",
+            ));
+        }
+
+        let positive = |key: &str, flag: &'static str, v: Option<usize>, d: usize| {
+            let v = v.unwrap_or(d);
+            if v == 0 {
+                Err(ConfigError::new(key, Some(flag), "must be at least 1"))
+            } else {
+                Ok(v)
+            }
+        };
+        let limits = LimitSettings {
+            max_connections: positive(
+                "limits.max_connections",
+                "--max-connections",
+                cli.max_connections.or(file.limits.max_connections),
+                10_000,
+            )?,
+            max_connections_per_ip: positive(
+                "limits.max_connections_per_ip",
+                "--max-connections-per-ip",
+                cli.max_connections_per_ip
+                    .or(file.limits.max_connections_per_ip),
+                256,
+            )?,
+            max_bitrate_kbps: match cli.max_bitrate_kbps.or(file.limits.max_bitrate_kbps) {
+                Some(0) => {
+                    return Err(ConfigError::new(
+                        "limits.max_bitrate_kbps",
+                        Some("--max-bitrate-kbps"),
+                        "must be at least 1 kbit/s (leave it out for no bound)",
+                    ))
+                }
+                v => v,
+            },
+            max_publishers: positive(
+                "limits.max_publishers",
+                "--max-publishers",
+                cli.max_publishers.or(file.limits.max_publishers),
+                usize::MAX,
+            )?,
+            max_players_per_stream: positive(
+                "limits.max_players_per_stream",
+                "--max-players-per-stream",
+                cli.max_players_per_stream
+                    .or(file.limits.max_players_per_stream),
+                usize::MAX,
+            )?,
+        };
+        if limits.max_connections_per_ip > limits.max_connections {
+            return Err(ConfigError::new(
+                "limits.max_connections_per_ip",
+                Some("--max-connections-per-ip"),
+                format!(
+                    "{} is more than limits.max_connections ({})",
+                    limits.max_connections_per_ip, limits.max_connections
+                ),
+            ));
+        }
+
+        let log_level = cli
+            .log_level
+            .clone()
+            .or_else(|| file.log.level.clone())
+            .unwrap_or_else(|| "info".into());
+        if let Err(e) = tracing_subscriber::EnvFilter::builder().parse(&log_level) {
+            return Err(ConfigError::new(
+                "log.level",
+                Some("--log-level"),
+                format!("{log_level:?} is not a level or filter directive: {e}"),
+            ));
+        }
+
+        let admin_token = cli.admin_token.clone().or_else(|| file.admin.token.clone());
+        if admin_token.as_deref().is_some_and(str::is_empty) {
+            return Err(ConfigError::new(
+                "admin.token",
+                Some("--admin-token"),
+                "must not be empty",
+            ));
+        }
+
+        let hook = |key: &str,
+                    flag: &'static str,
+                    v: Option<&String>|
+         -> Result<Option<String>, ConfigError> {
+            match v {
+                None => Ok(None),
+                Some(u) => crate::webhook::HookUrl::parse(u)
+                    .map(|_| Some(u.clone()))
+                    .map_err(|reason| ConfigError::new(key, Some(flag), reason)),
+            }
+        };
+        let w = &file.webhooks;
+        let timeout_ms = cli.webhook_timeout_ms.or(w.timeout_ms).unwrap_or(3000);
+        if !(1..=MAX_WEBHOOK_TIMEOUT_MS).contains(&timeout_ms) {
+            return Err(ConfigError::new(
+                "webhooks.timeout_ms",
+                Some("--webhook-timeout-ms"),
+                format!("must be 1 to {MAX_WEBHOOK_TIMEOUT_MS} ms, got {timeout_ms}"),
+            ));
+        }
+        let webhooks = WebhookSettings {
+            on_publish: hook(
+                "webhooks.on_publish",
+                "--on-publish",
+                cli.on_publish.as_ref().or(w.on_publish.as_ref()),
+            )?,
+            on_play: hook(
+                "webhooks.on_play",
+                "--on-play",
+                cli.on_play.as_ref().or(w.on_play.as_ref()),
+            )?,
+            on_unpublish: hook(
+                "webhooks.on_unpublish",
+                "--on-unpublish",
+                cli.on_unpublish.as_ref().or(w.on_unpublish.as_ref()),
+            )?,
+            on_stop: hook(
+                "webhooks.on_stop",
+                "--on-stop",
+                cli.on_stop.as_ref().or(w.on_stop.as_ref()),
+            )?,
+            timeout: Duration::from_millis(timeout_ms),
+        };
+
+        let shutdown_grace = secs(
+            "shutdown_grace_seconds",
+            "--shutdown-grace",
+            cli.shutdown_grace.or(file.shutdown_grace_seconds),
+            5.0,
+            0.1,
+            300.0,
+        )?;
+
+        Ok(Self {
+            rtmp_listen: rtmp_on.then_some(rtmp_listen),
+            http_listen,
+            public_host,
+            apps,
+            http_flv: cli.http_flv.or(file.http.flv).unwrap_or(true),
+            hls,
+            record,
+            limits,
+            log_level,
+            log_format: cli.log_format.or(file.log.format).unwrap_or_default(),
+            admin_token,
+            webhooks,
+            shutdown_grace,
+        })
+    }
+
+    /// The settings of app `name`.
+    pub fn app(&self, name: &str) -> Option<&AppSettings> {
+        self.apps.iter().find(|a| a.name == name)
+    }
+}
+
+/// Read and parse a TOML config file.
+pub fn load_file(path: &Path) -> Result<FileConfig, ConfigError> {
+    let text = std::fs::read_to_string(path).map_err(|e| {
+        ConfigError::new(
+            "config",
+            Some("--config"),
+            format!("cannot read {}: {e}", path.display()),
+        )
+    })?;
+    toml::from_str(&text).map_err(|e| {
+        let msg = e.message().to_owned();
+        let span = e
+            .span()
+            .map(|s| {
+                let line = text.get(..s.start).map_or(0, |t| t.matches('\n').count()) + 1;
+                let src = text.lines().nth(line - 1).unwrap_or("").trim();
+                format!(" at line {line}: `{src}`")
+            })
+            .unwrap_or_default();
+        ConfigError::new(
+            format!("config file {}", path.display()),
+            None,
+            format!("{msg}{span}"),
+        )
+    })
+}
+
+fn default_host() -> String {
+    std::env::var("HOSTNAME")
+        .ok()
+        .filter(|h| !h.is_empty() && !h.contains(['/', ' ']))
+        .unwrap_or_else(|| "localhost".into())
+}
+
+fn addr(
+    key: &str,
+    flag: &'static str,
+    v: Option<&str>,
+    default: &str,
+) -> Result<SocketAddr, ConfigError> {
+    let v = v.unwrap_or(default);
+    v.parse().map_err(|_| {
+        ConfigError::new(
+            key,
+            Some(flag),
+            format!("{v:?} is not an IP:port address (e.g. 0.0.0.0:1935)"),
+        )
+    })
+}
+
+fn secs(
+    key: &str,
+    flag: &'static str,
+    v: Option<f64>,
+    default: f64,
+    min: f64,
+    max: f64,
+) -> Result<Duration, ConfigError> {
+    let v = v.unwrap_or(default);
+    if !v.is_finite() || v < min || v > max {
+        return Err(ConfigError::new(
+            key,
+            Some(flag),
+            format!("must be {min} to {max} seconds, got {v}"),
+        ));
+    }
+    Ok(Duration::from_secs_f64(v))
+}
+
+fn resolve_apps(file: &FileConfig, cli: &Cli) -> Result<Vec<AppSettings>, ConfigError> {
+    let record_default = cli.record.or(file.record.mode).unwrap_or_default();
+    let mut apps: Vec<AppSettings> = if !cli.apps.is_empty() {
+        cli.apps
+            .iter()
+            .map(|n| {
+                let from_file = file.apps.iter().find(|a| &a.name == n);
+                AppSettings {
+                    name: n.clone(),
+                    gop_cache: from_file
+                        .and_then(|a| a.gop_cache)
+                        .unwrap_or(DEFAULT_GOP_CACHE_FRAMES),
+                    publish_token: from_file.and_then(|a| a.publish_token.clone()),
+                    play_token: from_file.and_then(|a| a.play_token.clone()),
+                    record: from_file.and_then(|a| a.record).unwrap_or(record_default),
+                }
+            })
+            .collect()
+    } else if !file.apps.is_empty() {
+        file.apps
+            .iter()
+            .map(|a| AppSettings {
+                name: a.name.clone(),
+                gop_cache: a.gop_cache.unwrap_or(DEFAULT_GOP_CACHE_FRAMES),
+                publish_token: a.publish_token.clone(),
+                play_token: a.play_token.clone(),
+                record: a.record.unwrap_or(record_default),
+            })
+            .collect()
+    } else {
+        vec![AppSettings {
+            name: "live".into(),
+            gop_cache: DEFAULT_GOP_CACHE_FRAMES,
+            publish_token: None,
+            play_token: None,
+            record: record_default,
+        }]
+    };
+    // A flag for recording applies to every app.
+    if let Some(mode) = cli.record {
+        for a in &mut apps {
+            a.record = mode;
+        }
+    }
+    if let Some(g) = cli.gop_cache {
+        for a in &mut apps {
+            a.gop_cache = g;
+        }
+    }
+    let mut seen = std::collections::BTreeSet::new();
+    for a in &apps {
+        if let Err(e) = arcly_core::AppName::new(&a.name) {
+            return Err(ConfigError::new("app.name", Some("--app"), e.to_string()));
+        }
+        if !a
+            .name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'))
+        {
+            return Err(ConfigError::new(
+                "app.name",
+                Some("--app"),
+                format!(
+                    "{:?} may only use letters, digits, '-', '_' and '.' (it is part of every URL)",
+                    a.name
+                ),
+            ));
+        }
+        if !seen.insert(a.name.clone()) {
+            return Err(ConfigError::new(
+                "app.name",
+                Some("--app"),
+                format!("{:?} is listed twice", a.name),
+            ));
+        }
+        if RESERVED_APPS.contains(&a.name.as_str()) {
+            return Err(ConfigError::new(
+                "app.name",
+                Some("--app"),
+                format!("{:?} is reserved for the server's own HTTP paths", a.name),
+            ));
+        }
+    }
+    apply_tokens(&mut apps, &cli.publish_token, "--publish-token", |a, t| {
+        a.publish_token = Some(t)
+    })?;
+    apply_tokens(&mut apps, &cli.play_token, "--play-token", |a, t| {
+        a.play_token = Some(t)
+    })?;
+    for a in &apps {
+        for (which, t) in [
+            ("publish_token", &a.publish_token),
+            ("play_token", &a.play_token),
+        ] {
+            if let Some(t) = t {
+                if t.is_empty()
+                    || !t
+                        .bytes()
+                        .all(|b| b.is_ascii_graphic() && b != b'&' && b != b'=')
+                {
+                    return Err(ConfigError::new(
+                        format!("app.{which}"),
+                        None,
+                        format!(
+                            "the token of app {:?} must be printable ASCII without '&' or '=' (it travels in a query string)",
+                            a.name
+                        ),
+                    ));
+                }
+            }
+        }
+    }
+    Ok(apps)
+}
+
+/// App names that would shadow the server's own HTTP paths.
+pub const RESERVED_APPS: &[&str] = &["api", "assets", "metrics", "healthz", "readyz"];
+
+fn apply_tokens(
+    apps: &mut [AppSettings],
+    pairs: &[String],
+    flag: &'static str,
+    set: impl Fn(&mut AppSettings, String),
+) -> Result<(), ConfigError> {
+    let mut by_app = BTreeMap::new();
+    for p in pairs {
+        let Some((app, token)) = p.split_once('=') else {
+            return Err(ConfigError::new(
+                flag.trim_start_matches('-').replace('-', "_"),
+                Some(flag),
+                format!("{p:?} is not APP=TOKEN"),
+            ));
+        };
+        by_app.insert(app.to_owned(), token.to_owned());
+    }
+    for (app, token) in by_app {
+        match apps.iter_mut().find(|a| a.name == app) {
+            Some(a) => set(a, token),
+            None => {
+                return Err(ConfigError::new(
+                    flag.trim_start_matches('-').replace('-', "_"),
+                    Some(flag),
+                    format!("app {app:?} is not configured"),
+                ))
+            }
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn cli(args: &[&str]) -> Cli {
+        let mut v = vec!["arcly"];
+        v.extend_from_slice(args);
+        Cli::parse_from(v)
+    }
+
+    #[test]
+    fn defaults_match_the_issue() {
+        let s = Settings::merge(&FileConfig::default(), &cli(&[])).unwrap();
+        assert_eq!(s.rtmp_listen, Some("0.0.0.0:1935".parse().unwrap()));
+        assert_eq!(s.http_listen, "0.0.0.0:8080".parse().unwrap());
+        assert_eq!(s.apps.len(), 1);
+        assert_eq!(s.apps[0].name, "live");
+        assert!(s.apps[0].gop_cache > 0);
+        assert!(s.hls.enabled && s.http_flv && !s.hls.low_latency);
+        assert_eq!(s.hls.format, HlsFormat::Auto);
+        assert_eq!(s.apps[0].record, RecordModeArg::Off);
+        assert_eq!(s.log_format, LogFormat::Pretty);
+    }
+
+    #[test]
+    fn flags_override_the_file() {
+        let file: FileConfig = toml::from_str(
+            r#"
+            [http]
+            listen = "127.0.0.1:9000"
+            [hls]
+            segment_seconds = 4.0
+            window = 3
+            [[app]]
+            name = "cams"
+            publish_token = "p"
+            "#,
+        )
+        .unwrap();
+        let s = Settings::merge(&file, &cli(&["--hls-window", "5"])).unwrap();
+        assert_eq!(s.http_listen.port(), 9000);
+        assert_eq!(s.hls.window, 5);
+        assert_eq!(s.hls.segment, Duration::from_secs(4));
+        assert_eq!(s.apps[0].name, "cams");
+        assert_eq!(s.apps[0].publish_token.as_deref(), Some("p"));
+        let s = Settings::merge(&file, &cli(&["--app", "cams", "--play-token", "cams=x"])).unwrap();
+        assert_eq!(s.apps[0].publish_token.as_deref(), Some("p"));
+        assert_eq!(s.apps[0].play_token.as_deref(), Some("x"));
+    }
+
+    #[test]
+    fn bad_values_name_the_setting() {
+        let cases: &[(&[&str], &str)] = &[
+            (&["--rtmp-listen", "nope"], "rtmp.listen"),
+            (&["--hls-segment", "-1"], "hls.segment_seconds"),
+            (&["--hls-part", "3"], "hls.part_seconds"),
+            (&["--hls-window", "0"], "hls.window"),
+            (&["--record", "all"], "record.dir"),
+            (&["--max-connections", "0"], "limits.max_connections"),
+            (&["--max-bitrate-kbps", "0"], "limits.max_bitrate_kbps"),
+            (&["--log-level", "loud=="], "log.level"),
+            (&["--app", "a b"], "app.name"),
+            (&["--app", "api"], "app.name"),
+            (&["--publish-token", "other=x"], "publish_token"),
+            (&["--on-publish", "https://x/"], "webhooks.on_publish"),
+            (&["--webhook-timeout-ms", "0"], "webhooks.timeout_ms"),
+            (&["--admin-token", ""], "admin.token"),
+        ];
+        for (args, key) in cases {
+            let e = Settings::merge(&FileConfig::default(), &cli(args)).unwrap_err();
+            assert!(e.setting.contains(key), "{args:?}: {e}");
+            assert!(e.to_string().contains(key), "{e}");
+        }
+    }
+
+    #[test]
+    fn unknown_file_keys_are_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("a.toml");
+        std::fs::write(&p, "[hls]\nsegmnt_seconds = 2\n").unwrap();
+        let e = load_file(&p).unwrap_err();
+        assert!(e.to_string().contains("segmnt_seconds"), "{e}");
+        assert!(e.to_string().contains("line 2"), "{e}");
+    }
+}

@@ -1,0 +1,49 @@
+//! The `arcly` binary: flags and an optional TOML file in, a running server
+//! out. Exit status: 0 after a clean stop, 2 for a refused setting, 1 when
+//! start-up failed (a listener, the recording directory).
+#![forbid(unsafe_code)]
+
+use arcly_server::config::{Cli, Settings};
+use arcly_server::server::{Server, StartError};
+use clap::Parser;
+use std::process::ExitCode;
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let settings = match Settings::resolve(&cli) {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("arcly: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    arcly_server::logging::init(&settings.log_level, settings.log_format);
+    let rt = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("arcly: cannot start the runtime: {e}");
+            return ExitCode::from(1);
+        }
+    };
+    rt.block_on(async move {
+        match Server::start(settings).await {
+            Ok(server) => {
+                print!("{}", server.banner());
+                use std::io::Write;
+                let _ = std::io::stdout().flush();
+                server.run_until_signal().await;
+                ExitCode::SUCCESS
+            }
+            Err(e) => {
+                eprintln!("arcly: {e}");
+                ExitCode::from(match e {
+                    StartError::Config(_) => 2,
+                    _ => 1,
+                })
+            }
+        }
+    })
+}

@@ -1,0 +1,344 @@
+//! Helpers for driving the built `arcly` binary and the external tools.
+#![allow(dead_code)]
+
+use arcly_core::testing::tools;
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+/// A running `arcly` with its bound addresses and captured logs.
+pub struct Arcly {
+    pub child: Child,
+    pub rtmp: SocketAddr,
+    pub http: SocketAddr,
+    pub log: Arc<Mutex<String>>,
+}
+
+impl Arcly {
+    /// Start the binary on loopback port 0 with `args`, wait for its banner.
+    pub fn start(args: &[&str]) -> Self {
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_arcly"));
+        cmd.args([
+            "--rtmp-listen",
+            "127.0.0.1:0",
+            "--http-listen",
+            "127.0.0.1:0",
+            "--log-level",
+            "info",
+        ])
+        .args(args)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+        let mut child = cmd.spawn().expect("start arcly");
+        let log = Arc::new(Mutex::new(String::new()));
+        let mut err = child.stderr.take().unwrap();
+        let l2 = Arc::clone(&log);
+        std::thread::spawn(move || {
+            let mut buf = [0u8; 4096];
+            while let Ok(n) = err.read(&mut buf) {
+                if n == 0 {
+                    break;
+                }
+                l2.lock()
+                    .unwrap()
+                    .push_str(&String::from_utf8_lossy(&buf[..n]));
+            }
+        });
+        let out = child.stdout.take().unwrap();
+        let (tx, rx) = std::sync::mpsc::channel();
+        let l3 = Arc::clone(&log);
+        std::thread::spawn(move || {
+            for line in BufReader::new(out).lines().map_while(Result::ok) {
+                l3.lock().unwrap().push_str(&format!("[stdout] {line}\n"));
+                let _ = tx.send(line);
+            }
+        });
+        let (mut rtmp, mut http) = (None, None);
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while rtmp.is_none() || http.is_none() {
+            let left = deadline.saturating_duration_since(Instant::now());
+            let line = rx.recv_timeout(left).unwrap_or_else(|_| {
+                let _ = child.kill();
+                panic!("arcly did not start; log:\n{}", log.lock().unwrap())
+            });
+            if let Some(a) = line.strip_prefix("arcly: rtmp listening on ") {
+                rtmp = Some(a.trim().parse().unwrap());
+            }
+            if let Some(a) = line.strip_prefix("arcly: http listening on ") {
+                http = Some(a.trim().parse().unwrap());
+            }
+        }
+        Self {
+            child,
+            rtmp: rtmp.unwrap(),
+            http: http.unwrap(),
+            log,
+        }
+    }
+
+    pub fn rtmp_url(&self, app_key: &str) -> String {
+        format!("rtmp://{}/{app_key}", self.rtmp)
+    }
+
+    pub fn http_url(&self, path: &str) -> String {
+        format!("http://{}{path}", self.http)
+    }
+
+    pub fn log(&self) -> String {
+        self.log.lock().unwrap().clone()
+    }
+
+    /// Send SIGTERM and wait for the exit (bounded).
+    pub fn terminate(&mut self, within: Duration) -> ExitStatus {
+        let pid = self.child.id().to_string();
+        Command::new("kill").args(["-TERM", &pid]).status().unwrap();
+        wait_child(&mut self.child, within)
+            .unwrap_or_else(|| panic!("arcly did not exit within {within:?}; log:\n{}", self.log()))
+    }
+
+    /// Poll `/api/streams` until `app/key` is listed (or not), bounded.
+    pub fn wait_stream(
+        &self,
+        app: &str,
+        key: &str,
+        live: bool,
+        within: Duration,
+    ) -> serde_json::Value {
+        let deadline = Instant::now() + within;
+        loop {
+            let (_, body) = http_get(self.http, "/api/streams", &[]);
+            let v: serde_json::Value = serde_json::from_slice(&body).unwrap_or_default();
+            let found = v["streams"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .find(|s| {
+                    s["app"] == app && s["key"] == key && (!live || s["video_codec"].is_string())
+                })
+                .cloned();
+            if found.is_some() == live {
+                return found.unwrap_or_default();
+            }
+            assert!(
+                Instant::now() < deadline,
+                "stream {app}/{key} live={live} not reached; log:\n{}",
+                self.log()
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+}
+
+impl Drop for Arcly {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+pub fn wait_child(child: &mut Child, within: Duration) -> Option<ExitStatus> {
+    let deadline = Instant::now() + within;
+    loop {
+        if let Some(s) = child.try_wait().unwrap() {
+            return Some(s);
+        }
+        if Instant::now() >= deadline {
+            return None;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// A minimal HTTP/1.0 GET: (status, body).
+pub fn http_get(addr: SocketAddr, path: &str, headers: &[(&str, &str)]) -> (u16, Vec<u8>) {
+    http_request(addr, "GET", path, headers)
+}
+
+pub fn http_request(
+    addr: SocketAddr,
+    method: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+) -> (u16, Vec<u8>) {
+    let mut s = TcpStream::connect(addr).expect("connect http");
+    s.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
+    let mut req = format!("{method} {path} HTTP/1.0\r\nHost: {addr}\r\n");
+    for (k, v) in headers {
+        req.push_str(&format!("{k}: {v}\r\n"));
+    }
+    req.push_str("Content-Length: 0\r\n\r\n");
+    s.write_all(req.as_bytes()).unwrap();
+    let mut out = Vec::new();
+    let _ = s.read_to_end(&mut out);
+    let head_end = out
+        .windows(4)
+        .position(|w| w == b"\r\n\r\n")
+        .expect("http response head");
+    let head = String::from_utf8_lossy(&out[..head_end]).to_string();
+    let status = head
+        .split_whitespace()
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(0);
+    (status, out[head_end + 4..].to_vec())
+}
+
+/// A publishing ffmpeg (`-c copy -f flv`), killed on drop.
+pub struct Proc(pub Child, pub Arc<Mutex<String>>);
+
+impl Proc {
+    pub fn spawn(mut cmd: Command) -> Self {
+        cmd.stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped());
+        let mut child = cmd.spawn().expect("spawn tool");
+        let log = Arc::new(Mutex::new(String::new()));
+        let mut err = child.stderr.take().unwrap();
+        let l2 = Arc::clone(&log);
+        std::thread::spawn(move || {
+            let mut s = String::new();
+            let _ = err.read_to_string(&mut s);
+            l2.lock().unwrap().push_str(&s);
+        });
+        Self(child, log)
+    }
+
+    pub fn wait(&mut self, within: Duration) -> ExitStatus {
+        wait_child(&mut self.0, within).unwrap_or_else(|| {
+            let _ = self.0.kill();
+            panic!(
+                "tool did not finish in {within:?}: {}",
+                self.1.lock().unwrap()
+            )
+        })
+    }
+
+    pub fn stderr(&self) -> String {
+        // Give the reader thread a moment after exit.
+        std::thread::sleep(Duration::from_millis(50));
+        self.1.lock().unwrap().clone()
+    }
+}
+
+impl Drop for Proc {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// `ffmpeg [-re] -i fixture -c copy -f flv url`.
+pub fn publish(ffmpeg: &Path, fixture: &str, url: &str, realtime: bool, looped: bool) -> Proc {
+    let mut cmd = Command::new(ffmpeg);
+    cmd.args(["-hide_banner", "-nostdin", "-v", "error"]);
+    if realtime {
+        cmd.arg("-re");
+    }
+    if looped {
+        cmd.args(["-stream_loop", "-1"]);
+    }
+    cmd.arg("-i")
+        .arg(tools::fixture(fixture))
+        .args(["-c", "copy", "-f", "flv", url]);
+    Proc::spawn(cmd)
+}
+
+/// What FFmpeg 9 prints when an HTTP chunked body ends (it reports the end
+/// of a live HTTP-FLV stream as EIO, where a Content-Length body ends
+/// cleanly): not an error of the stream.
+const END_OF_HTTP_STREAM: &[&str] = &[
+    "Error during demuxing: Input/output error",
+    "Task finished with error code: -5",
+    "Terminating thread with return code -5",
+];
+
+/// framemd5 of `input` through `ffmpeg`, bounded by `within`; extra input
+/// options first, output options after. Fails on any error ffmpeg prints
+/// (decode errors included), except the end-of-stream report above.
+pub fn framemd5_timeout(
+    ffmpeg: &Path,
+    input_args: &[&str],
+    input: &str,
+    output_args: &[&str],
+    within: Duration,
+) -> Vec<String> {
+    let mut cmd = Command::new(ffmpeg);
+    cmd.args(["-hide_banner", "-nostdin", "-v", "error"])
+        .args(input_args)
+        .args(["-i", input])
+        .args(output_args)
+        .args(["-f", "framemd5", "-"])
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    let mut child = cmd.spawn().expect("spawn ffmpeg");
+    let mut out = child.stdout.take().unwrap();
+    let mut err = child.stderr.take().unwrap();
+    let t_out = std::thread::spawn(move || {
+        let mut s = String::new();
+        let _ = out.read_to_string(&mut s);
+        s
+    });
+    let t_err = std::thread::spawn(move || {
+        let mut s = String::new();
+        let _ = err.read_to_string(&mut s);
+        s
+    });
+    let status = wait_child(&mut child, within);
+    if status.is_none() {
+        let _ = child.kill();
+        let _ = child.wait();
+    }
+    let stdout = t_out.join().unwrap();
+    let stderr = t_err.join().unwrap();
+    let status = status.unwrap_or_else(|| panic!("ffmpeg on {input} timed out: {stderr}"));
+    assert!(
+        status.success(),
+        "ffmpeg on {input} failed ({status}): {stderr}"
+    );
+    stdout
+        .lines()
+        .filter(|l| !l.starts_with('#'))
+        .map(str::to_owned)
+        .collect()
+}
+
+/// Video frame hashes (decoded) of a fixture.
+pub fn source_video_md5(ffmpeg: &Path, fixture: &str) -> Vec<String> {
+    let lines = tools::framemd5(
+        ffmpeg,
+        &[],
+        tools::fixture(fixture).to_str().unwrap(),
+        &["-map", "0:v"],
+    );
+    tools::md5_column(&lines, 0)
+}
+
+/// Assert `got` is the whole source, or, for players that joined late, a
+/// run of it starting at a keyframe and reaching the end.
+pub fn assert_same_frames(what: &str, src: &[String], got: &[String], exact: bool) {
+    assert!(!got.is_empty(), "{what}: no frame decoded");
+    if exact {
+        assert_eq!(src.len(), got.len(), "{what}: frame count differs");
+        assert!(src == got, "{what}: frame hashes differ");
+    } else {
+        let start = src.len().saturating_sub(got.len());
+        assert!(
+            src[start..] == *got,
+            "{what}: the {} frames received are not the source's last {} frames",
+            got.len(),
+            got.len()
+        );
+    }
+}
+
+pub fn temp_dir(tag: &str) -> PathBuf {
+    let d = std::env::temp_dir().join(format!("arcly-e2e-{tag}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&d);
+    std::fs::create_dir_all(&d).unwrap();
+    d
+}

@@ -1,0 +1,504 @@
+//! End-to-end tests against the built `arcly` binary with real ffmpeg,
+//! FFmpeg 9, rtmpdump and headless Chromium. Each test starts its own
+//! server on loopback port 0, so they run in parallel.
+
+mod common;
+
+use arcly_core::testing::tools;
+use common::*;
+use std::process::Command;
+use std::time::Duration;
+
+const SECS: fn(u64) -> Duration = Duration::from_secs;
+
+/// ffmpeg publishes H.264/AAC; ffmpeg and rtmpdump play RTMP (waiting
+/// before the publish, so they see every frame), ffmpeg plays HTTP-FLV and
+/// HLS; each decodes with no error and the video hashes equal the source.
+#[test]
+fn h264_publish_plays_bit_exact_over_rtmp_flv_and_hls() {
+    let ff = tools::ffmpeg();
+    let src = source_video_md5(&ff, "h264-aac.flv");
+    let s = Arcly::start(&["--hls-end-after", "0.5", "--hls-segment", "1"]);
+    let url = s.rtmp_url("live/cam");
+
+    // Players waiting for the publisher.
+    let mut rtmpdump = {
+        let out = temp_dir("rtmpdump").join("dump.flv");
+        let mut c = Command::new(tools::rtmpdump());
+        c.args(["-q", "-v", "-r", &url, "-o"]).arg(&out);
+        (Proc::spawn(c), out)
+    };
+    let (ff2, url2) = (ff.clone(), url.clone());
+    let rtmp_play =
+        std::thread::spawn(move || framemd5_timeout(&ff2, &[], &url2, &["-map", "0:v"], SECS(40)));
+    std::thread::sleep(Duration::from_millis(1500));
+
+    let mut publisher = publish(&ff, "h264-aac.flv", &url, true, false);
+    let view = s.wait_stream("live", "cam", true, SECS(10));
+    // HTTP-FLV joins within the first GOP: the GOP cache replays it all.
+    let flv = s.http_url("/live/cam.flv");
+    let ff3 = ff.clone();
+    let flv_play =
+        std::thread::spawn(move || framemd5_timeout(&ff3, &[], &flv, &["-map", "0:v"], SECS(40)));
+    assert!(
+        publisher.wait(SECS(30)).success(),
+        "publish failed: {}",
+        publisher.stderr()
+    );
+    assert_eq!(view["video_codec"], "h264");
+    assert_eq!(view["audio_codec"], "aac");
+    assert_eq!(view["width"], 640);
+    assert_eq!(view["height"], 360);
+
+    let got = tools::md5_column(&rtmp_play.join().unwrap(), 0);
+    assert_same_frames("ffmpeg over RTMP", &src, &got, true);
+    let got = tools::md5_column(&flv_play.join().unwrap(), 0);
+    assert_same_frames("ffmpeg over HTTP-FLV", &src, &got, true);
+
+    // rtmpdump ends when the publisher leaves; its file decodes the same.
+    let st = rtmpdump.0.wait(SECS(20));
+    let dump = rtmpdump.1.to_str().unwrap().to_owned();
+    assert!(
+        std::fs::metadata(&dump)
+            .map(|m| m.len() > 100_000)
+            .unwrap_or(false),
+        "rtmpdump wrote too little ({st}): {}",
+        rtmpdump.0.stderr()
+    );
+    let got = tools::md5_column(
+        &framemd5_timeout(&ff, &[], &dump, &["-map", "0:v"], SECS(30)),
+        0,
+    );
+    assert_same_frames("rtmpdump", &src, &got, true);
+
+    // HLS: the playlist ends after the publisher left; ffmpeg reads it all.
+    s.wait_stream("live", "cam", false, SECS(10));
+    std::thread::sleep(Duration::from_millis(1500));
+    let (code, body) = http_get(s.http, "/live/cam/index.m3u8", &[]);
+    let text = String::from_utf8_lossy(&body);
+    assert_eq!(code, 200, "{text}");
+    assert!(text.contains("#EXT-X-ENDLIST"), "{text}");
+    assert!(text.contains(".ts"), "H.264/AAC is packaged as TS: {text}");
+    let got = tools::md5_column(
+        &framemd5_timeout(
+            &ff,
+            &[],
+            &s.http_url("/live/cam/index.m3u8"),
+            &["-map", "0:v"],
+            SECS(30),
+        ),
+        0,
+    );
+    assert_same_frames("ffmpeg over HLS", &src, &got, true);
+    let log = s.log();
+    assert!(
+        log.contains("publish started") && log.contains("cam"),
+        "{log}"
+    );
+}
+
+/// FFmpeg 9 publishes HEVC and AV1 over Enhanced RTMP; both play back over
+/// RTMP, HTTP-FLV and HLS with fMP4 segments, frame-exact.
+#[test]
+fn enhanced_rtmp_hevc_and_av1_play_everywhere() {
+    let ff9 = tools::ffmpeg9();
+    let s = Arcly::start(&["--hls-end-after", "0.5", "--hls-segment", "1"]);
+    let runs: Vec<_> = [
+        ("hevc-aac.enhanced.flv", "hevc", "h265"),
+        ("av1-opus.enhanced.flv", "av1", "av1"),
+    ]
+    .into_iter()
+    .map(|(fixture, key, codec)| {
+        let ff9 = ff9.clone();
+        let url = s.rtmp_url(&format!("live/{key}"));
+        let flv = s.http_url(&format!("/live/{key}.flv"));
+        let hls = s.http_url(&format!("/live/{key}/index.m3u8"));
+        let http = s.http;
+        std::thread::spawn(move || {
+            let src = source_video_md5(&ff9, fixture);
+            let (f2, u2) = (ff9.clone(), url.clone());
+            let rtmp_play = std::thread::spawn(move || {
+                framemd5_timeout(&f2, &[], &u2, &["-map", "0:v"], SECS(40))
+            });
+            std::thread::sleep(Duration::from_millis(1500));
+            let mut p = publish(&ff9, fixture, &url, true, false);
+            // Wait until live, then join HTTP-FLV in the first GOP.
+            let deadline = std::time::Instant::now() + SECS(10);
+            let view = loop {
+                let (_, b) = http_get(http, &format!("/api/streams/live/{key}"), &[]);
+                let v: serde_json::Value = serde_json::from_slice(&b).unwrap_or_default();
+                if v["live"] == true && v["video_codec"].is_string() {
+                    break v;
+                }
+                assert!(
+                    std::time::Instant::now() < deadline,
+                    "{key} never went live"
+                );
+                std::thread::sleep(Duration::from_millis(50));
+            };
+            assert_eq!(view["video_codec"], codec);
+            let f3 = ff9.clone();
+            let flv_play = std::thread::spawn(move || {
+                framemd5_timeout(&f3, &[], &flv, &["-map", "0:v"], SECS(40))
+            });
+            assert!(p.wait(SECS(30)).success(), "{key} publish: {}", p.stderr());
+            let got = tools::md5_column(&rtmp_play.join().unwrap(), 0);
+            assert_same_frames(&format!("{key} over RTMP"), &src, &got, true);
+            let got = tools::md5_column(&flv_play.join().unwrap(), 0);
+            assert_same_frames(&format!("{key} over HTTP-FLV"), &src, &got, true);
+            std::thread::sleep(SECS(2));
+            let (code, body) = http_get(http, &format!("/live/{key}/index.m3u8"), &[]);
+            let text = String::from_utf8_lossy(&body).to_string();
+            assert_eq!(code, 200, "{text}");
+            assert!(
+                text.contains("#EXT-X-MAP") && text.contains(".m4s"),
+                "{key} must be fMP4: {text}"
+            );
+            assert!(text.contains("#EXT-X-ENDLIST"), "{text}");
+            let got = tools::md5_column(
+                &framemd5_timeout(&ff9, &[], &hls, &["-map", "0:v"], SECS(30)),
+                0,
+            );
+            assert_same_frames(&format!("{key} over HLS/fMP4"), &src, &got, true);
+        })
+    })
+    .collect();
+    for r in runs {
+        if let Err(e) = r.join() {
+            panic!("{:?}\nserver log:\n{}", e.downcast_ref::<String>(), s.log());
+        }
+    }
+}
+
+fn metric(text: &str, name: &str) -> f64 {
+    text.lines()
+        .filter(|l| l.starts_with(name))
+        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+        .sum()
+}
+
+/// Metrics scraped during a run move; health endpoints answer.
+#[test]
+fn metrics_move_during_a_run() {
+    let ff = tools::ffmpeg();
+    let s = Arcly::start(&[]);
+    assert_eq!(http_get(s.http, "/healthz", &[]).0, 200);
+    assert_eq!(http_get(s.http, "/readyz", &[]).0, 200);
+    let (_, before) = http_get(s.http, "/metrics", &[]);
+    let before = String::from_utf8_lossy(&before).to_string();
+    let mut p = publish(&ff, "h264-aac.flv", &s.rtmp_url("live/m"), true, false);
+    s.wait_stream("live", "m", true, SECS(10));
+    std::thread::sleep(SECS(2));
+    let (_, during) = http_get(s.http, "/metrics", &[]);
+    let during = String::from_utf8_lossy(&during).to_string();
+    assert!(
+        metric(&during, "arcly_publishes_total") > metric(&before, "arcly_publishes_total"),
+        "{during}"
+    );
+    let f1 = metric(&during, "arcly_frames_in_total");
+    assert!(f1 > 0.0, "{during}");
+    std::thread::sleep(SECS(1));
+    let (_, later) = http_get(s.http, "/metrics", &[]);
+    let later = String::from_utf8_lossy(&later).to_string();
+    assert!(
+        metric(&later, "arcly_frames_in_total") > f1,
+        "frames_in did not move: {later}"
+    );
+    let (_, one) = http_get(s.http, "/api/streams/live/m", &[]);
+    let v: serde_json::Value = serde_json::from_slice(&one).unwrap();
+    assert!(v["kbps_in"].as_f64().unwrap() > 100.0, "{v}");
+    assert_eq!(v["frame_rate"], 25.0);
+    assert!(v["publisher_addr"]
+        .as_str()
+        .unwrap()
+        .starts_with("127.0.0.1:"));
+    assert_eq!(v["publisher_protocol"], "rtmp");
+    drop(p.0.kill());
+}
+
+/// A token-protected app refuses a publish without the token and accepts
+/// one with it; HTTP play needs its token too; the admin API its bearer.
+#[test]
+fn tokens_guard_publish_play_and_admin() {
+    let ff = tools::ffmpeg();
+    let s = Arcly::start(&[
+        "--app",
+        "live",
+        "--app",
+        "secure",
+        "--publish-token",
+        "secure=pub123",
+        "--play-token",
+        "secure=play456",
+        "--admin-token",
+        "adm",
+    ]);
+    let bearer = [("Authorization", "Bearer adm")];
+    assert_eq!(http_get(s.http, "/api/streams", &[]).0, 401);
+    assert_eq!(http_get(s.http, "/api/streams", &bearer).0, 200);
+
+    let mut bad = publish(&ff, "h264-aac.flv", &s.rtmp_url("secure/cam"), false, false);
+    assert!(
+        !bad.wait(SECS(20)).success(),
+        "publish without a token was accepted"
+    );
+    let mut wrong = publish(
+        &ff,
+        "h264-aac.flv",
+        &s.rtmp_url("secure/cam?token=nope"),
+        false,
+        false,
+    );
+    assert!(
+        !wrong.wait(SECS(20)).success(),
+        "publish with a wrong token was accepted"
+    );
+
+    let mut good = publish(
+        &ff,
+        "h264-aac.flv",
+        &s.rtmp_url("secure/cam?token=pub123"),
+        true,
+        false,
+    );
+    let deadline = std::time::Instant::now() + SECS(10);
+    loop {
+        let (_, b) = http_get(s.http, "/api/streams/secure/cam", &bearer);
+        let v: serde_json::Value = serde_json::from_slice(&b).unwrap_or_default();
+        if v["live"] == true {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "token publish not live: {}",
+            s.log()
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let (code, _) = http_get(s.http, "/secure/cam.flv", &[]);
+    assert_eq!(code, 403);
+    let (code, _) = http_get(s.http, "/secure/cam/index.m3u8", &[]);
+    assert_eq!(code, 403);
+    let (code, body) = http_get(s.http, "/secure/cam/index.m3u8?token=play456", &[]);
+    assert_eq!(code, 200, "{}", String::from_utf8_lossy(&body));
+    assert!(good.wait(SECS(30)).success(), "{}", good.stderr());
+    let log = s.log();
+    assert!(
+        log.contains("publish denied") && log.contains("token is required"),
+        "{log}"
+    );
+}
+
+/// on_publish allows one stream and denies another; the hook's reason
+/// reaches the log (audit trail); on_unpublish is told afterwards.
+#[test]
+fn webhooks_allow_one_stream_and_deny_another() {
+    use std::io::{Read, Write};
+    let ff = tools::ffmpeg();
+    let hook = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let hook_addr = hook.local_addr().unwrap();
+    let seen = std::sync::Arc::new(std::sync::Mutex::new(Vec::<String>::new()));
+    let seen2 = std::sync::Arc::clone(&seen);
+    std::thread::spawn(move || {
+        for conn in hook.incoming() {
+            let Ok(mut c) = conn else { continue };
+            let seen = std::sync::Arc::clone(&seen2);
+            std::thread::spawn(move || {
+                c.set_read_timeout(Some(SECS(5))).unwrap();
+                let mut buf = Vec::new();
+                let mut tmp = [0u8; 4096];
+                // Read the head, then Content-Length bytes of body.
+                loop {
+                    let n = c.read(&mut tmp).unwrap_or(0);
+                    if n == 0 {
+                        break;
+                    }
+                    buf.extend_from_slice(&tmp[..n]);
+                    if let Some(i) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
+                        let head = String::from_utf8_lossy(&buf[..i]).to_lowercase();
+                        let len: usize = head
+                            .lines()
+                            .find_map(|l| l.strip_prefix("content-length:"))
+                            .and_then(|v| v.trim().parse().ok())
+                            .unwrap_or(0);
+                        if buf.len() >= i + 4 + len {
+                            break;
+                        }
+                    }
+                }
+                let text = String::from_utf8_lossy(&buf).to_string();
+                let body = text.split("\r\n\r\n").nth(1).unwrap_or("").to_owned();
+                seen.lock().unwrap().push(body.clone());
+                let deny = body.contains("\"stream\":\"banned\"");
+                let resp = if deny {
+                    "HTTP/1.1 403 Forbidden\r\nContent-Length: 20\r\nConnection: close\r\n\r\nbanned by test hook!"
+                } else {
+                    "HTTP/1.1 200 OK\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
+                };
+                let _ = c.write_all(resp.as_bytes());
+            });
+        }
+    });
+    let hook_url = format!("http://{hook_addr}/hook");
+    let s = Arcly::start(&["--on-publish", &hook_url, "--on-unpublish", &hook_url]);
+    let mut denied = publish(
+        &ff,
+        "h264-aac.flv",
+        &s.rtmp_url("live/banned"),
+        false,
+        false,
+    );
+    assert!(
+        !denied.wait(SECS(20)).success(),
+        "the hook's denial was ignored"
+    );
+    let mut allowed = publish(
+        &ff,
+        "h264-aac.flv",
+        &s.rtmp_url("live/fine?k=v"),
+        true,
+        false,
+    );
+    s.wait_stream("live", "fine", true, SECS(10));
+    allowed.0.kill().unwrap();
+    s.wait_stream("live", "fine", false, SECS(10));
+    let deadline = std::time::Instant::now() + SECS(5);
+    while !seen
+        .lock()
+        .unwrap()
+        .iter()
+        .any(|b| b.contains("on_unpublish"))
+    {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no on_unpublish: {:?}",
+            seen.lock().unwrap()
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let seen = seen.lock().unwrap().clone();
+    let fine = seen
+        .iter()
+        .find(|b| b.contains("\"stream\":\"fine\""))
+        .unwrap();
+    assert!(
+        fine.contains("\"action\":\"on_publish\"") && fine.contains("\"param\":\"k=v\""),
+        "{fine}"
+    );
+    assert!(fine.contains("\"client_addr\":\"127.0.0.1:"), "{fine}");
+    let log = s.log();
+    assert!(
+        log.contains("banned by test hook!"),
+        "reason missing from the audit log:\n{log}"
+    );
+}
+
+/// SIGTERM while recording: the process exits in bounded time with status
+/// 0, and the recording is complete: its index ends with ENDLIST and
+/// decodes to the frames published so far.
+#[test]
+fn sigterm_during_recording_leaves_a_complete_recording() {
+    let ff = tools::ffmpeg();
+    let dir = temp_dir("record");
+    let mut s = Arcly::start(&[
+        "--record",
+        "all",
+        "--record-dir",
+        dir.to_str().unwrap(),
+        "--record-segment",
+        "1",
+        "--shutdown-grace",
+        "3",
+    ]);
+    let mut p = publish(&ff, "h264-aac.flv", &s.rtmp_url("live/rec"), true, false);
+    s.wait_stream("live", "rec", true, SECS(10));
+    std::thread::sleep(Duration::from_millis(3500));
+    let t = std::time::Instant::now();
+    let st = s.terminate(SECS(8));
+    assert!(st.success(), "exit status {st}; log:\n{}", s.log());
+    assert!(t.elapsed() < SECS(6), "stop took {:?}", t.elapsed());
+    let _ = p.wait(SECS(10));
+    let index = find(&dir, "index.m3u8")
+        .unwrap_or_else(|| panic!("no index.m3u8 under {dir:?}; log:\n{}", s.log()));
+    let text = std::fs::read_to_string(&index).unwrap();
+    assert!(text.trim_end().ends_with("#EXT-X-ENDLIST"), "{text}");
+    let got = tools::md5_column(
+        &framemd5_timeout(
+            &ff,
+            &[],
+            index.to_str().unwrap(),
+            &["-map", "0:v"],
+            SECS(30),
+        ),
+        0,
+    );
+    let src = source_video_md5(&ff, "h264-aac.flv");
+    assert!(got.len() >= 50, "only {} frames recorded", got.len());
+    assert!(
+        src[..got.len()] == got[..],
+        "the recording is not the published prefix"
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+fn find(dir: &std::path::Path, name: &str) -> Option<std::path::PathBuf> {
+    for e in std::fs::read_dir(dir).ok()?.flatten() {
+        let p = e.path();
+        if p.is_dir() {
+            if let Some(f) = find(&p, name) {
+                return Some(f);
+            }
+        } else if p.file_name().is_some_and(|n| n == name) {
+            return Some(p);
+        }
+    }
+    None
+}
+
+/// Start-up failures stop with a clear message and a non-zero status.
+#[test]
+fn bad_settings_and_unusable_resources_stop_start_up() {
+    let run = |args: &[&str]| {
+        let out = Command::new(env!("CARGO_BIN_EXE_arcly"))
+            .args(["--rtmp-listen", "127.0.0.1:0"])
+            .args(args)
+            .output()
+            .unwrap();
+        (out.status, String::from_utf8_lossy(&out.stderr).to_string())
+    };
+    let (st, err) = run(&["--http-listen", "127.0.0.1:0", "--hls-segment", "0"]);
+    assert_eq!(st.code(), Some(2));
+    assert!(
+        err.contains("hls.segment_seconds") && err.contains("--hls-segment"),
+        "{err}"
+    );
+    let (st, err) = run(&[
+        "--http-listen",
+        "127.0.0.1:0",
+        "--record",
+        "all",
+        "--record-dir",
+        "/nonexistent/arcly",
+    ]);
+    assert_eq!(st.code(), Some(1));
+    assert!(err.contains("does not exist"), "{err}");
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = taken.local_addr().unwrap().to_string();
+    let (st, err) = run(&["--http-listen", &addr]);
+    assert_eq!(st.code(), Some(1));
+    assert!(
+        err.contains("cannot listen for HTTP") && err.contains(&addr),
+        "{err}"
+    );
+    assert!(!err.contains("panicked"), "{err}");
+    let cfg = temp_dir("cfg").join("bad.toml");
+    std::fs::write(&cfg, "[hls]\nwindow = \"six\"\n").unwrap();
+    let (st, err) = run(&[
+        "--http-listen",
+        "127.0.0.1:0",
+        "--config",
+        cfg.to_str().unwrap(),
+    ]);
+    assert_eq!(st.code(), Some(2));
+    assert!(err.contains("window") && err.contains("line 2"), "{err}");
+}
