@@ -4,9 +4,9 @@
 //! | path | what |
 //! |---|---|
 //! | `GET /` | the web page: live streams, figures, a player each |
-//! | `GET /assets/hls.min.js` | hls.js (vendored, see `assets/README.md`) |
+//! | `GET /assets/hls.min.js` | hls.js (vendored by arcly-hls) |
 //! | `GET /APP/KEY.flv` | HTTP-FLV |
-//! | `GET /APP/KEY/index.m3u8` and segments | HLS / LL-HLS |
+//! | `GET /APP/KEY/index.m3u8`, `/APP/KEY.m3u8` and segments | HLS / LL-HLS (arcly-hls) |
 //! | `GET /metrics`, `/healthz`, `/readyz` | telemetry |
 //! | `GET /api/streams` | every stream (JSON) |
 //! | `GET /api/streams/APP/KEY` | one stream |
@@ -40,8 +40,9 @@ pub const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// The web page.
 const INDEX_HTML: &str = include_str!("../assets/index.html");
-/// hls.js, vendored from its npm release (see `assets/README.md`).
-const HLS_JS: &[u8] = include_bytes!("../assets/hls.min.js");
+/// hls.js as vendored by arcly-hls from its npm release (its
+/// `assets/hls.js/` holds the licence, version and refresh script).
+const HLS_JS: &[u8] = include_bytes!("../../arcly-hls/assets/hls.js/hls.min.js");
 
 /// What the HTTP handlers share.
 #[derive(Clone)]
@@ -252,14 +253,11 @@ async fn route_inner(
         }
         return play_flv(state, app, key, query, peer).await;
     }
-    if let Some((key, resource)) = tail.split_once('/') {
-        if let Some(hls) = &state.hls {
-            let path = match StreamPath::parse(app, key) {
-                Ok(p) => p,
-                Err(e) => return text(StatusCode::BAD_REQUEST, e.to_string()),
-            };
-            return hls.handle(&path, resource, query.as_deref(), peer).await;
+    if let Some(hls) = &state.hls {
+        if hls.owns(&path) {
+            return hls.handle(&req, peer).await;
         }
+    } else if tail.ends_with(".m3u8") || tail.contains('/') {
         return text(StatusCode::NOT_FOUND, "HLS is off");
     }
     text(StatusCode::NOT_FOUND, "not found")

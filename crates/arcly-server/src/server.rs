@@ -270,7 +270,7 @@ impl Server {
         let hls = s
             .hls
             .enabled
-            .then(|| HlsHost::start(&engine, s.hls.clone(), Arc::clone(&auth)));
+            .then(|| HlsHost::start(&engine, &s.hls, Arc::clone(&auth)));
         if s.webhooks.on_unpublish.is_some() || s.webhooks.on_stop.is_some() {
             let notifier = spawn_notifier(
                 &engine,
