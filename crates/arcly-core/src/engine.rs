@@ -702,4 +702,8 @@ impl PlaybackRegistry for Engine {
     fn list_streams(&self) -> Vec<StreamStats> {
         Engine::list_streams(self)
     }
+
+    fn has_app(&self, app: &str) -> bool {
+        self.inner.apps.contains_key(app)
+    }
 }

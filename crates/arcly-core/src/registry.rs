@@ -83,6 +83,12 @@ pub trait PlaybackRegistry: Send + Sync + 'static {
     fn stream(&self, path: &StreamPath) -> Option<StreamHandle>;
     /// Counters of every stream.
     fn list_streams(&self) -> Vec<StreamStats>;
+    /// Whether `app` is served here, so a protocol can refuse a connection
+    /// to an unknown application before anything is published or played.
+    /// The default says yes to everything.
+    fn has_app(&self, _app: &str) -> bool {
+        true
+    }
 }
 
 /// Both registries, as one object a protocol can hold.

@@ -343,6 +343,12 @@ impl<'a> Conn<'a> {
                     let reason = e.to_string();
                     self.session.reject_connect(&reason);
                     self.closing = Some(e);
+                } else if !self.ctx.registry.has_app(&app) {
+                    // Refuse at connect, as nginx-rtmp does for an unknown
+                    // application, rather than at publish or play.
+                    let e = StreamError::UnknownApp(app.clone());
+                    self.session.reject_connect(&e.to_string());
+                    self.closing = Some(e);
                 } else {
                     self.session.accept_connect()?;
                     self.app = Some(app);

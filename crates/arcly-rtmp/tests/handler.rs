@@ -778,7 +778,8 @@ async fn bad_apps_and_names_get_clear_statuses() {
     }
     match RtmpClient::publish(&format!("{base}/nosuchapp/x")).await {
         Err(RtmpError::Rejected { code, description }) => {
-            assert_eq!(code, "NetStream.Publish.Failed");
+            // An unknown application is refused at connect, as nginx-rtmp does.
+            assert_eq!(code, "NetConnection.Connect.Rejected");
             assert!(description.contains("nosuchapp"), "{description}");
         }
         other => panic!("{other:?}"),
