@@ -10,6 +10,7 @@
 //! K <ts_ms> <hex>            an H.264 keyframe (length-prefixed NAL units)
 //! V <ts_ms> <hex>            any other H.264 picture
 //! A <ts_ms> <hex>            a raw AAC frame
+//!                            (K, V, A: leave <hex> out for an empty payload)
 //! END                        unpublish (closing the connection does too)
 //! ```
 //!
@@ -94,7 +95,8 @@ pub fn parse_line(line: &[u8]) -> Result<Command> {
             let ts: i64 = next("timestamp")?
                 .parse()
                 .map_err(|_| refuse("timestamp is not an integer"))?;
-            let payload = decode_hex(next("payload")?.as_bytes())?;
+            // An empty payload writes no hex word at all.
+            let payload = decode_hex(words.next().unwrap_or("").as_bytes())?;
             Command::Frame(match verb {
                 "A" => MediaFrame::audio(CodecId::Aac, ts, payload),
                 "K" => MediaFrame::video(CodecId::H264, ts, ts, payload)

@@ -241,3 +241,30 @@ fn lines_parse_strictly() {
         );
     }
 }
+
+proptest::proptest! {
+    #![proptest_config(proptest::prelude::ProptestConfig::with_cases(256))]
+
+    /// Hostile lines never panic the parser.
+    #[test]
+    fn any_line_parses_or_is_refused(line in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..64)) {
+        let _ = parse_line(&line);
+    }
+
+    /// What a client writes is what the frame carries.
+    #[test]
+    fn frames_round_trip(
+        verb in proptest::sample::select(vec!["K", "V", "A"]),
+        ts in proptest::prelude::any::<i64>(),
+        payload in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..48),
+    ) {
+        let line = format!("{verb} {ts} {}", hex(&payload));
+        let Ok(Command::Frame(f)) = parse_line(line.as_bytes()) else {
+            panic!("{line:?} was refused");
+        };
+        proptest::prop_assert_eq!(f.pts, ts);
+        proptest::prop_assert_eq!(&f.payload[..], &payload[..]);
+        proptest::prop_assert_eq!(f.is_keyframe(), verb == "K");
+        proptest::prop_assert_eq!(f.is_audio(), verb == "A");
+    }
+}
