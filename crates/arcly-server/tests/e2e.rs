@@ -657,3 +657,129 @@ fn chromium() -> std::path::PathBuf {
     }
     panic!("Chromium not found: `apt-get install chromium` (Debian) or set ARCLY_CHROMIUM")
 }
+
+fn rss_kib(pid: u32) -> u64 {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .unwrap_or_default()
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.split_whitespace().next()?.parse().ok())
+        .unwrap_or(0)
+}
+
+/// An HTTP-FLV client that never reads does not grow the server's memory:
+/// its feeder waits on the bounded channel, the subscription lags on the
+/// bus and skips (or is dropped), and a well-behaved player beside it keeps
+/// receiving.
+#[test]
+fn a_stalled_http_flv_client_does_not_grow_memory() {
+    use std::io::{Read, Write};
+    let ff = tools::ffmpeg();
+    let s = Arcly::start(&["--hls", "false"]);
+    // 50x real time, looped: about 4 MB/s of media, far more than the
+    // socket buffers of a client that never reads absorb in 12 s.
+    let mut cmd = Command::new(&ff);
+    cmd.args([
+        "-hide_banner",
+        "-nostdin",
+        "-v",
+        "error",
+        "-readrate",
+        "50",
+        "-stream_loop",
+        "-1",
+        "-i",
+    ])
+    .arg(tools::fixture("h264-aac.flv"))
+    .args(["-c", "copy", "-f", "flv", &s.rtmp_url("live/fast")]);
+    let _p = Proc::spawn(cmd);
+    s.wait_stream("live", "fast", true, SECS(10));
+    let mut stalled = std::net::TcpStream::connect(s.http).unwrap();
+    write!(stalled, "GET /live/fast.flv HTTP/1.1\r\nHost: x\r\n\r\n").unwrap();
+    let mut healthy = std::net::TcpStream::connect(s.http).unwrap();
+    write!(healthy, "GET /live/fast.flv HTTP/1.1\r\nHost: x\r\n\r\n").unwrap();
+    healthy.set_read_timeout(Some(SECS(5))).unwrap();
+    std::thread::sleep(SECS(1));
+    let base = rss_kib(s.child.id());
+    let mut got = 0usize;
+    let mut buf = vec![0u8; 1 << 16];
+    let t = std::time::Instant::now();
+    while t.elapsed() < SECS(12) {
+        got += healthy
+            .read(&mut buf)
+            .expect("the healthy player kept receiving");
+    }
+    let grown = rss_kib(s.child.id()).saturating_sub(base);
+    eprintln!(
+        "stalled client: server RSS grew {grown} KiB while {got} bytes went to the healthy player"
+    );
+    assert!(got > 10 << 20, "the healthy player got only {got} bytes");
+    assert!(
+        grown < 16 * 1024,
+        "server memory grew by {grown} KiB with a stalled client"
+    );
+    // The stalled client resumes: its subscription finds it fell behind on
+    // the bus and skips ahead to a keyframe (or is dropped as too slow).
+    stalled.set_read_timeout(Some(SECS(2))).unwrap();
+    let t = std::time::Instant::now();
+    while t.elapsed() < SECS(3) {
+        if matches!(stalled.read(&mut buf), Ok(0) | Err(_)) {
+            break;
+        }
+    }
+    let (_, b) = http_get(s.http, "/api/streams/live/fast", &[]);
+    let v: serde_json::Value = serde_json::from_slice(&b).unwrap();
+    assert!(
+        v["qos_skipped"].as_u64().unwrap_or(0) > 0,
+        "the stalled client did not skip on the bus: {v}"
+    );
+    drop(stalled);
+}
+
+/// With `--ll-hls` the playlist has parts and server control, and a
+/// blocking reload for the next segment is answered when it exists.
+#[test]
+fn ll_hls_serves_parts_and_blocking_reloads() {
+    let ff = tools::ffmpeg();
+    let s = Arcly::start(&["--ll-hls", "--hls-segment", "1", "--hls-part", "0.2"]);
+    let _p = publish(&ff, "h264-aac.flv", &s.rtmp_url("live/ll"), true, true);
+    s.wait_stream("live", "ll", true, SECS(10));
+    let (code, body) = http_get(s.http, "/live/ll/index.m3u8", &[]);
+    let text = String::from_utf8_lossy(&body).to_string();
+    assert_eq!(code, 200, "{text}");
+    assert!(text.contains("#EXT-X-PART-INF:PART-TARGET=0.2"), "{text}");
+    assert!(
+        text.contains("#EXT-X-SERVER-CONTROL:") && text.contains("CAN-BLOCK-RELOAD=YES"),
+        "{text}"
+    );
+    assert!(text.contains("#EXT-X-PART:"), "{text}");
+    let msn: u64 = text
+        .lines()
+        .find_map(|l| l.strip_prefix("#EXT-X-MEDIA-SEQUENCE:"))
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap();
+    let segments = text.lines().filter(|l| l.starts_with("#EXTINF")).count() as u64;
+    // The segment in progress (segments are cut at the 2 s keyframes).
+    let next = msn + segments;
+    let t = std::time::Instant::now();
+    let (code, body) = http_get(s.http, &format!("/live/ll/index.m3u8?_HLS_msn={next}"), &[]);
+    let text = String::from_utf8_lossy(&body).to_string();
+    assert_eq!(code, 200, "{text}");
+    assert!(
+        t.elapsed() < SECS(4),
+        "blocking reload took {:?}",
+        t.elapsed()
+    );
+    assert!(
+        text.lines().filter(|l| l.starts_with("#EXTINF")).count() as u64
+            + text
+                .lines()
+                .find_map(|l| l.strip_prefix("#EXT-X-MEDIA-SEQUENCE:"))
+                .and_then(|v| v.trim().parse::<u64>().ok())
+                .unwrap_or(0)
+            > next,
+        "the reload did not wait for segment {next}: {text}"
+    );
+}
