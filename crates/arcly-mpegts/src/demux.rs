@@ -23,6 +23,7 @@ use crate::packet::{TsPacket, PACKET_SIZE, PAT_PID, SYNC_BYTE, TIMESTAMP_MODULUS
 use crate::psi::{self, MAX_SECTION_SIZE};
 use arcly_codec::aac::AdtsHeader;
 use arcly_codec::h264::AvcDecoderConfigurationRecord;
+use arcly_codec::h265::HevcDecoderConfigurationRecord;
 use arcly_codec::nal::AnnexBSlices;
 
 /// Default bound on one reassembled PES packet (16 MiB).
@@ -655,7 +656,16 @@ impl TsDemuxer {
                 if s.vps.is_empty() || s.sps.is_empty() || s.pps.is_empty() {
                     None
                 } else {
-                    Some(Bytes::from(es::build_hvcc(&s.vps, &s.sps, &s.pps)?))
+                    // ISO/IEC 14496-15 §8.3.3.1: profile, chroma format and
+                    // bit depths come from the SPS (Main 10 stays Main 10).
+                    Some(
+                        HevcDecoderConfigurationRecord::from_parameter_sets(
+                            s.vps.clone(),
+                            s.sps.clone(),
+                            s.pps.clone(),
+                        )?
+                        .to_bytes()?,
+                    )
                 }
             } else if s.sps.is_empty() || s.pps.is_empty() {
                 None

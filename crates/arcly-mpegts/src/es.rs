@@ -2,12 +2,10 @@
 //! records to in-band parameter sets and back, AudioSpecificConfig to ADTS
 //! and back, Opus framing.
 //!
-//! Private helpers for what arcly-codec does not cover yet (H.265 records,
-//! Opus and MPEG audio framing); H.264 records, NAL scanning and ADTS come
-//! from arcly-codec.
+//! Private helpers for what arcly-codec does not cover (Opus and MPEG audio
+//! framing); H.264/H.265 records and ADTS come from arcly-codec.
 
 use crate::error::TsError;
-use bytes::Bytes;
 
 /// H.264 NAL unit types (ITU-T H.264 Table 7-1).
 pub(crate) mod h264 {
@@ -40,107 +38,6 @@ pub(crate) mod h265 {
 
 fn payload_err(codec: &'static str, reason: &'static str) -> TsError {
     TsError::BadPayload { codec, reason }
-}
-
-fn take<'a>(d: &mut &'a [u8], n: usize, codec: &'static str) -> Result<&'a [u8], TsError> {
-    let head = d.get(..n).ok_or(payload_err(codec, "record truncated"))?;
-    *d = &d[n..];
-    Ok(head)
-}
-
-fn push_nal(out: &mut Vec<u8>, nal: &[u8]) {
-    out.extend_from_slice(&[0, 0, 0, 1]);
-    out.extend_from_slice(nal);
-}
-
-/// The parameter-set arrays of an `HEVCDecoderConfigurationRecord`
-/// (ISO/IEC 14496-15 §8.3.3.1) as Annex-B with 4-byte start codes.
-pub(crate) fn hvcc_to_annexb(record: &[u8]) -> Result<Vec<u8>, TsError> {
-    const C: &str = "hvcC";
-    let mut d = record;
-    let head = take(&mut d, 23, C)?;
-    if head[0] != 1 {
-        return Err(payload_err(C, "configurationVersion is not 1"));
-    }
-    let mut out = Vec::with_capacity(record.len() + 16);
-    for _ in 0..head[22] {
-        let a = take(&mut d, 3, C)?;
-        let n = u16::from_be_bytes([a[1], a[2]]);
-        for _ in 0..n {
-            let len = take(&mut d, 2, C)?;
-            let nal = take(&mut d, usize::from(u16::from_be_bytes([len[0], len[1]])), C)?;
-            push_nal(&mut out, nal);
-        }
-    }
-    Ok(out)
-}
-
-/// Remove emulation-prevention bytes (H.264 §7.4.1, H.265 §7.4.2), at most
-/// `limit` output bytes.
-fn rbsp(nal: &[u8], limit: usize) -> Vec<u8> {
-    let mut out = Vec::with_capacity(nal.len().min(limit));
-    let mut zeros = 0;
-    for &b in nal {
-        if out.len() >= limit {
-            break;
-        }
-        if zeros >= 2 && b == 3 {
-            zeros = 0;
-            continue;
-        }
-        zeros = if b == 0 { zeros + 1 } else { 0 };
-        out.push(b);
-    }
-    out
-}
-
-fn u16_len(n: usize, codec: &'static str) -> Result<[u8; 2], TsError> {
-    u16::try_from(n)
-        .map(u16::to_be_bytes)
-        .map_err(|_| payload_err(codec, "parameter set longer than 65535 bytes"))
-}
-
-/// Build an `HEVCDecoderConfigurationRecord` (ISO/IEC 14496-15 §8.3.3.1) with
-/// `lengthSizeMinusOne = 3` from in-band VPS, SPS and PPS. The general
-/// profile/tier/level fields are copied from the SPS's
-/// `profile_tier_level` (H.265 §7.3.3).
-pub(crate) fn build_hvcc(vps: &[Bytes], sps: &[Bytes], pps: &[Bytes]) -> Result<Vec<u8>, TsError> {
-    const C: &str = "H.265";
-    let first = sps.first().ok_or(payload_err(C, "no SPS"))?;
-    // 2-byte NAL header, 1 byte of sps_video_parameter_set_id /
-    // sps_max_sub_layers_minus1 / temporal_id_nesting, then 12 bytes of
-    // general profile_tier_level.
-    let raw = rbsp(first, 64);
-    let ptl = raw
-        .get(3..15)
-        .ok_or(payload_err(C, "SPS too short for profile_tier_level"))?;
-    let sub_layers = raw.get(2).map_or(0, |b| (b >> 1) & 0x7);
-    let nesting = raw.get(2).map_or(1, |b| b & 1);
-    let mut r = Vec::with_capacity(64);
-    r.push(1);
-    r.extend_from_slice(ptl); // profile_space..general_level_idc
-    r.extend_from_slice(&[0xF0, 0x00]); // min_spatial_segmentation_idc = 0
-    r.push(0xFC); // parallelismType = 0
-    r.push(0xFD); // chroma_format_idc = 1 (4:2:0)
-    r.push(0xF8); // bit_depth_luma_minus8 = 0
-    r.push(0xF8); // bit_depth_chroma_minus8 = 0
-    r.extend_from_slice(&[0, 0]); // avgFrameRate unknown
-                                  // constantFrameRate 0, numTemporalLayers, temporalIdNested, lengthSizeMinusOne 3
-    r.push(((sub_layers + 1) << 3) | (nesting << 2) | 0x3);
-    let arrays: Vec<(u8, &[Bytes])> = [(h265::VPS, vps), (h265::SPS, sps), (h265::PPS, pps)]
-        .into_iter()
-        .filter(|(_, a)| !a.is_empty())
-        .collect();
-    r.push(arrays.len() as u8);
-    for (t, nals) in arrays {
-        r.push(0x80 | t); // array_completeness = 1
-        r.extend_from_slice(&(nals.len().min(0xFFFF) as u16).to_be_bytes());
-        for n in nals.iter().take(0xFFFF) {
-            r.extend_from_slice(&u16_len(n.len(), C)?);
-            r.extend_from_slice(n);
-        }
-    }
-    Ok(r)
 }
 
 /// The Opus parameters the TS mapping carries.
@@ -295,33 +192,6 @@ pub(crate) fn mpeg_audio_frame(d: &[u8]) -> Option<MpegAudioFrame> {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn records_to_annexb_and_back() {
-        let vps = Bytes::from_static(&[0x40, 0x01, 0x0C]);
-        let hsps = Bytes::from([vec![0x42, 0x01, 0x01], vec![0x01; 12]].concat());
-        let hpps = Bytes::from_static(&[0x44, 0x01, 0xC1]);
-        let hvcc = build_hvcc(
-            std::slice::from_ref(&vps),
-            std::slice::from_ref(&hsps),
-            std::slice::from_ref(&hpps),
-        )
-        .unwrap();
-        assert_eq!(hvcc[1..13], [0x01; 12]);
-        let annexb = hvcc_to_annexb(&hvcc).unwrap();
-        assert_eq!(
-            annexb,
-            [
-                &[0, 0, 0, 1][..],
-                &vps,
-                &[0, 0, 0, 1],
-                &hsps,
-                &[0, 0, 0, 1],
-                &hpps
-            ]
-            .concat()
-        );
-    }
 
     #[test]
     fn opus_heads() {

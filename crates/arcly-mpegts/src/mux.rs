@@ -11,6 +11,7 @@ use crate::packet::{write_timestamp, PACKET_SIZE, PAT_PID, SYNC_BYTE, TIMESTAMP_
 use crate::psi::{self, PmtStream};
 use arcly_codec::aac::{AdtsHeader, AudioSpecificConfig, MAX_ADTS_FRAME_LEN};
 use arcly_codec::h264::AvcDecoderConfigurationRecord;
+use arcly_codec::h265::HevcDecoderConfigurationRecord;
 
 /// The most elementary streams one muxer carries (keeps the PMT in one
 /// packet).
@@ -308,7 +309,10 @@ impl MpegTsMuxer {
                 s.params =
                     AvcDecoderConfigurationRecord::parse(&frame.payload)?.parameter_sets_annexb();
             }
-            CodecId::H265 => s.params = Bytes::from(es::hvcc_to_annexb(&frame.payload)?),
+            CodecId::H265 => {
+                s.params =
+                    HevcDecoderConfigurationRecord::parse(&frame.payload)?.parameter_sets_annexb();
+            }
             CodecId::Aac => {
                 let asc = AudioSpecificConfig::parse(&frame.payload)?;
                 // Refuse now what ADTS cannot describe (object types > 4,

@@ -132,6 +132,26 @@ fn h265_aac() {
 }
 
 #[test]
+fn h265_main10_round_trips_and_its_hvcc_says_main_10() {
+    round_trip("hevc-10bit.mp4", 1, &["hevc"]);
+    // The hvcC the demuxer synthesizes from in-band VPS/SPS/PPS must carry
+    // the SPS's profile and bit depth (ffmpeg: "hevc (Main 10)", yuv420p10le).
+    let src = source_ts("hevc-10bit.mp4");
+    let frames = common::demux_all(&std::fs::read(&src).unwrap());
+    let _ = std::fs::remove_file(&src);
+    let config = frames
+        .iter()
+        .find(|f| f.is_config() && f.codec == arcly_core::CodecId::H265)
+        .expect("an hvcC CONFIG frame");
+    let info =
+        arcly_codec::CodecInfo::from_config(arcly_core::CodecId::H265, &config.payload).unwrap();
+    assert_eq!(info.profile_name, Some("Main 10"));
+    assert_eq!(info.bit_depth, Some(10));
+    assert_eq!(info.chroma_format, Some(1));
+    assert_eq!((info.width, info.height), (Some(640), Some(360)));
+}
+
+#[test]
 fn audio_only_aac() {
     round_trip("aac-audio-only.flv", 1, &["aac"]);
 }
