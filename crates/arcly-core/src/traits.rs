@@ -39,6 +39,22 @@ pub trait MediaSink: Send {
     async fn on_error(&mut self, _error: &StreamError) {}
 }
 
+#[async_trait]
+impl<S: MediaSink + ?Sized> MediaSink for Box<S> {
+    async fn on_start(&mut self, path: &StreamPath) -> Result<()> {
+        (**self).on_start(path).await
+    }
+    async fn on_frame(&mut self, frame: Arc<MediaFrame>) -> Result<()> {
+        (**self).on_frame(frame).await
+    }
+    async fn on_end(&mut self) -> Result<()> {
+        (**self).on_end().await
+    }
+    async fn on_error(&mut self, error: &StreamError) {
+        (**self).on_error(error).await
+    }
+}
+
 /// A bidirectional byte stream a protocol handler serves.
 pub trait Connection:
     tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static

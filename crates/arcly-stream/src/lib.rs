@@ -35,6 +35,46 @@
 //! # }).unwrap();
 //! ```
 //!
+//! ## Writing a sink or a protocol (feature `macros`)
+//!
+//! A sink is a struct and the methods it routes frames to:
+//!
+//! ```
+//! # #[cfg(feature = "macros")] {
+//! use arcly_stream::prelude::*;
+//! use std::sync::Arc;
+//!
+//! #[derive(MediaSink, Default)]
+//! #[media_sink(video = on_video, audio = on_audio, on_end = done)]
+//! struct Counter { video: usize, audio: usize }
+//!
+//! impl Counter {
+//!     async fn on_video(&mut self, _f: Arc<MediaFrame>) -> Result<()> { self.video += 1; Ok(()) }
+//!     async fn on_audio(&mut self, _f: Arc<MediaFrame>) -> Result<()> { self.audio += 1; Ok(()) }
+//!     async fn done(&mut self) -> Result<()> { Ok(()) }
+//! }
+//! # }
+//! ```
+//!
+//! A wire protocol is its connection handler; `#[protocol]` generates the
+//! `ProtocolHandler` and the accept loop through the ingest layer (see
+//! `arcly_macros` for every option):
+//!
+//! ```
+//! # #[cfg(feature = "macros")] {
+//! use arcly_stream::prelude::*;
+//! use arcly_stream::traits::Connection;
+//!
+//! struct Echo;
+//!
+//! #[protocol(name = "echo", port = 7000)]
+//! impl Echo {
+//!     async fn handle(&self, _conn: Box<dyn Connection>) -> Result<()> { Ok(()) }
+//! }
+//! let _ingest = Echo.tcp_ingest(); // an InboundProtocol for EngineBuilder::protocol
+//! # }
+//! ```
+//!
 //! ## Features
 //! | feature | brings |
 //! |---|---|
@@ -132,6 +172,8 @@ pub mod prelude {
         AppName, CodecId, FrameFlags, FrameType, MediaFrame, Result, StreamError, StreamId,
         StreamKey, StreamPath, TimeBase,
     };
+    #[cfg(feature = "macros")]
+    pub use arcly_macros::{protocol, MediaSink};
     pub use bytes::Bytes;
 }
 
@@ -141,7 +183,7 @@ pub mod prelude {
 pub mod __private {
     pub use arcly_core;
     pub use arcly_core::error::{Result, StreamError};
-    pub use arcly_core::frame::{CodecId, FrameType, MediaFrame};
+    pub use arcly_core::frame::{CodecId, FourCc, FrameType, MediaFrame};
     pub use arcly_core::identity::StreamPath;
     pub use arcly_core::inbound::{InboundProtocol, IngestContext};
     #[cfg(feature = "ingest")]
