@@ -11,12 +11,15 @@
 //!   target directory, `fsync`s it, renames it over the key and `fsync`s the
 //!   directory: after a crash a reader sees the old or the new object, never
 //!   a torn one.
-//! * **Streaming appends.** [`StorageBackend::append`] appends and, unless
-//!   turned off with [`FsStorage::sync_appends`], `fdatasync`s before it
-//!   returns, so an object a caller has appended to and then referenced from
-//!   an index is on disk before the index is. A failed append truncates the
-//!   file back to its previous length, so retrying it does not duplicate
-//!   bytes.
+//! * **Streaming appends.** [`StorageBackend::append`] appends to the
+//!   page cache (a process crash loses nothing once it returned); the
+//!   caller makes an object durable once, when it is complete, with
+//!   [`StorageBackend::sync`] (`fdatasync` of the file, then `fsync` of its
+//!   directory so its name survives a power loss too). The recorder syncs
+//!   each segment once, when it closes, before the index names it.
+//!   [`FsStorage::sync_appends`] makes every append `fdatasync` as well. A
+//!   failed append truncates the file back to its previous length, so
+//!   retrying it does not duplicate bytes.
 //!
 //! Errors keep their [`std::io::ErrorKind`] (`StorageFull`,
 //! `PermissionDenied`, `NotFound`, …) inside [`StreamError::Io`], with the
@@ -85,14 +88,15 @@ impl FsStorage {
         Ok(Self {
             inner: Arc::new(Inner {
                 root,
-                sync_appends: true,
+                sync_appends: false,
                 counter: AtomicU64::new(0),
             }),
         })
     }
 
-    /// Whether `append` calls `fdatasync` before it returns (default `true`).
-    /// Turning it off trades durability on power loss for throughput; a
+    /// Whether `append` also calls `fdatasync` before it returns (default
+    /// `false`: durability comes from one [`StorageBackend::sync`] per
+    /// complete object, which costs one flush instead of one per append). A
     /// process crash loses nothing either way.
     #[must_use]
     pub fn sync_appends(self, sync: bool) -> Self {
@@ -220,6 +224,20 @@ impl FsStorage {
             return Err(io_error("append", key, e));
         }
         Ok(())
+    }
+
+    fn sync_blocking(&self, key: &StorageKey) -> Result<()> {
+        let path = self.resolve(key, Dirs::MustExist)?;
+        let f = OpenOptions::new()
+            .read(true)
+            .custom_flags(libc::O_NOFOLLOW)
+            .open(&path)
+            .map_err(|e| nofollow_error("sync", key, e))?;
+        // The data and the size (fdatasync), then the directory entry: a
+        // file created by `append` is only durable once its name is.
+        f.sync_data().map_err(|e| io_error("sync", key, e))?;
+        let dir = path.parent().unwrap_or(&self.inner.root);
+        sync_dir(dir).map_err(|e| io_error("sync directory of", key, e))
     }
 
     fn get_blocking(&self, key: &StorageKey) -> Result<Bytes> {
@@ -352,6 +370,15 @@ impl StorageBackend for FsStorage {
     async fn append(&self, key: &StorageKey, data: Bytes) -> Result<()> {
         let (s, k) = (self.clone(), key.clone());
         blocking(move || s.append_blocking(&k, &data)).await
+    }
+
+    /// `fdatasync` the object, then `fsync` its directory. A failed sync is
+    /// not worth retrying: after a failed `fsync` the kernel may have
+    /// dropped the dirty pages, so a second call can succeed with the data
+    /// lost; treat the object as not durable.
+    async fn sync(&self, key: &StorageKey) -> Result<()> {
+        let (s, k) = (self.clone(), key.clone());
+        blocking(move || s.sync_blocking(&k)).await
     }
 
     async fn get(&self, key: &StorageKey) -> Result<Bytes> {

@@ -3,8 +3,8 @@
 //! * [`FsStorage`] (feature `storage-fs`, on by default): the filesystem
 //!   [`StorageBackend`](arcly_core::traits::StorageBackend) — keys that
 //!   cannot escape the root (no symbolic link is followed), atomic puts
-//!   (temporary file, `fsync`, rename, directory `fsync`), durable streaming
-//!   appends, listing and deletion.
+//!   (temporary file, `fsync`, rename, directory `fsync`), streaming appends
+//!   made durable once per object by `sync`, listing and deletion.
 //! * [`Recorder`]: records an engine's streams under per-application
 //!   [`RecordPolicy`]s (record all, on request, maximum duration, maximum
 //!   total size with the oldest deleted first), started and stopped from
@@ -37,7 +37,9 @@
 //! * The recorder never slows the stream: it has its own bounded queue, and
 //!   any frame it had to drop is counted and reported
 //!   ([`RecorderEvent::FramesDropped`]), as is every storage failure
-//!   ([`RecorderEvent::StorageError`]).
+//!   ([`RecorderEvent::StorageError`]); both also reach the engine's
+//!   `Observer` (`recording_dropped`, `storage_error`), and a storage call
+//!   that finally failed is written to its audit trail.
 //!
 //! ```
 //! use arcly_core::engine::{AppSpec, Engine};

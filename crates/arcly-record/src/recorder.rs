@@ -11,19 +11,34 @@
 //! recording after an `EXT-X-DISCONTINUITY` — it never skips silently.
 //!
 //! # Storage failures
-//! Every failed storage call is logged with `tracing` and reported as
-//! [`RecorderEvent::StorageError`]. Appends and index writes are retried
+//! Every failed storage call is logged with `tracing`, reported as
+//! [`RecorderEvent::StorageError`] and to the engine's
+//! [`Observer::storage_error`] (`op` is `append`, `sync`, `put`, `delete`;
+//! `kind` one of `full`, `permission`, `not_found`, `layout`, `timeout`,
+//! `key`, `io`, `other`). Appends and index writes are retried
 //! ([`RecordConfig::retries`], exponential backoff) unless the error is one a
-//! retry cannot fix (permission denied, read-only filesystem, a refused key).
+//! retry cannot fix (permission denied, read-only filesystem, a refused key,
+//! a failed `sync`). A call that finally failed is also written to the
+//! engine's audit trail ([`AuditOutcome::Failed`], protocol [`PROTOCOL`]).
 //! A segment whose bytes could not be stored is left out of the index (its
-//! frames are reported dropped) and the next segment is marked
-//! discontinuous, so the index only ever lists complete segments.
+//! frames are reported dropped, also to [`Observer::recording_dropped`]) and
+//! the next segment is marked discontinuous, so the index only ever lists
+//! complete segments.
+//!
+//! # Durability
+//! Segment bytes are appended without a flush per append; when a segment
+//! closes it is made durable once with [`StorageBackend::sync`], and only
+//! then is the index rewritten to name it. A segment whose sync failed is
+//! treated like one whose append failed.
 
+use arcly_core::audit::{AuditEvent, AuditOutcome};
+use arcly_core::auth::AuthAction;
 use arcly_core::bus::Subscription;
 use arcly_core::engine::Engine;
 use arcly_core::events::EngineEvent;
 use arcly_core::frame::MediaFrame;
 use arcly_core::identity::StreamPath;
+use arcly_core::observe::{NoopObserver, Observer};
 use arcly_core::registry::{PlayRequest, PlaybackRegistry};
 use arcly_core::segment::SegmentPolicy;
 use arcly_core::traits::{MediaSink, StorageBackend, StorageKey};
@@ -56,7 +71,7 @@ pub struct RecordConfig {
     pub segment_target: Duration,
     /// Also cut at the next keyframe once a segment holds this many bytes.
     pub segment_max_bytes: Option<u64>,
-    /// Muxed bytes buffered before each append (and `fdatasync`).
+    /// Muxed bytes buffered before each append.
     pub flush_bytes: usize,
     /// Frames the writer queue holds before frames are dropped (QoS bound).
     pub queue_frames: usize,
@@ -265,8 +280,13 @@ impl Counters {
     }
 }
 
-/// Whether retrying `e` could help.
-fn retryable(e: &StreamError) -> bool {
+/// Whether retrying `op` after `e` could help. A failed `sync` never is:
+/// after a failed `fsync` the kernel may have dropped the dirty pages, so a
+/// retry could succeed with the data gone.
+fn retryable(op: &str, e: &StreamError) -> bool {
+    if op == "sync" {
+        return false;
+    }
     match e {
         StreamError::Io(e) => !matches!(
             e.kind(),
@@ -281,9 +301,27 @@ fn retryable(e: &StreamError) -> bool {
     }
 }
 
+/// A short, bounded label for the [`Observer::storage_error`] `kind`.
+fn error_label(e: &StreamError) -> &'static str {
+    match e {
+        StreamError::Io(e) => match e.kind() {
+            io::ErrorKind::StorageFull | io::ErrorKind::FileTooLarge => "full",
+            io::ErrorKind::PermissionDenied | io::ErrorKind::ReadOnlyFilesystem => "permission",
+            io::ErrorKind::NotFound => "not_found",
+            io::ErrorKind::NotADirectory | io::ErrorKind::IsADirectory => "layout",
+            io::ErrorKind::TimedOut => "timeout",
+            _ => "io",
+        },
+        StreamError::InvalidName { .. } => "key",
+        _ => "other",
+    }
+}
+
 /// The index of one recording, shared by its writer and retention.
 #[derive(Debug)]
 struct IndexState {
+    /// The stream recorded (for reports from retention).
+    path: StreamPath,
     prefix: String,
     playlist: RecordingPlaylist,
     ended: bool,
@@ -300,11 +338,53 @@ struct Ledger {
 struct Shared {
     storage: Arc<dyn StorageBackend>,
     events: broadcast::Sender<RecorderEvent>,
+    /// The engine's observer (a no-op one without an engine).
+    observer: Arc<dyn Observer>,
+    /// For the audit trail, when recording an engine's streams.
+    engine: Option<Engine>,
 }
 
 impl Shared {
+    fn new(storage: Arc<dyn StorageBackend>, capacity: usize, engine: Option<Engine>) -> Self {
+        Self {
+            storage,
+            events: broadcast::channel(capacity.max(1)).0,
+            observer: engine
+                .as_ref()
+                .map_or_else(|| Arc::new(NoopObserver) as _, |e| Arc::clone(e.observer())),
+            engine,
+        }
+    }
+
     fn emit(&self, e: RecorderEvent) {
         let _ = self.events.send(e);
+    }
+
+    /// Report `frames` frames of `path` not recorded: event, observer, log.
+    fn dropped(&self, path: &StreamPath, frames: u64, cause: DropCause) {
+        if frames == 0 {
+            return;
+        }
+        tracing::warn!(stream = %path, frames, ?cause, "recorder dropped frames");
+        self.observer.recording_dropped(path, frames);
+        self.emit(RecorderEvent::FramesDropped {
+            path: path.clone(),
+            frames,
+            cause,
+        });
+    }
+
+    /// Write a failure of the recording of `path` to the audit trail.
+    fn audit_failure(&self, path: &StreamPath, reason: String) {
+        if let Some(engine) = &self.engine {
+            engine.audit().submit(AuditEvent::now(
+                AuthAction::Publish,
+                path.clone(),
+                None,
+                PROTOCOL,
+                AuditOutcome::Failed(reason),
+            ));
+        }
     }
 
     /// Run a storage call with retries, reporting every failure.
@@ -330,8 +410,14 @@ impl Shared {
                     if let Some(c) = counters {
                         c.storage_errors.fetch_add(1, Ordering::Relaxed);
                     }
-                    let retrying = attempt < cfg.retries && retryable(&e);
+                    let retrying = attempt < cfg.retries && retryable(op, &e);
                     tracing::warn!(stream = ?path.map(|p| p.to_string()), op, key, error = %e, attempt, retrying, "recording storage error");
+                    if let Some(p) = path {
+                        self.observer.storage_error(p, op, error_label(&e));
+                        if !retrying {
+                            self.audit_failure(p, format!("{op} {key}: {e}"));
+                        }
+                    }
                     self.emit(RecorderEvent::StorageError {
                         path: path.cloned(),
                         op,
@@ -472,12 +558,7 @@ impl Feeder {
     /// The bus skipped `n` frames for this subscriber.
     fn bus_lag(&mut self, n: u64) {
         self.counters.frames_dropped.fetch_add(n, Ordering::Relaxed);
-        tracing::warn!(stream = %self.path, frames = n, "recorder lagged on the bus");
-        self.shared.emit(RecorderEvent::FramesDropped {
-            path: self.path.clone(),
-            frames: n,
-            cause: DropCause::BusLag,
-        });
+        self.shared.dropped(&self.path, n, DropCause::BusLag);
         if !self.dropping {
             // The bus resumes at a keyframe; mark the discontinuity.
             let _ = self.tx.try_send(Item::Gap);
@@ -491,14 +572,7 @@ impl Feeder {
 
     fn report_drop(&mut self, cause: DropCause) {
         let n = std::mem::take(&mut self.dropped_run);
-        if n > 0 {
-            tracing::warn!(stream = %self.path, frames = n, ?cause, "recorder dropped frames");
-            self.shared.emit(RecorderEvent::FramesDropped {
-                path: self.path.clone(),
-                frames: n,
-                cause,
-            });
-        }
+        self.shared.dropped(&self.path, n, cause);
     }
 }
 
@@ -577,6 +651,7 @@ impl WriterTask {
                 tracing::info!(stream = %self.path, %prefix, "recording started");
                 *self.prefix.lock().unwrap_or_else(|e| e.into_inner()) = Some(prefix.clone());
                 self.index = Some(Arc::new(tokio::sync::Mutex::new(IndexState {
+                    path: self.path.clone(),
                     prefix: prefix.clone(),
                     playlist: RecordingPlaylist::new(self.cfg.segment_target),
                     ended: false,
@@ -624,17 +699,34 @@ impl WriterTask {
     }
 
     async fn segment_closed(&mut self, mut info: SegmentInfo) {
+        if self.broken.as_ref() != Some(&info.key) && info.bytes > 0 {
+            // Durable before the index names it (one flush per segment).
+            let storage = Arc::clone(&self.shared.storage);
+            let key = info.key.clone();
+            let synced = self
+                .shared
+                .with_retry(
+                    Some(&self.path),
+                    &self.cfg,
+                    Some(&self.counters),
+                    "sync",
+                    key.as_str(),
+                    || storage.sync(&key),
+                )
+                .await;
+            if synced.is_err() {
+                let _ = self.shared.storage.delete(&key).await;
+                self.broken = Some(key);
+            }
+        }
         if self.broken.as_ref() == Some(&info.key) {
             self.broken = None;
             self.next_discontinuity = true;
             self.counters
                 .frames_dropped
                 .fetch_add(info.frames, Ordering::Relaxed);
-            self.shared.emit(RecorderEvent::FramesDropped {
-                path: self.path.clone(),
-                frames: info.frames,
-                cause: DropCause::StorageFailure,
-            });
+            self.shared
+                .dropped(&self.path, info.frames, DropCause::StorageFailure);
             return;
         }
         if info.bytes == 0 {
@@ -706,11 +798,12 @@ async fn retire(
         let uri = key.as_str().rsplit('/').next().unwrap_or_default();
         if idx.playlist.segments.first().map(|s| s.uri.as_str()) == Some(uri) {
             idx.playlist.pop_front();
-            let _ = shared.write_index(None, cfg, None, &idx).await;
+            let _ = shared.write_index(Some(&idx.path), cfg, None, &idx).await;
         }
     }
+    let path = idx.lock().await.path.clone();
     let r = shared
-        .with_retry(None, cfg, None, "delete", key.as_str(), || {
+        .with_retry(Some(&path), cfg, None, "delete", key.as_str(), || {
             shared.storage.delete(&key)
         })
         .await;
@@ -872,11 +965,12 @@ impl RecorderBuilder {
     pub fn build(self) -> Recorder {
         Recorder {
             inner: Arc::new(RecorderInner {
+                shared: Arc::new(Shared::new(
+                    self.storage,
+                    self.event_capacity,
+                    Some(self.engine.clone()),
+                )),
                 engine: self.engine,
-                shared: Arc::new(Shared {
-                    storage: self.storage,
-                    events: broadcast::channel(self.event_capacity).0,
-                }),
                 policies: self.policies,
                 default_policy: self.default_policy,
                 active: Mutex::new(HashMap::new()),
@@ -1197,17 +1291,34 @@ impl RecordingSinkHandle {
 }
 
 impl RecordingSink {
-    /// A sink recording `path` into `storage` with `config`. Needs a tokio
-    /// runtime.
+    /// A sink recording `path` into `storage` with `config`. Failures are
+    /// reported as [`RecorderEvent`]s only; see
+    /// [`for_engine`](Self::for_engine). Needs a tokio runtime.
     pub fn new(
         path: StreamPath,
         storage: Arc<dyn StorageBackend>,
         config: RecordConfig,
     ) -> (Self, RecordingSinkHandle) {
-        let shared = Arc::new(Shared {
-            storage,
-            events: broadcast::channel(1024).0,
-        });
+        Self::with_shared(path, Arc::new(Shared::new(storage, 1024, None)), config)
+    }
+
+    /// As [`new`](Self::new), and storage failures and drops also reach
+    /// `engine`'s [`Observer`] and audit trail (as with a [`Recorder`]).
+    pub fn for_engine(
+        engine: &Engine,
+        path: StreamPath,
+        storage: Arc<dyn StorageBackend>,
+        config: RecordConfig,
+    ) -> (Self, RecordingSinkHandle) {
+        let shared = Arc::new(Shared::new(storage, 1024, Some(engine.clone())));
+        Self::with_shared(path, shared, config)
+    }
+
+    fn with_shared(
+        path: StreamPath,
+        shared: Arc<Shared>,
+        config: RecordConfig,
+    ) -> (Self, RecordingSinkHandle) {
         let events = shared.events.clone();
         let (feeder, writer, counters, _prefix) = start_writer(
             path.clone(),

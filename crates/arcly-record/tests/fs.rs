@@ -23,6 +23,11 @@ async fn put_get_append_list_delete() {
     s.append(&key("a/b/1.ts"), "xy".into()).await.unwrap();
     s.append(&key("a/b/1.ts"), "z".into()).await.unwrap();
     assert_eq!(&s.get(&key("a/b/1.ts")).await.unwrap()[..], b"xyz");
+    s.sync(&key("a/b/1.ts")).await.unwrap();
+    match s.sync(&key("a/b/missing.ts")).await {
+        Err(StreamError::Io(e)) => assert_eq!(e.kind(), std::io::ErrorKind::NotFound),
+        other => panic!("sync of a missing object: {other:?}"),
+    }
     s.put(&key("a/other"), "o".into()).await.unwrap();
     // A leftover temporary file of a crashed put is never listed.
     std::fs::write(
@@ -63,6 +68,7 @@ async fn symbolic_links_are_never_followed() {
             s.put(&k, "x".into()).await,
             s.append(&k, "x".into()).await,
             s.get(&k).await.map(|_| ()),
+            s.sync(&k).await,
             s.delete(&k).await,
         ] {
             assert!(

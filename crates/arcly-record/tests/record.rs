@@ -241,7 +241,7 @@ async fn disk_full_is_reported_retried_and_live_viewers_are_untouched() {
     let dir = tmpdir();
     let fs: Arc<dyn StorageBackend> = Arc::new(FsStorage::new(dir.path()).unwrap());
     let faulty = Faulty::new(fs, std::io::ErrorKind::StorageFull);
-    let engine = engine();
+    let (engine, observer, audit) = observed_engine();
     let cfg = RecordConfig {
         retries: 2,
         flush_bytes: 64 << 10,
@@ -253,30 +253,17 @@ async fn disk_full_is_reported_retried_and_live_viewers_are_untouched() {
     let p = path("cam");
     let mut events = recorder.events();
     recorder.start(&p).await.unwrap();
-    // One failure is absorbed by a retry; then the disk is full for good
-    // during the second segment.
+    // The first append fails once (a retry absorbs it); every append to the
+    // second segment finds the disk full.
     faulty.fail_next_appends.store(1, Ordering::Release);
+    faulty.fail_appends_to("000002.ts");
     let viewer = live_counter(&engine, &p, 1);
-    let mut s = engine
-        .publish(PublishRequest::new(p.clone(), "test"))
-        .await
-        .unwrap();
-    for f in &frames {
-        if f.dts_in(TimeBase::MILLIS) > 3_600 && f.dts_in(TimeBase::MILLIS) < 5_000 {
-            faulty.failing.store(true, Ordering::Release);
-        } else {
-            faulty.failing.store(false, Ordering::Release);
-        }
-        s.push(f.clone());
-        tokio::time::sleep(Duration::from_micros(300)).await;
-    }
-    s.close();
+    publish(&engine, &p, &frames, 0).await;
     assert_eq!(
         viewer.await.unwrap(),
         media_count(&frames),
         "live viewer got every frame"
     );
-    faulty.failing.store(false, Ordering::Release);
     tokio::time::sleep(Duration::from_millis(100)).await;
     let summary = recorder.stop(&p).await.unwrap();
     let ev = drain(&mut events);
@@ -289,14 +276,28 @@ async fn disk_full_is_reported_retried_and_live_viewers_are_untouched() {
             _ => None,
         })
         .collect();
-    assert!(
-        errors.contains(&("append", Some(std::io::ErrorKind::StorageFull), true)),
-        "{errors:?}"
+    let full = Some(std::io::ErrorKind::StorageFull);
+    assert_eq!(
+        errors,
+        [
+            ("append", full, true),
+            ("append", full, true),
+            ("append", full, true),
+            ("append", full, false)
+        ],
+        "one absorbed failure, then two retries and a give-up"
     );
-    assert!(
-        errors.contains(&("append", Some(std::io::ErrorKind::StorageFull), false)),
-        "gave up after the retries: {errors:?}"
-    );
+    // The same failures reached the engine's observer, labelled.
+    let observed = observer.storage_errors.lock().unwrap().clone();
+    assert_eq!(observed.len() as u64, summary.stats.storage_errors);
+    assert_eq!(observed.len(), 4);
+    for (path, op, kind) in &observed {
+        assert_eq!(
+            (path.as_str(), *op, *kind),
+            ("live/cam", "append", "full"),
+            "{observed:?}"
+        );
+    }
     let dropped: u64 = ev
         .iter()
         .filter_map(|e| match e {
@@ -315,6 +316,24 @@ async fn disk_full_is_reported_retried_and_live_viewers_are_untouched() {
         "everything reached the writer"
     );
     assert_eq!(summary.stats.frames_dropped, dropped, "{summary:?}");
+    assert_eq!(observer.dropped.load(Ordering::Relaxed), dropped);
+    // The give-up is in the audit trail.
+    let failed: Vec<String> = audit
+        .0
+        .lock()
+        .unwrap()
+        .iter()
+        .filter(|e| e.protocol == arcly_record::PROTOCOL)
+        .filter_map(|e| match &e.outcome {
+            arcly_core::audit::AuditOutcome::Failed(r) => Some(r.clone()),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(failed.len(), 1, "{failed:?}");
+    assert!(
+        failed[0].starts_with("append live/cam/") && failed[0].contains("000002.ts"),
+        "{failed:?}"
+    );
     // The index lists only complete segments, marks the gap, and plays.
     let prefix = summary.prefix.unwrap();
     let index = playlist(faulty.as_ref(), &prefix, INDEX_NAME).await;
@@ -332,6 +351,65 @@ async fn disk_full_is_reported_retried_and_live_viewers_are_untouched() {
     assert_eq!(rv.len(), 100, "segments 1 and 3: 2 s of video each");
     assert_same(&rv[..50], &sv[..50], "segment 1");
     assert_same(&rv[50..], &sv[100..], "segment 3");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn each_segment_is_synced_once_before_the_index_names_it() {
+    let frames = fixture_frames("h264-aac.ts");
+    let dir = tmpdir();
+    let fs: Arc<dyn StorageBackend> = Arc::new(FsStorage::new(dir.path()).unwrap());
+    let store = Faulty::new(fs, std::io::ErrorKind::Other);
+    let engine = engine();
+    let cfg = RecordConfig {
+        flush_bytes: 16 << 10,
+        ..small_segments()
+    };
+    let recorder = Recorder::builder(engine.clone(), store.clone())
+        .policy("live", policy(cfg))
+        .build();
+    let p = path("cam");
+    recorder.start(&p).await.unwrap();
+    publish(&engine, &p, &frames, 0).await;
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    let summary = recorder.stop(&p).await.unwrap();
+    assert_eq!(summary.stats.segments, 3);
+    let ops = store.ops();
+    let appends = ops.iter().filter(|(op, _)| *op == "append").count();
+    let syncs: Vec<&String> = ops
+        .iter()
+        .filter(|(op, _)| *op == "sync")
+        .map(|(_, k)| k)
+        .collect();
+    assert!(
+        appends > 3 * syncs.len(),
+        "no flush per append: {appends} appends"
+    );
+    assert_eq!(syncs.len(), 3, "one sync per closed segment: {ops:?}");
+    // Replay the log: whenever the index is written, every segment it names
+    // was synced before and not appended to since.
+    let mut synced = std::collections::HashSet::new();
+    let prefix = summary.prefix.unwrap();
+    let mut named = 0;
+    for (op, key) in &ops {
+        match *op {
+            "append" => assert!(!synced.contains(key), "append after sync: {key}"),
+            "sync" => {
+                synced.insert(key.clone());
+            }
+            "put" if key.ends_with(INDEX_NAME) => {
+                named += 1;
+                // The n-th index write names segments 1..=n (the last
+                // write only adds ENDLIST).
+                for n in 1..=named.min(3) {
+                    let seg = format!("{prefix}/{n:06}.ts");
+                    assert!(synced.contains(&seg), "index names {seg} before its sync");
+                }
+            }
+            _ => {}
+        }
+    }
+    // Three segment closes, plus the final rewrite with ENDLIST.
+    assert_eq!(named, 4);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

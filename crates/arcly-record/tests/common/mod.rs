@@ -11,7 +11,7 @@ use async_trait::async_trait;
 use bytes::Bytes;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 /// Every frame of `fixtures/media/<name>` (an MPEG-TS file), as the demuxer gives them.
@@ -86,6 +86,10 @@ pub struct Faulty {
     /// Every call sleeps this long first (a slow disk).
     pub delay_ms: AtomicU64,
     pub appends: AtomicU64,
+    /// Appends to keys ending with this fail (with `fail_kind`).
+    pub fail_suffix: Mutex<Option<String>>,
+    /// Every call, in order: (operation, key).
+    pub ops: Mutex<Vec<(&'static str, String)>>,
 }
 
 impl Faulty {
@@ -97,7 +101,21 @@ impl Faulty {
             fail_next_appends: AtomicU64::new(0),
             delay_ms: AtomicU64::new(0),
             appends: AtomicU64::new(0),
+            fail_suffix: Mutex::new(None),
+            ops: Mutex::new(Vec::new()),
         })
+    }
+
+    pub fn fail_appends_to(&self, suffix: &str) {
+        *self.fail_suffix.lock().unwrap() = Some(suffix.to_owned());
+    }
+
+    pub fn ops(&self) -> Vec<(&'static str, String)> {
+        self.ops.lock().unwrap().clone()
+    }
+
+    fn log(&self, op: &'static str, key: &StorageKey) {
+        self.ops.lock().unwrap().push((op, key.to_string()));
     }
 
     async fn delay(&self) {
@@ -112,7 +130,13 @@ impl Faulty {
             .fail_next_appends
             .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| n.checked_sub(1))
             .is_ok();
-        (self.failing.load(Ordering::Acquire) || next).then(|| {
+        let by_key = self
+            .fail_suffix
+            .lock()
+            .unwrap()
+            .as_ref()
+            .is_some_and(|s| key.as_str().ends_with(s.as_str()));
+        (self.failing.load(Ordering::Acquire) || next || by_key).then(|| {
             StreamError::Io(std::io::Error::new(
                 self.fail_kind,
                 format!("{op} {key}: injected"),
@@ -125,6 +149,7 @@ impl Faulty {
 impl StorageBackend for Faulty {
     async fn put(&self, key: &StorageKey, data: Bytes) -> Result<()> {
         self.delay().await;
+        self.log("put", key);
         if self.failing.load(Ordering::Acquire) {
             return Err(StreamError::Io(std::io::Error::new(
                 self.fail_kind,
@@ -136,6 +161,7 @@ impl StorageBackend for Faulty {
     async fn append(&self, key: &StorageKey, data: Bytes) -> Result<()> {
         self.delay().await;
         self.appends.fetch_add(1, Ordering::Relaxed);
+        self.log("append", key);
         if let Some(e) = self.fault("append", key) {
             return Err(e);
         }
@@ -148,7 +174,13 @@ impl StorageBackend for Faulty {
         self.inner.list(prefix).await
     }
     async fn delete(&self, key: &StorageKey) -> Result<()> {
+        self.log("delete", key);
         self.inner.delete(key).await
+    }
+    async fn sync(&self, key: &StorageKey) -> Result<()> {
+        self.delay().await;
+        self.log("sync", key);
+        self.inner.sync(key).await
     }
 }
 
@@ -162,4 +194,47 @@ pub fn assert_same(got: &[String], want: &[String], what: &str) {
         got.len(),
         want.len()
     );
+}
+
+/// Counts what the recorder reports to the engine's observer.
+#[derive(Default)]
+pub struct CountingObserver {
+    /// (path, op, kind) of every `storage_error`.
+    pub storage_errors: Mutex<Vec<(String, &'static str, &'static str)>>,
+    pub dropped: AtomicU64,
+}
+
+impl arcly_core::observe::Observer for CountingObserver {
+    fn storage_error(&self, path: &StreamPath, op: &'static str, kind: &'static str) {
+        self.storage_errors
+            .lock()
+            .unwrap()
+            .push((path.to_string(), op, kind));
+    }
+    fn recording_dropped(&self, _path: &StreamPath, frames: u64) {
+        self.dropped.fetch_add(frames, Ordering::Relaxed);
+    }
+}
+
+/// Keeps every audit event.
+#[derive(Default)]
+pub struct AuditLog(pub Mutex<Vec<arcly_core::audit::AuditEvent>>);
+
+#[async_trait]
+impl arcly_core::audit::AuditSink for AuditLog {
+    async fn record(&self, event: arcly_core::audit::AuditEvent) {
+        self.0.lock().unwrap().push(event);
+    }
+}
+
+/// An engine whose observer and audit sink the test can read.
+pub fn observed_engine() -> (Engine, Arc<CountingObserver>, Arc<AuditLog>) {
+    let obs = Arc::new(CountingObserver::default());
+    let audit = Arc::new(AuditLog::default());
+    let engine = Engine::builder()
+        .application(AppSpec::new("live").channel_capacity(4096))
+        .observer(obs.clone())
+        .audit_sink(audit.clone(), 1024)
+        .build();
+    (engine, obs, audit)
 }
