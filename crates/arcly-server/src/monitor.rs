@@ -48,8 +48,16 @@ pub struct StreamView {
     pub width: Option<u32>,
     /// Picture height.
     pub height: Option<u32>,
-    /// Frames per second, from the publisher's metadata.
+    /// Frames per second (bitstream timing, else the publisher's metadata).
     pub frame_rate: Option<f64>,
+    /// RFC 6381 codec strings of the tracks (`avc1.64001e`, `mp4a.40.2`).
+    pub codec_strings: Vec<String>,
+    /// Video profile as FFmpeg names it (`High`, `Main 10`).
+    pub video_profile: Option<String>,
+    /// Audio sample rate in Hz.
+    pub audio_sample_rate: Option<u32>,
+    /// Audio channels.
+    pub audio_channels: Option<u8>,
     /// Inbound kbit/s over the last second.
     pub kbps_in: f64,
     /// Outbound kbit/s (all players) over the last second.
@@ -152,7 +160,28 @@ impl Monitor {
             })
             .unwrap_or_default();
         let meta = s.configs.metadata.as_ref().map(|m| metadata(&m.payload));
-        let (width, height, frame_rate) = meta.unwrap_or_default();
+        let (m_width, m_height, m_fps) = meta.unwrap_or_default();
+        let info = |f: Option<&std::sync::Arc<arcly_core::MediaFrame>>| {
+            f.and_then(|f| {
+                arcly_codec::info::CodecInfo::from_config_bytes(f.codec, &f.payload).ok()
+            })
+        };
+        let vinfo = info(s.configs.video.first());
+        let ainfo = info(s.configs.audio.first());
+        let width = vinfo.as_ref().and_then(|i| i.width).or(m_width);
+        let height = vinfo.as_ref().and_then(|i| i.height).or(m_height);
+        let frame_rate = vinfo
+            .as_ref()
+            .and_then(|i| i.frame_rate)
+            .filter(|(n, d)| *n > 0 && *d > 0)
+            .map(|(n, d)| (f64::from(n) / f64::from(d) * 1000.0).round() / 1000.0)
+            .or(m_fps);
+        let codec_strings = vinfo
+            .iter()
+            .chain(ainfo.iter())
+            .map(|i| i.codec_string().to_owned())
+            .filter(|c| !c.is_empty())
+            .collect();
         let round = |x: f64| (x * 10.0).round() / 10.0;
         StreamView {
             app: s.path.app.to_string(),
@@ -163,6 +192,13 @@ impl Monitor {
             width,
             height,
             frame_rate,
+            codec_strings,
+            video_profile: vinfo
+                .as_ref()
+                .and_then(|i| i.profile_name)
+                .map(str::to_owned),
+            audio_sample_rate: ainfo.as_ref().and_then(|i| i.sample_rate),
+            audio_channels: ainfo.as_ref().and_then(|i| i.channels),
             kbps_in: round(e.map_or(0.0, |e| e.kbps_in)),
             kbps_out: round(e.map_or(0.0, |e| e.kbps_out)),
             bytes_in: s.bytes_in,

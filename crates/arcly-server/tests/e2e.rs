@@ -49,6 +49,15 @@ fn h264_publish_plays_bit_exact_over_rtmp_flv_and_hls() {
     assert_eq!(view["audio_codec"], "aac");
     assert_eq!(view["width"], 640);
     assert_eq!(view["height"], 360);
+    assert_eq!(view["video_profile"], "High", "{view}");
+    assert_eq!(view["audio_sample_rate"], 48000, "{view}");
+    assert!(
+        view["codec_strings"][0]
+            .as_str()
+            .unwrap()
+            .starts_with("avc1.64"),
+        "{view}"
+    );
 
     let got = tools::md5_column(&rtmp_play.join().unwrap(), 0);
     assert_same_frames("ffmpeg over RTMP", &src, &got, true);
@@ -137,6 +146,8 @@ fn enhanced_rtmp_hevc_and_av1_play_everywhere() {
                 std::thread::sleep(Duration::from_millis(50));
             };
             assert_eq!(view["video_codec"], codec);
+            assert_eq!(view["width"], 640, "{view}");
+            assert_eq!(view["height"], 360, "{view}");
             let f3 = ff9.clone();
             let flv_play = std::thread::spawn(move || {
                 framemd5_timeout(&f3, &[], &flv, &["-map", "0:v"], SECS(40))
