@@ -35,7 +35,8 @@ pub struct MuxerConfig {
     /// PID of the first elementary stream; later ones follow in order.
     pub first_es_pid: u16,
     /// PAT and PMT are repeated when this many 90 kHz ticks have passed
-    /// since they were last written (besides every segment start).
+    /// since they were last written (besides every segment start and every
+    /// video keyframe).
     pub psi_interval: i64,
     /// The PCR runs this many 90 kHz ticks behind the DTS of the frame it is
     /// written with, clamped at zero (decoder buffering headroom).
@@ -336,13 +337,21 @@ impl MpegTsMuxer {
     /// Before a frame at `dts` (90 kHz, unwrapped): PSI when due, PCR-only
     /// packets to bridge a gap. Returns the PCR to put in this frame's first
     /// packet, if it goes on the PCR PID.
-    fn clock(&mut self, pid: u16, dts: i64) -> Option<i64> {
+    ///
+    /// PAT and PMT go in front of every video keyframe (players and
+    /// segmenters cut there and expect to be able to start decoding), and
+    /// otherwise every `psi_interval`. Audio trailing the video clock does
+    /// not re-trigger them; only a jump back of more than
+    /// [`MAX_PCR_BRIDGE`] does.
+    fn clock(&mut self, pid: u16, dts: i64, video_keyframe: bool) -> Option<i64> {
         if std::mem::take(&mut self.psi_fresh) && !self.psi_dirty {
             self.last_psi = Some(dts);
         } else if self.psi_dirty
-            || self
-                .last_psi
-                .is_none_or(|t| dts - t >= self.cfg.psi_interval || dts < t)
+            || video_keyframe
+            || self.last_psi.is_none_or(|t| {
+                dts.saturating_sub(t) >= self.cfg.psi_interval
+                    || t.saturating_sub(dts) > MAX_PCR_BRIDGE
+            })
         {
             self.write_psi();
             self.last_psi = Some(dts);
@@ -427,7 +436,8 @@ impl MpegTsMuxer {
         let dts = frame.dts_in(TimeBase::MPEG_90K);
         let pts = frame.pts_in(TimeBase::MPEG_90K);
         let pid = self.streams[idx].pid;
-        let pcr = self.clock(pid, dts);
+        let video_keyframe = frame.is_keyframe() && self.streams[idx].kind == FrameType::Video;
+        let pcr = self.clock(pid, dts, video_keyframe);
         let audio_only = !self.streams.iter().any(|s| s.kind == FrameType::Video);
         let s = &mut self.streams[idx];
         let keyframe = frame.is_keyframe();

@@ -263,6 +263,62 @@ fn flush_hands_out_whole_packets_and_segments_start_with_psi() {
     assert_eq!(p.iter().filter(|p| p.pid == 0).count(), 1);
 }
 
+/// PAT and PMT come right before every video keyframe, without
+/// `start_segment`, and on the interval otherwise; audio trailing the video
+/// clock does not make the muxer repeat them.
+#[test]
+fn psi_precedes_every_video_keyframe_and_follows_the_interval() {
+    let cfg = arcly_mpegts::MuxerConfig {
+        psi_interval: 90_000, // 1 s
+        ..Default::default()
+    };
+    let mut mux = MpegTsMuxer::with_config(cfg);
+    mux.write_frame(&MediaFrame::config(CodecId::Aac, 0, ASC))
+        .unwrap();
+    let idr = [&[0u8, 0, 0, 5, 0x65][..], &[0x77u8; 4]].concat();
+    let non_idr = [&[0u8, 0, 0, 5, 0x41][..], &[0x77u8; 4]].concat();
+    // 10 s at 25 fps, a keyframe every 37 frames (1.48 s, off the interval),
+    // audio 10 ms behind the video.
+    let mut keyframes = 0;
+    for i in 0..250i64 {
+        let key = i % 37 == 0;
+        keyframes += usize::from(key);
+        let payload = Bytes::from(if key { idr.clone() } else { non_idr.clone() });
+        let mut f = MediaFrame::video(CodecId::H264, i * 40, i * 40, payload);
+        if key {
+            f.flags.insert(FrameFlags::KEYFRAME);
+        }
+        mux.write_frame(&f).unwrap();
+        mux.write_frame(&aac(i * 40 - 10)).unwrap();
+    }
+    let ts = mux.flush().unwrap();
+    let video_pid = mux
+        .streams()
+        .find(|s| s.1 == CodecId::H264)
+        .map(|s| s.0)
+        .unwrap();
+    let p = packets(&ts);
+    let mut seen_keys = 0;
+    for (i, pkt) in p.iter().enumerate() {
+        let key = pkt.payload_unit_start
+            && pkt.pid == video_pid
+            && pkt.adaptation.is_some_and(|a| a.random_access);
+        if key {
+            seen_keys += 1;
+            assert!(i >= 2, "keyframe before any PSI");
+            assert_eq!((p[i - 2].pid, p[i - 1].pid), (0, 0x1000), "packet {i}");
+        }
+    }
+    assert_eq!(seen_keys, keyframes);
+    let pats = p.iter().filter(|p| p.pid == 0).count();
+    // One per keyframe (7) plus the 1 s interval between them (at most 10
+    // more); the old rule rewrote them after nearly every audio frame.
+    assert!(
+        (keyframes..=keyframes + 10).contains(&pats),
+        "{pats} PATs for {keyframes} keyframes in 10 s"
+    );
+}
+
 mod hostile {
     use super::*;
     use proptest::prelude::*;
