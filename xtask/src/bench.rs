@@ -2,9 +2,10 @@
 //! summary table, and a regression gate on ratios.
 //!
 //! Each benchmark group pairs the measured code with a reference measured in
-//! the same run: a benchmark whose function name contains `ref`, `naive`,
-//! `memcpy`, `bare` or `noop` (first match wins) is the group's reference for
-//! every other benchmark with the same parameter. Ratios (cost relative to
+//! the same run: a benchmark whose function name contains one of
+//! [`REFERENCE_WORDS`] (`naive`, `bare`, `noop`, … `memcpy`; the earliest word
+//! wins when a group has several) is the group's reference for every other
+//! benchmark with the same parameter. Ratios (cost relative to
 //! the reference) are what the gate compares, so a noisy or slower machine
 //! does not fail it and a real regression does.
 //!
@@ -19,7 +20,18 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-const REFERENCE_WORDS: &[&str] = &["ref", "naive", "memcpy", "bare", "noop"];
+/// Words that mark a reference benchmark, in order of preference when a
+/// group has several (a naive implementation beats a memcpy as the yardstick).
+const REFERENCE_WORDS: &[&str] = &[
+    "naive",
+    "bare",
+    "noop",
+    "hand_written",
+    "std_fs",
+    "ffmpeg",
+    "ref",
+    "memcpy",
+];
 
 #[derive(Debug, Clone)]
 struct Measure {
@@ -39,8 +51,11 @@ impl Measure {
         }
     }
     fn is_reference(&self) -> bool {
+        self.reference_rank().is_some()
+    }
+    fn reference_rank(&self) -> Option<usize> {
         let f = self.function.to_ascii_lowercase();
-        REFERENCE_WORDS.iter().any(|w| f.contains(w))
+        REFERENCE_WORDS.iter().position(|w| f.contains(w))
     }
 }
 
@@ -162,10 +177,16 @@ fn human_rate(kind: &str, per_iter: f64, mean_ns: f64) -> String {
 }
 
 fn print_table(ms: &[Measure]) -> BTreeMap<String, f64> {
-    let mut refs: BTreeMap<(String, String), f64> = BTreeMap::new();
-    for m in ms.iter().filter(|m| m.is_reference()) {
-        refs.entry((m.group.clone(), m.param.clone()))
-            .or_insert(m.mean_ns);
+    let mut refs: BTreeMap<(String, String), (usize, f64)> = BTreeMap::new();
+    for m in ms {
+        if let Some(rank) = m.reference_rank() {
+            let e = refs
+                .entry((m.group.clone(), m.param.clone()))
+                .or_insert((rank, m.mean_ns));
+            if rank < e.0 {
+                *e = (rank, m.mean_ns);
+            }
+        }
     }
     let mut ratios = BTreeMap::new();
     println!(
@@ -181,7 +202,7 @@ fn print_table(ms: &[Measure]) -> BTreeMap<String, f64> {
             .unwrap_or_default();
         let ratio = if m.is_reference() {
             "ref".to_owned()
-        } else if let Some(r) = refs.get(&(m.group.clone(), m.param.clone())) {
+        } else if let Some((_, r)) = refs.get(&(m.group.clone(), m.param.clone())) {
             let ratio = m.mean_ns / r;
             ratios.insert(m.id(), ratio);
             format!("{ratio:.2}x")
