@@ -1,6 +1,8 @@
 //! Recording throughput: real frames through `SegmentWriter` (MPEG-TS mux,
-//! keyframe cuts) into `FsStorage` appends plus an atomic index put per
-//! segment, against writing the very same segment bytes with `std::fs`.
+//! keyframe cuts) into `FsStorage` appends plus a sync and an atomic index
+//! put per segment (what the recorder does), against writing the very same
+//! segment bytes with `std::fs`. Variants: no sync at all, and the old
+//! `fdatasync` per append.
 
 #![allow(missing_docs)]
 
@@ -42,6 +44,7 @@ async fn apply(
     segments: &mut Vec<(String, Vec<u8>)>,
     playlist: &mut RecordingPlaylist,
     store: &FsStorage,
+    sync: bool,
 ) {
     for a in actions.drain(..) {
         match a {
@@ -53,12 +56,16 @@ async fn apply(
                 store.append(&key, data).await.unwrap();
             }
             WriterAction::SegmentClosed(info) => {
+                if sync {
+                    store.sync(&info.key).await.unwrap();
+                }
                 playlist.segments.push(arcly_record::PlaylistSegment {
                     uri: info.key.to_string(),
                     duration: info.duration,
                     bytes: info.bytes,
                     discontinuity: false,
                     program_date_time: None,
+                    map: None,
                 });
                 let k = StorageKey::new("live/bench/index.m3u8").unwrap();
                 let body = playlist.render(PlaylistKind::Vod);
@@ -73,6 +80,7 @@ fn record(
     frames: &[MediaFrame],
     store: &FsStorage,
     rt: &tokio::runtime::Runtime,
+    sync: bool,
 ) -> Vec<(String, Vec<u8>)> {
     let mut w = SegmentWriter::new("live/bench", WriterConfig::default());
     let mut actions = Vec::new();
@@ -82,11 +90,11 @@ fn record(
         for f in frames {
             w.push(f, SystemTime::UNIX_EPOCH, &mut actions).unwrap();
             if !actions.is_empty() {
-                apply(&mut actions, &mut segments, &mut playlist, store).await;
+                apply(&mut actions, &mut segments, &mut playlist, store, sync).await;
             }
         }
         w.finish(&mut actions).unwrap();
-        apply(&mut actions, &mut segments, &mut playlist, store).await;
+        apply(&mut actions, &mut segments, &mut playlist, store, sync).await;
     });
     segments
 }
@@ -101,7 +109,7 @@ fn bench(c: &mut Criterion) {
     let store = FsStorage::new(scratch.path().join("probe"))
         .unwrap()
         .sync_appends(false);
-    let reference = record(&frames, &store, &rt);
+    let reference = record(&frames, &store, &rt, false);
     let total: usize = reference.iter().map(|s| s.1.len()).sum();
     let mut g = c.benchmark_group("record_60s_h264_aac");
     g.throughput(Throughput::Bytes(total as u64));
@@ -113,7 +121,14 @@ fn bench(c: &mut Criterion) {
             let s = FsStorage::new(scratch.path().join(format!("r{run}")))
                 .unwrap()
                 .sync_appends(false);
-            record(&frames, &s, &rt)
+            record(&frames, &s, &rt, false)
+        })
+    });
+    g.bench_function("recorder_fs_sync_per_segment", |b| {
+        b.iter(|| {
+            run += 1;
+            let s = FsStorage::new(scratch.path().join(format!("g{run}"))).unwrap();
+            record(&frames, &s, &rt, true)
         })
     });
     g.bench_function("std_fs_same_bytes", |b| {
@@ -132,11 +147,13 @@ fn bench(c: &mut Criterion) {
             }
         })
     });
-    g.bench_function("recorder_fs_fsync", |b| {
+    g.bench_function("recorder_fs_fsync_per_append", |b| {
         b.iter(|| {
             run += 1;
-            let s = FsStorage::new(scratch.path().join(format!("f{run}"))).unwrap();
-            record(&frames, &s, &rt)
+            let s = FsStorage::new(scratch.path().join(format!("f{run}")))
+                .unwrap()
+                .sync_appends(true);
+            record(&frames, &s, &rt, true)
         })
     });
     g.finish();

@@ -10,15 +10,22 @@
 //!   total size with the oldest deleted first), started and stopped from
 //!   host code. [`RecordingSink`] does the same as a
 //!   [`MediaSink`](arcly_core::traits::MediaSink) for `Engine::attach_sink`.
-//! * [`writer::SegmentWriter`]: the sans-IO core — frames in, MPEG-TS
-//!   segments cut at keyframes by the shared
-//!   [`SegmentClock`](arcly_core::segment::SegmentClock) out.
+//! * [`writer::SegmentWriter`]: the sans-IO core — frames in, segments cut
+//!   at keyframes by the shared
+//!   [`SegmentClock`](arcly_core::segment::SegmentClock) out, in any
+//!   container behind the core's [`Muxer`](arcly_core::traits::Muxer)
+//!   contract ([`writer::MuxerFactory`], [`RecordConfig::muxer`]): MPEG-TS
+//!   (arcly-mpegts) by default, fMP4 (e.g. arcly-hls's `Fmp4Muxer`) with an
+//!   `init.mp4` and `EXT-X-MAP`. A codec the container cannot carry (AV1,
+//!   VP9, VVC in MPEG-TS) fails the recording at its first frame
+//!   ([`RecorderEvent::Unsupported`]).
 //! * [`playlist`]: the recording's index, an HLS media playlist.
 //!
 //! # Layout of a recording
 //! ```text
-//! app/stream/<start-time>/000001.ts      segments, cut at keyframes
+//! app/stream/<start-time>/000001.ts      segments, cut at keyframes (.m4s for fMP4)
 //! app/stream/<start-time>/000002.ts
+//! app/stream/<start-time>/init.mp4       fMP4 only: the EXT-X-MAP (init-<seq>.mp4 after a change)
 //! app/stream/<start-time>/index.m3u8     VOD + ENDLIST: every closed segment (crash-safe)
 //! app/stream/<start-time>/live.m3u8      EVENT: for players opening it while it records
 //! ```
@@ -83,4 +90,4 @@ pub use recorder::{
     RecorderEvent, RecordingSink, RecordingSinkHandle, RecordingStats, RecordingSummary,
     INDEX_NAME, LIVE_NAME, PROTOCOL,
 };
-pub use writer::{SegmentInfo, SegmentWriter, WriterAction, WriterConfig};
+pub use writer::{MuxerFactory, SegmentInfo, SegmentWriter, WriterAction, WriterConfig, INIT_NAME};

@@ -65,6 +65,9 @@ pub struct PlaylistSegment {
     pub discontinuity: bool,
     /// `EXT-X-PROGRAM-DATE-TIME` of the segment's first sample, as written.
     pub program_date_time: Option<String>,
+    /// The URI of its initialization segment (`EXT-X-MAP`, fMP4), relative
+    /// to the playlist. Rendered only where it changes.
+    pub map: Option<String>,
 }
 
 /// How to render a [`RecordingPlaylist`].
@@ -108,6 +111,17 @@ impl RecordingPlaylist {
         self.segments.iter().map(|s| s.duration).sum()
     }
 
+    /// `EXT-X-VERSION`: 7 once a segment has an `EXT-X-MAP` (fMP4;
+    /// RFC 8216 §4.3.2.5 and §7 ask for 6 at least, 7 for CMAF), else 3
+    /// (decimal `EXTINF`, §7).
+    pub fn version(&self) -> u8 {
+        if self.segments.iter().any(|s| s.map.is_some()) {
+            7
+        } else {
+            3
+        }
+    }
+
     /// Total bytes of the segments.
     pub fn bytes(&self) -> u64 {
         self.segments.iter().map(|s| s.bytes).sum()
@@ -143,8 +157,8 @@ impl RecordingPlaylist {
     /// The playlist text.
     pub fn render(&self, kind: PlaylistKind) -> String {
         let mut s = String::with_capacity(128 + self.segments.len() * 96);
-        // RFC 8216 §4.3.1.1, §4.3.1.2 (version 3: decimal EXTINF).
-        s.push_str("#EXTM3U\n#EXT-X-VERSION:3\n");
+        // RFC 8216 §4.3.1.1, §4.3.1.2.
+        let _ = write!(s, "#EXTM3U\n#EXT-X-VERSION:{}\n", self.version());
         let _ = writeln!(s, "#EXT-X-TARGETDURATION:{}", self.target_duration());
         let _ = writeln!(s, "#EXT-X-MEDIA-SEQUENCE:{}", self.media_sequence);
         if self.discontinuity_sequence > 0 {
@@ -165,9 +179,18 @@ impl RecordingPlaylist {
                 ended
             }
         };
+        let mut map: Option<&str> = None;
         for seg in &self.segments {
             if seg.discontinuity {
                 s.push_str("#EXT-X-DISCONTINUITY\n");
+            }
+            // §4.3.2.5: EXT-X-MAP applies to every following segment until
+            // the next one; written where the initialization changes.
+            if let Some(m) = seg.map.as_deref() {
+                if map != Some(m) {
+                    let _ = writeln!(s, "#EXT-X-MAP:URI=\"{m}\"");
+                    map = Some(m);
+                }
             }
             if let Some(t) = &seg.program_date_time {
                 let _ = writeln!(s, "#EXT-X-PROGRAM-DATE-TIME:{t}");
@@ -203,6 +226,7 @@ impl RecordingPlaylist {
         let mut discontinuity = false;
         let mut pdt = None;
         let mut bytes = 0u64;
+        let mut map: Option<String> = None;
         for (i, line) in lines {
             let n = i + 1;
             let line = line.trim();
@@ -225,6 +249,11 @@ impl RecordingPlaylist {
                 p.ended = true;
             } else if let Some(v) = line.strip_prefix("#EXT-X-PROGRAM-DATE-TIME:") {
                 pdt = Some(v.to_owned());
+            } else if let Some(v) = line.strip_prefix("#EXT-X-MAP:") {
+                map = Some(map_uri(v).ok_or(PlaylistError::BadTag {
+                    line: n,
+                    tag: "EXT-X-MAP",
+                })?);
             } else if let Some(v) = line.strip_prefix("#ARCLY-BYTES:") {
                 bytes = parse_u64(v, n, "ARCLY-BYTES")?;
             } else if let Some(v) = line.strip_prefix("#EXTINF:") {
@@ -240,6 +269,7 @@ impl RecordingPlaylist {
                     bytes: 0,
                     discontinuity: false,
                     program_date_time: None,
+                    map: None,
                 });
             } else if line.starts_with('#') {
                 // Another tag or a comment.
@@ -252,11 +282,21 @@ impl RecordingPlaylist {
                 seg.discontinuity = std::mem::take(&mut discontinuity);
                 seg.program_date_time = pdt.take();
                 seg.bytes = std::mem::take(&mut bytes);
+                seg.map.clone_from(&map);
                 p.segments.push(seg);
             }
         }
         Ok(p)
     }
+}
+
+/// The `URI` attribute of an `EXT-X-MAP` attribute list (RFC 8216
+/// §4.3.2.5, §4.2: a quoted string without `"`, CR or LF). Other
+/// attributes (`BYTERANGE`) are ignored.
+fn map_uri(attrs: &str) -> Option<String> {
+    let rest = attrs.split_once("URI=\"")?.1;
+    let (uri, _) = rest.split_once('"')?;
+    (!uri.is_empty() && uri.trim() == uri).then(|| uri.to_owned())
 }
 
 fn parse_u64(v: &str, line: usize, tag: &'static str) -> Result<u64, PlaylistError> {
@@ -342,7 +382,42 @@ mod tests {
             bytes: ms * 10,
             discontinuity: disc,
             program_date_time: disc.then(|| "2024-01-01T00:00:00.000Z".into()),
+            map: None,
         }
+    }
+
+    #[test]
+    fn fmp4_maps_are_written_where_they_change() {
+        let mut p = RecordingPlaylist::new(Duration::from_secs(2));
+        for (uri, map, disc) in [
+            ("000001.m4s", "init.mp4", false),
+            ("000002.m4s", "init.mp4", false),
+            ("000003.m4s", "init-000003.mp4", true),
+        ] {
+            p.segments.push(PlaylistSegment {
+                map: Some(map.into()),
+                ..seg(uri, 2000, disc)
+            });
+        }
+        let text = p.render(PlaylistKind::Vod);
+        assert!(text.contains("#EXT-X-VERSION:7\n"), "{text}");
+        assert_eq!(text.matches("#EXT-X-MAP:").count(), 2, "{text}");
+        assert!(text.contains("#EXT-X-MAP:URI=\"init.mp4\"\n#EXTINF:2.000000,"));
+        let mut back = RecordingPlaylist::parse(text.as_bytes()).unwrap();
+        back.ended = false;
+        assert_eq!(back, p);
+        // Retention keeps the first segment's map.
+        p.pop_front();
+        let text = p.render(PlaylistKind::Vod);
+        assert!(
+            text.contains("#EXT-X-MAP:URI=\"init.mp4\"\n#EXTINF"),
+            "{text}"
+        );
+        assert!(RecordingPlaylist::parse(b"#EXTM3U\n#EXT-X-MAP:BYTERANGE=1\n").is_err());
+        assert_eq!(
+            RecordingPlaylist::new(Duration::from_secs(1)).render(PlaylistKind::Vod)[..26],
+            *"#EXTM3U\n#EXT-X-VERSION:3\n#"
+        );
     }
 
     #[test]

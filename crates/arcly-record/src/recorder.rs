@@ -55,7 +55,11 @@ use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
 use crate::playlist::{rfc3339, PlaylistKind, PlaylistSegment, RecordingPlaylist};
-use crate::writer::{SegmentInfo, SegmentWriter, WriterAction, WriterConfig};
+use crate::writer::{
+    MakeMuxer, MuxerFactory, SegmentInfo, SegmentWriter, WriterAction, WriterConfig,
+};
+use arcly_core::frame::CodecId;
+use arcly_core::traits::ContainerFormat;
 
 /// The name of a recording's VOD index (always ends with `EXT-X-ENDLIST`).
 pub const INDEX_NAME: &str = "index.m3u8";
@@ -87,6 +91,11 @@ pub struct RecordConfig {
     pub retries: u32,
     /// Wait before the first retry; doubled for each next one.
     pub retry_backoff: Duration,
+    /// The container: MPEG-TS ([`arcly_mpegts::MpegTsMuxer`]) by default;
+    /// any [`Muxer`](arcly_core::traits::Muxer) fits (see
+    /// [`RecordConfig::muxer`]). A codec the muxer cannot carry fails the
+    /// recording at its first frame ([`RecorderEvent::Unsupported`]).
+    pub muxer: MuxerFactory,
 }
 
 impl Default for RecordConfig {
@@ -101,11 +110,23 @@ impl Default for RecordConfig {
             republish_grace: Duration::from_secs(30),
             retries: 3,
             retry_backoff: Duration::from_millis(100),
+            muxer: MuxerFactory::default(),
         }
     }
 }
 
 impl RecordConfig {
+    /// Record with the muxers `make` returns (one per publisher), e.g.
+    /// fMP4: `cfg.muxer(Arc::new(|| Box::new(Fmp4Muxer::new())))`. The
+    /// segment extension and the index (`EXT-X-MAP`, `EXT-X-VERSION:7` for
+    /// fMP4) follow from [`Muxer::format`](arcly_core::traits::Muxer::format)
+    /// and [`Muxer::init_segment`](arcly_core::traits::Muxer::init_segment).
+    #[must_use]
+    pub fn muxer(mut self, make: Arc<MakeMuxer>) -> Self {
+        self.muxer = MuxerFactory::from_arc(make);
+        self
+    }
+
     fn writer_config(&self) -> WriterConfig {
         let mut segment = SegmentPolicy::new(self.segment_target);
         segment.max_bytes = self.segment_max_bytes;
@@ -114,6 +135,7 @@ impl RecordConfig {
             flush_bytes: self.flush_bytes.max(1),
             max_duration: self.max_duration,
             rollover: self.rollover,
+            muxer: self.muxer.clone(),
         }
     }
 }
@@ -152,6 +174,9 @@ pub enum DropCause {
     BusLag,
     /// The segment holding them could not be stored.
     StorageFailure,
+    /// The muxer refused them (a codec the format cannot carry fails the
+    /// recording; see [`RecorderEvent::Unsupported`]).
+    Unrecordable,
 }
 
 /// Why a recording finished.
@@ -211,6 +236,19 @@ pub enum RecorderEvent {
         frames: u64,
         /// Why.
         cause: DropCause,
+    },
+    /// The stream has a codec the recording's container cannot carry (AV1,
+    /// VP9 or VVC in MPEG-TS): the recording fails at that codec's first
+    /// frame, it does not go on without the track.
+    Unsupported {
+        /// The stream.
+        path: StreamPath,
+        /// The codec refused.
+        codec: CodecId,
+        /// The container.
+        format: ContainerFormat,
+        /// The muxer's message.
+        error: String,
     },
     /// Retention deleted a segment.
     SegmentDeleted {
@@ -597,18 +635,49 @@ struct WriterTask {
 }
 
 impl WriterTask {
-    async fn run(mut self, mut rx: mpsc::Receiver<Item>) -> (Option<String>, bool) {
+    async fn run(mut self, mut rx: mpsc::Receiver<Item>) -> WriterOutcome {
         let mut actions = Vec::new();
+        let mut failed: Option<String> = None;
+        // Frames not recorded because the recording failed.
+        let mut refused = 0u64;
         while let Some(item) = rx.recv().await {
+            if failed.is_some() {
+                if matches!(&item, Item::Frame(f) if is_media(f)) {
+                    refused += 1;
+                }
+                continue;
+            }
             match item {
                 Item::Gap => self.writer.gap(),
-                Item::Frame(f) => {
-                    if let Err(e) = self.writer.push(&f, SystemTime::now(), &mut actions) {
-                        // A frame the muxer cannot carry: report and go on.
-                        self.counters.frames_dropped.fetch_add(1, Ordering::Relaxed);
-                        tracing::warn!(stream = %self.path, error = %e, "frame not recordable");
+                Item::Frame(f) => match self.writer.push(&f, SystemTime::now(), &mut actions) {
+                    Ok(()) => {}
+                    Err(StreamError::Unsupported(msg)) => {
+                        // A codec the container cannot carry: recording the
+                        // other tracks alone would lose this one silently.
+                        let format = self.writer.format();
+                        let error = format!(
+                            "{} cannot be recorded in {format:?} ({msg})",
+                            f.codec.name()
+                        );
+                        tracing::error!(stream = %self.path, %error, "recording failed");
+                        self.shared.emit(RecorderEvent::Unsupported {
+                            path: self.path.clone(),
+                            codec: f.codec,
+                            format,
+                            error: error.clone(),
+                        });
+                        self.shared.audit_failure(&self.path, error.clone());
+                        refused += 1;
+                        failed = Some(error);
+                        self.stop.cancel();
                     }
-                }
+                    Err(e) => {
+                        // One frame the muxer refused: report and go on.
+                        tracing::warn!(stream = %self.path, error = %e, "frame not recordable");
+                        self.counters.frames_dropped.fetch_add(1, Ordering::Relaxed);
+                        self.shared.dropped(&self.path, 1, DropCause::Unrecordable);
+                    }
+                },
             }
             for a in actions.drain(..) {
                 self.apply(a).await;
@@ -625,12 +694,23 @@ impl WriterTask {
             .frames_written
             .store(self.writer.frames_written(), Ordering::Relaxed);
         self.end_recording().await;
+        if refused > 0 {
+            self.counters
+                .frames_dropped
+                .fetch_add(refused, Ordering::Relaxed);
+            self.shared
+                .dropped(&self.path, refused, DropCause::Unrecordable);
+        }
         let prefix = self
             .prefix
             .lock()
             .unwrap_or_else(|e| e.into_inner())
             .clone();
-        (prefix, self.writer.is_stopped())
+        WriterOutcome {
+            prefix,
+            limited: self.writer.is_stopped(),
+            failed,
+        }
     }
 
     async fn end_recording(&mut self) {
@@ -661,6 +741,24 @@ impl WriterTask {
                     path: self.path.clone(),
                     prefix,
                 });
+            }
+            WriterAction::Init { key, data, segment } => {
+                let storage = Arc::clone(&self.shared.storage);
+                let r = self
+                    .shared
+                    .with_retry(
+                        Some(&self.path),
+                        &self.cfg,
+                        Some(&self.counters),
+                        "put",
+                        key.as_str(),
+                        || storage.put(&key, data.clone()),
+                    )
+                    .await;
+                if r.is_err() {
+                    // The segment cannot be decoded without it.
+                    self.broken = Some(segment);
+                }
             }
             WriterAction::Append { key, data } => {
                 if self.broken.as_ref() == Some(&key) {
@@ -740,7 +838,14 @@ impl WriterTask {
             let mut idx = index.lock().await;
             let first = idx.playlist.segments.is_empty();
             idx.playlist.segments.push(PlaylistSegment {
-                uri: format!("{:06}.ts", info.seq),
+                uri: info
+                    .key
+                    .as_str()
+                    .rsplit('/')
+                    .next()
+                    .unwrap_or_default()
+                    .to_owned(),
+                map: info.init.clone(),
                 duration: info.duration,
                 bytes: info.bytes,
                 discontinuity: info.discontinuity,
@@ -793,15 +898,34 @@ async fn retire(
     bytes: u64,
     idx: &tokio::sync::Mutex<IndexState>,
 ) {
-    {
+    let mut orphan_init = None;
+    let path = {
         let mut idx = idx.lock().await;
         let uri = key.as_str().rsplit('/').next().unwrap_or_default();
         if idx.playlist.segments.first().map(|s| s.uri.as_str()) == Some(uri) {
-            idx.playlist.pop_front();
+            let popped = idx.playlist.pop_front();
             let _ = shared.write_index(Some(&idx.path), cfg, None, &idx).await;
+            // An initialization segment no remaining segment needs.
+            if let Some(map) = popped.and_then(|p| p.map) {
+                if !idx
+                    .playlist
+                    .segments
+                    .iter()
+                    .any(|s| s.map.as_ref() == Some(&map))
+                {
+                    orphan_init = StorageKey::new(format!("{}/{map}", idx.prefix)).ok();
+                }
+            }
         }
+        idx.path.clone()
+    };
+    if let Some(init) = orphan_init {
+        let _ = shared
+            .with_retry(Some(&path), cfg, None, "delete", init.as_str(), || {
+                shared.storage.delete(&init)
+            })
+            .await;
     }
-    let path = idx.lock().await.path.clone();
     let r = shared
         .with_retry(Some(&path), cfg, None, "delete", key.as_str(), || {
             shared.storage.delete(&key)
@@ -816,11 +940,22 @@ async fn retire(
     }
 }
 
-/// What [`start_writer`] returns: the feeder, the writer task (yielding the
-/// last prefix and whether `max_duration` stopped it), counters, prefix.
+/// How a writer task ended.
+#[derive(Debug, Default)]
+struct WriterOutcome {
+    /// The last recording's prefix.
+    prefix: Option<String>,
+    /// `max_duration` stopped it.
+    limited: bool,
+    /// The recording failed (a codec the container cannot carry).
+    failed: Option<String>,
+}
+
+/// What [`start_writer`] returns: the feeder, the writer task, counters,
+/// prefix.
 type StartedWriter = (
     Feeder,
-    JoinHandle<(Option<String>, bool)>,
+    JoinHandle<WriterOutcome>,
     Arc<Counters>,
     Arc<Mutex<Option<String>>>,
 );
@@ -1172,7 +1307,7 @@ async fn feed(
     path: StreamPath,
     grace: Duration,
     mut feeder: Feeder,
-    writer: JoinHandle<(Option<String>, bool)>,
+    writer: JoinHandle<WriterOutcome>,
     counters: Arc<Counters>,
     stop: CancellationToken,
     shared: Arc<Shared>,
@@ -1229,12 +1364,14 @@ async fn feed(
         }
     }
     feeder.close();
-    let (prefix, limited) = writer.await.unwrap_or((None, false));
-    if limited {
+    let outcome = writer.await.unwrap_or_default();
+    if let Some(error) = outcome.failed {
+        reason = FinishReason::Failed(error);
+    } else if outcome.limited {
         reason = FinishReason::MaxDuration;
     }
     let summary = RecordingSummary {
-        prefix,
+        prefix: outcome.prefix,
         reason,
         stats: counters.snapshot(),
     };
@@ -1331,10 +1468,12 @@ impl RecordingSink {
         let c = Arc::clone(&counters);
         let task = tokio::spawn(async move {
             let _ = done_rx.await;
-            let (prefix, limited) = writer.await.unwrap_or((None, false));
+            let outcome = writer.await.unwrap_or_default();
             let summary = RecordingSummary {
-                prefix,
-                reason: if limited {
+                prefix: outcome.prefix,
+                reason: if let Some(error) = outcome.failed {
+                    FinishReason::Failed(error)
+                } else if outcome.limited {
                     FinishReason::MaxDuration
                 } else {
                     FinishReason::StreamClosed

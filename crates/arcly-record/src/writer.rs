@@ -5,19 +5,93 @@
 //! Cuts come from the shared [`SegmentClock`] (keyframe boundaries, target
 //! duration, byte bound, discontinuities), so a recording and the HLS
 //! packager split a stream the same way.
+//!
+//! The container is whatever [`Muxer`] the [`MuxerFactory`] makes
+//! (MPEG-TS by default): the segment extension comes from
+//! [`Muxer::format`], and a format with an initialization segment (fMP4)
+//! gets it stored as `init.mp4` next to the segments
+//! ([`WriterAction::Init`]) and named by every [`SegmentInfo`] that needs it.
+//! When the initialization segment changes (a publisher comes back with
+//! other codecs) the new one is stored as `init-<seq>.mp4`, `<seq>` being the
+//! first segment that uses it.
 
 use arcly_core::frame::{FrameType, MediaFrame, TimeBase};
 use arcly_core::segment::{Cut, SegmentClock, SegmentPolicy};
-use arcly_core::traits::{Muxer, StorageKey};
+use arcly_core::traits::{ContainerFormat, Muxer, StorageKey};
 use arcly_core::Result;
 use arcly_mpegts::MpegTsMuxer;
 use bytes::Bytes;
+use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use crate::playlist::compact_time;
 
 /// A frame delta larger than this is not used to estimate frame durations.
 const MAX_FRAME_DELTA_US: i64 = 10_000_000;
+
+/// The signature of a muxer constructor.
+pub type MakeMuxer = dyn Fn() -> Box<dyn Muxer> + Send + Sync;
+
+/// Makes the [`Muxer`] of a recording: one fresh muxer per publisher (its
+/// codecs may differ from the previous one's). The recorder only relies on
+/// the core's `Muxer` contract, so any format can be plugged in; the default
+/// is MPEG-TS ([`MpegTsMuxer`]).
+///
+/// ```
+/// use arcly_core::traits::{ContainerFormat, Muxer};
+/// use arcly_mpegts::MpegTsMuxer;
+/// use arcly_record::writer::MuxerFactory;
+/// let ts = MuxerFactory::new(|| Box::new(MpegTsMuxer::new()));
+/// assert_eq!(ts.make().format(), ContainerFormat::MpegTs);
+/// assert_eq!(MuxerFactory::default().make().format(), ContainerFormat::MpegTs);
+/// ```
+#[derive(Clone)]
+pub struct MuxerFactory(Arc<MakeMuxer>);
+
+impl MuxerFactory {
+    /// A factory calling `make`.
+    pub fn new(make: impl Fn() -> Box<dyn Muxer> + Send + Sync + 'static) -> Self {
+        Self(Arc::new(make))
+    }
+
+    /// A factory from a shared constructor.
+    pub fn from_arc(make: Arc<MakeMuxer>) -> Self {
+        Self(make)
+    }
+
+    /// MPEG-TS ([`MpegTsMuxer`]): the default.
+    pub fn mpegts() -> Self {
+        Self::new(|| Box::new(MpegTsMuxer::new()))
+    }
+
+    /// A new muxer.
+    pub fn make(&self) -> Box<dyn Muxer> {
+        (self.0)()
+    }
+}
+
+impl Default for MuxerFactory {
+    fn default() -> Self {
+        Self::mpegts()
+    }
+}
+
+impl std::fmt::Debug for MuxerFactory {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("MuxerFactory")
+    }
+}
+
+/// Two factories are equal when they share one constructor.
+impl PartialEq for MuxerFactory {
+    fn eq(&self, other: &Self) -> bool {
+        Arc::ptr_eq(&self.0, &other.0)
+    }
+}
+impl Eq for MuxerFactory {}
+
+/// The name of a recording's first initialization segment (fMP4).
+pub const INIT_NAME: &str = "init.mp4";
 
 /// How a [`SegmentWriter`] cuts and buffers.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -31,6 +105,8 @@ pub struct WriterConfig {
     pub max_duration: Option<Duration>,
     /// At `max_duration`, start a new recording instead of stopping.
     pub rollover: bool,
+    /// The container (default MPEG-TS).
+    pub muxer: MuxerFactory,
 }
 
 impl Default for WriterConfig {
@@ -40,6 +116,7 @@ impl Default for WriterConfig {
             flush_bytes: 1 << 20,
             max_duration: None,
             rollover: false,
+            muxer: MuxerFactory::default(),
         }
     }
 }
@@ -51,8 +128,12 @@ pub struct SegmentInfo {
     pub recording: String,
     /// Sequence number within the recording, from 1.
     pub seq: u64,
-    /// The segment's key (`<recording>/<seq:06>.ts`).
+    /// The segment's key (`<recording>/<seq:06>.<ext>`, the extension of
+    /// the muxer's format: `ts`, `m4s`, `flv`).
     pub key: StorageKey,
+    /// The initialization segment it needs, relative to the recording
+    /// (`init.mp4`), for formats that have one.
+    pub init: Option<String>,
     /// Media duration.
     pub duration: Duration,
     /// Bytes appended for it.
@@ -72,6 +153,16 @@ pub enum WriterAction {
     RecordingStarted {
         /// The recording's key prefix.
         prefix: String,
+    },
+    /// Store the initialization segment `data` as the whole object `key`
+    /// before anything of `segment` (which needs it) is appended.
+    Init {
+        /// `<recording>/init.mp4` (or `init-<seq>.mp4` after a change).
+        key: StorageKey,
+        /// `ftyp` + `moov`.
+        data: Bytes,
+        /// The segment that follows.
+        segment: StorageKey,
     },
     /// Append `data` to the segment object `key`.
     Append {
@@ -97,10 +188,12 @@ struct Open {
     frames: u64,
     discontinuity: bool,
     started_at: SystemTime,
+    init: Option<String>,
 }
 
-/// Turns a stream's frames into MPEG-TS segments under
-/// `app/stream/<start-time>/<seq>.ts`. Sans-IO: see the [module docs](self).
+/// Turns a stream's frames into segments under
+/// `app/stream/<start-time>/<seq>.<ext>` (MPEG-TS `.ts` by default). Sans-IO:
+/// see the [module docs](self).
 ///
 /// ```
 /// use arcly_core::testing::SyntheticStream;
@@ -116,12 +209,18 @@ struct Open {
 /// let closed = actions.iter().filter(|a| matches!(a, WriterAction::SegmentClosed(_))).count();
 /// assert_eq!(closed, 3); // 16 s of audio in 6 s segments
 /// ```
-#[derive(Debug)]
 pub struct SegmentWriter {
     cfg: WriterConfig,
     base: String,
     clock: SegmentClock,
-    mux: MpegTsMuxer,
+    mux: Box<dyn Muxer>,
+    format: ContainerFormat,
+    /// The initialization segment stored for the current recording, and its
+    /// name there.
+    init: Option<(Bytes, String)>,
+    /// The initialization segment changed under an open segment: cut at the
+    /// next random-access point.
+    init_changed: bool,
     recording: Option<String>,
     next_seq: u64,
     open: Option<Open>,
@@ -135,14 +234,30 @@ pub struct SegmentWriter {
     frames_skipped: u64,
 }
 
+impl std::fmt::Debug for SegmentWriter {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SegmentWriter")
+            .field("base", &self.base)
+            .field("format", &self.format)
+            .field("recording", &self.recording)
+            .field("next_seq", &self.next_seq)
+            .field("frames_written", &self.frames_written)
+            .finish_non_exhaustive()
+    }
+}
+
 impl SegmentWriter {
     /// A writer for the stream whose key prefix is `base` (`app/stream`).
     pub fn new(base: impl Into<String>, cfg: WriterConfig) -> Self {
+        let mux = cfg.muxer.make();
         Self {
             clock: SegmentClock::new(cfg.segment.clone()),
+            format: mux.format(),
+            mux,
+            init: None,
+            init_changed: false,
             cfg,
             base: base.into(),
-            mux: MpegTsMuxer::new(),
             recording: None,
             next_seq: 1,
             open: None,
@@ -166,6 +281,11 @@ impl SegmentWriter {
     /// the first random-access point) or the writer had stopped.
     pub fn frames_skipped(&self) -> u64 {
         self.frames_skipped
+    }
+
+    /// The container format written.
+    pub fn format(&self) -> ContainerFormat {
+        self.format
     }
 
     /// Whether `max_duration` stopped the writer.
@@ -205,12 +325,25 @@ impl SegmentWriter {
             self.close(None, out)?;
             self.pending_discontinuity = true;
             self.clock = SegmentClock::new(self.cfg.segment.clone());
-            self.mux = MpegTsMuxer::new();
+            self.mux = self.cfg.muxer.make();
+            self.format = self.mux.format();
             self.last_dts = [None; 2];
             return Ok(());
         }
         if frame.is_config() {
-            return self.mux.write_frame(frame);
+            self.mux.write_frame(frame)?;
+            if self.open.is_some() {
+                if let Some((cur, _)) = &self.init {
+                    if self.mux.init_segment()?.as_ref() != Some(cur) {
+                        // The open segment's fragments need the old
+                        // initialization segment: start a new one (after a
+                        // discontinuity) at the next random-access point.
+                        self.init_changed = true;
+                        self.clock.on_frame(&MediaFrame::end_of_stream());
+                    }
+                }
+            }
+            return Ok(());
         }
         if frame.frame_type == FrameType::Data {
             return Ok(());
@@ -218,7 +351,8 @@ impl SegmentWriter {
         let d = self.clock.on_frame(frame);
         let dts = frame.dts_in(TimeBase::MICROS);
         if d.cut == Cut::Segment {
-            let discontinuity = d.discontinuity || self.pending_discontinuity;
+            let discontinuity = d.discontinuity || self.pending_discontinuity || self.init_changed;
+            self.init_changed = false;
             self.close((!discontinuity).then_some(dts), out)?;
             if let Some(max) = self.cfg.max_duration {
                 if self.recording_elapsed >= max {
@@ -237,6 +371,7 @@ impl SegmentWriter {
                 None => {
                     let p = format!("{}/{}", self.base, compact_time(now));
                     self.recording = Some(p.clone());
+                    self.init = None;
                     self.next_seq = 1;
                     self.recording_elapsed = Duration::ZERO;
                     out.push(WriterAction::RecordingStarted { prefix: p.clone() });
@@ -245,8 +380,23 @@ impl SegmentWriter {
             };
             let seq = self.next_seq;
             self.next_seq += 1;
-            let key = StorageKey::new(format!("{prefix}/{seq:06}.ts"))?;
+            let key = StorageKey::new(format!("{prefix}/{seq:06}.{}", self.format.extension()))?;
             self.mux.start_segment()?;
+            if let Some(data) = self.mux.init_segment()? {
+                if self.init.as_ref().map(|(d, _)| d) != Some(&data) {
+                    let name = if self.init.is_none() {
+                        INIT_NAME.to_owned()
+                    } else {
+                        format!("init-{seq:06}.mp4")
+                    };
+                    out.push(WriterAction::Init {
+                        key: StorageKey::new(format!("{prefix}/{name}"))?,
+                        data: data.clone(),
+                        segment: key.clone(),
+                    });
+                    self.init = Some((data, name));
+                }
+            }
             if discontinuity {
                 self.mux.discontinuity();
             }
@@ -260,6 +410,7 @@ impl SegmentWriter {
                 frames: 0,
                 discontinuity,
                 started_at: now,
+                init: self.init.as_ref().map(|(_, n)| n.clone()),
             });
         }
         let Some(open) = self.open.as_mut() else {
@@ -328,6 +479,7 @@ impl SegmentWriter {
             frames: open.frames,
             discontinuity: open.discontinuity,
             started_at: open.started_at,
+            init: open.init,
         }));
         Ok(())
     }
@@ -411,6 +563,126 @@ mod tests {
         assert_eq!(segs.len(), 2);
         assert!(!segs[0].discontinuity && segs[1].discontinuity);
         assert_eq!(segs[1].seq, 2, "same recording continues");
+    }
+
+    #[test]
+    fn codecs_mpeg_ts_cannot_carry_are_refused_at_their_first_frame() {
+        for codec in [CodecId::Av1, CodecId::Vp9, CodecId::Vvc] {
+            let mut w = SegmentWriter::new("a/b", WriterConfig::default());
+            let mut out = Vec::new();
+            let r = w.push(
+                &MediaFrame::config(codec, 0, Bytes::from_static(&[1, 2, 3, 4])),
+                SystemTime::UNIX_EPOCH,
+                &mut out,
+            );
+            assert!(
+                matches!(r, Err(arcly_core::StreamError::Unsupported(_))),
+                "{codec:?}: {r:?}"
+            );
+            assert!(out.is_empty());
+        }
+    }
+
+    /// A muxer with an initialization segment that is the last CONFIG
+    /// payload, and media bytes as they come.
+    #[derive(Default)]
+    struct FakeInit {
+        config: Option<Bytes>,
+        out: Vec<u8>,
+    }
+
+    impl Muxer for FakeInit {
+        fn format(&self) -> ContainerFormat {
+            ContainerFormat::Fmp4
+        }
+        fn init_segment(&mut self) -> Result<Option<Bytes>> {
+            Ok(self.config.clone())
+        }
+        fn start_segment(&mut self) -> Result<()> {
+            Ok(())
+        }
+        fn write_frame(&mut self, frame: &MediaFrame) -> Result<()> {
+            if frame.is_config() {
+                self.config = Some(frame.payload.clone());
+            } else {
+                self.out.extend_from_slice(&frame.payload);
+            }
+            Ok(())
+        }
+        fn flush(&mut self) -> Result<Bytes> {
+            Ok(Bytes::from(std::mem::take(&mut self.out)))
+        }
+    }
+
+    #[test]
+    fn init_segments_are_stored_once_per_change() {
+        let cfg = WriterConfig {
+            segment: SegmentPolicy::new(Duration::from_secs(1)),
+            muxer: MuxerFactory::new(|| Box::<FakeInit>::default()),
+            ..WriterConfig::default()
+        };
+        let mut w = SegmentWriter::new("a/b", cfg);
+        assert_eq!(w.format(), ContainerFormat::Fmp4);
+        let mut out = Vec::new();
+        let t = SystemTime::UNIX_EPOCH;
+        let cfg_a = MediaFrame::config(CodecId::Mp3, 0, Bytes::from_static(b"A"));
+        let cfg_b = MediaFrame::config(CodecId::Mp3, 0, Bytes::from_static(b"B"));
+        w.push(&cfg_a, t, &mut out).unwrap();
+        for i in 0..100 {
+            if i == 50 {
+                // Repeated, unchanged: nothing new.
+                w.push(&cfg_a, t, &mut out).unwrap();
+            }
+            if i == 70 {
+                // Changed mid-segment: a cut (with a discontinuity) follows.
+                w.push(&cfg_b, t, &mut out).unwrap();
+            }
+            w.push(&audio(i * 24), t, &mut out).unwrap();
+        }
+        w.finish(&mut out).unwrap();
+        let inits: Vec<(String, Bytes, String)> = out
+            .iter()
+            .filter_map(|a| match a {
+                WriterAction::Init { key, data, segment } => {
+                    Some((key.to_string(), data.clone(), segment.to_string()))
+                }
+                _ => None,
+            })
+            .collect();
+        let p = "a/b/19700101T000000.000Z";
+        assert_eq!(
+            inits,
+            [
+                (
+                    format!("{p}/init.mp4"),
+                    Bytes::from_static(b"A"),
+                    format!("{p}/000001.m4s")
+                ),
+                (
+                    format!("{p}/init-000003.mp4"),
+                    Bytes::from_static(b"B"),
+                    format!("{p}/000003.m4s")
+                ),
+            ]
+        );
+        let segs = closed(&out);
+        assert_eq!(segs.len(), 3);
+        let maps: Vec<_> = segs.iter().map(|s| s.init.as_deref()).collect();
+        assert_eq!(
+            maps,
+            [Some("init.mp4"), Some("init.mp4"), Some("init-000003.mp4")]
+        );
+        assert!(segs[2].discontinuity, "cut right after the change");
+        assert!(segs[2].key.as_str().ends_with("000003.m4s"));
+        // Each Init precedes the first append of its segment.
+        let pos = |f: &dyn Fn(&WriterAction) -> bool| out.iter().position(f).unwrap();
+        let init3 = pos(
+            &|a| matches!(a, WriterAction::Init { key, .. } if key.as_str().ends_with("init-000003.mp4")),
+        );
+        let app3 = pos(
+            &|a| matches!(a, WriterAction::Append { key, .. } if key.as_str().ends_with("000003.m4s")),
+        );
+        assert!(init3 < app3);
     }
 
     #[test]
