@@ -15,9 +15,18 @@
 //!   the frame that would overflow it. The core policy therefore carries no
 //!   part target.
 //!
-//! It also reports when a discontinuity must end the segment in progress at
-//! once (a flagged frame, a jump larger than the gap tolerance), while the
-//! core clock only starts the next segment at the next random-access point.
+//! * parts close before the frame after which the *largest recent* frame
+//!   gap would overflow them (the end of a part is only known when the next
+//!   frame arrives, so a gap longer than any of the last 16 — a dropped
+//!   frame — can still make one part one gap too long).
+//!
+//! It also ends the segment in progress at once on a break — a flagged
+//! frame, a driving-track decode time going backwards, or a forward stall
+//! longer than the segment target (which no segment bounded by
+//! `EXT-X-TARGETDURATION` could hold) — where the core clock would only
+//! start the next segment at the next random-access point; the shared
+//! clock is then restarted for the new timeline and the next segment is
+//! marked as a discontinuity.
 
 use arcly_core::segment::{Cut, SegmentClock, SegmentPolicy};
 use arcly_core::{FrameFlags, MediaFrame, TimeBase};
@@ -25,6 +34,12 @@ use std::time::Duration;
 
 /// Expected frame duration before two driving frames have been seen.
 const DEFAULT_FRAME_US: i64 = 40_000;
+/// Shortest forward gap treated as a break, whatever the target.
+const MIN_STALL_US: i64 = 1_000_000;
+/// Driving-frame gaps remembered for the part look-ahead.
+const GAP_HISTORY: usize = 16;
+/// Largest gap the look-ahead believes in (a longer one is a stall, not a rhythm).
+const MAX_LOOKAHEAD_US: i64 = 250_000;
 /// Slack when comparing a part against its target (timestamp rounding).
 const PART_SLACK_US: i64 = 500;
 
@@ -52,6 +67,9 @@ pub(crate) enum Step {
 #[derive(Debug)]
 pub(crate) struct HlsClock {
     core: SegmentClock,
+    policy: SegmentPolicy,
+    /// A break happened: the next segment follows a discontinuity.
+    broken: bool,
     max_gap_us: i64,
     part_target_us: Option<i64>,
     max_us: Option<i64>,
@@ -60,6 +78,9 @@ pub(crate) struct HlsClock {
     part_start_us: i64,
     last_driving_us: Option<i64>,
     frame_us: i64,
+    /// Recent gaps between driving frames (ring), for the part look-ahead.
+    gaps: [i64; GAP_HISTORY],
+    gap_pos: usize,
 }
 
 fn micros(d: Duration) -> i64 {
@@ -75,9 +96,13 @@ impl HlsClock {
         max_first: Duration,
     ) -> Self {
         let policy = SegmentPolicy::new(target);
-        let max_gap_us = micros(policy.max_gap);
+        // A stall longer than a segment target cannot fit in a segment
+        // bounded by EXT-X-TARGETDURATION: it is a break, not a gap.
+        let max_gap_us = micros(policy.max_gap).min(micros(target).max(MIN_STALL_US));
         Self {
-            core: SegmentClock::new(policy),
+            core: SegmentClock::new(policy.clone()),
+            policy,
+            broken: false,
             max_gap_us,
             part_target_us: part_target.map(micros),
             max_us: Some(micros(max_first)),
@@ -86,6 +111,8 @@ impl HlsClock {
             part_start_us: 0,
             last_driving_us: None,
             frame_us: DEFAULT_FRAME_US,
+            gaps: [DEFAULT_FRAME_US; GAP_HISTORY],
+            gap_pos: 0,
         }
     }
 
@@ -111,6 +138,7 @@ impl HlsClock {
     /// next random-access point starts a discontinuity.
     pub(crate) fn publisher_left(&mut self) -> Option<i64> {
         let end = self.end_of_last_frame();
+        self.broken = false; // the shared clock marks this one
         self.core.on_frame(&MediaFrame::end_of_stream());
         self.segment_start_us = None;
         self.last_driving_us = None;
@@ -129,13 +157,21 @@ impl HlsClock {
         // A discontinuity ends the segment in progress after its last frame.
         let mut broke_at = None;
         if driving {
+            // Decode times of the driving track only go forwards; a step
+            // back (of any size) or forwards past the gap tolerance starts
+            // a new timeline.
             let jumped = self
                 .last_driving_us
-                .is_some_and(|l| dts < l - self.max_gap_us || dts > l + self.max_gap_us);
+                .is_some_and(|l| dts < l || dts > l + self.max_gap_us);
             if jumped || frame.flags.contains(FrameFlags::DISCONTINUITY) {
                 broke_at = self.end_of_last_frame();
                 self.segment_start_us = None;
                 self.last_driving_us = None;
+                self.broken = true;
+                // A fresh shared clock: the new timeline's first
+                // random-access point starts a segment.
+                self.core = SegmentClock::new(self.policy.clone());
+                self.core.set_has_video(self.video_driven);
             }
         }
         let core = self.core.on_frame(frame);
@@ -146,7 +182,7 @@ impl HlsClock {
             Step::Segment {
                 end_us,
                 independent: core.independent,
-                discontinuity: core.discontinuity || broke_at.is_some(),
+                discontinuity: core.discontinuity || std::mem::take(&mut self.broken),
             }
         } else if let Some(end_us) = broke_at {
             Step::Break { end_us }
@@ -154,9 +190,12 @@ impl HlsClock {
             Step::Continue
         } else if let Some(start) = self.segment_start_us {
             let elapsed = dts.saturating_sub(start);
+            // The largest recent gap between driving frames: how far past
+            // this frame the segment (or part) may end.
+            let recent = self.gaps.iter().copied().max().unwrap_or(self.frame_us);
             let over_max = self
                 .max_us
-                .is_some_and(|m| elapsed.saturating_add(self.frame_us) > m);
+                .is_some_and(|m| elapsed.saturating_add(recent) > m);
             if over_max && elapsed > 0 {
                 Step::Segment {
                     end_us: dts,
@@ -164,11 +203,16 @@ impl HlsClock {
                     discontinuity: false,
                 }
             } else {
+                // A part closes before the frame after which the next gap
+                // could overflow it. The next gap is unknown: assume the
+                // largest recent one (jitter, an occasional dropped frame),
+                // but at most 15 % of the part target so that parts stay at
+                // or above 85 % of it (§4.4.4.9).
                 match self.part_target_us {
                     Some(pt)
                         if dts > self.part_start_us
                             && dts
-                                .saturating_add(self.frame_us)
+                                .saturating_add(recent.min(pt * 15 / 100))
                                 .saturating_sub(self.part_start_us)
                                 > pt + PART_SLACK_US =>
                     {
@@ -187,6 +231,8 @@ impl HlsClock {
                 let d = dts.saturating_sub(last);
                 if d > 0 {
                     self.frame_us = d;
+                    self.gaps[self.gap_pos] = d.min(MAX_LOOKAHEAD_US);
+                    self.gap_pos = (self.gap_pos + 1) % GAP_HISTORY;
                 }
             }
             self.last_driving_us = Some(dts);

@@ -30,7 +30,8 @@ use bytes::Bytes;
 use http_body_util::Full;
 use hyper::header::{
     HeaderValue, ACCESS_CONTROL_ALLOW_HEADERS, ACCESS_CONTROL_ALLOW_METHODS,
-    ACCESS_CONTROL_ALLOW_ORIGIN, ACCESS_CONTROL_MAX_AGE, ALLOW, CACHE_CONTROL, CONTENT_TYPE,
+    ACCESS_CONTROL_ALLOW_ORIGIN, ACCESS_CONTROL_MAX_AGE, ALLOW, CACHE_CONTROL, CONTENT_LENGTH,
+    CONTENT_TYPE,
 };
 use hyper::{Method, Request, Response, StatusCode};
 use hyper_util::rt::{TokioIo, TokioTimer};
@@ -256,6 +257,10 @@ impl HlsService {
             Route::Resource { app, stream, name } => self.resource(app, stream, name).await,
         };
         if method == Method::HEAD {
+            // Same headers as GET, length included, no body.
+            let len = http_body::Body::size_hint(resp.body()).exact().unwrap_or(0);
+            resp.headers_mut()
+                .insert(CONTENT_LENGTH, HeaderValue::from(len));
             *resp.body_mut() = Full::new(Bytes::new());
         }
         Some(resp)
