@@ -317,27 +317,35 @@ impl<T: AsyncRead + Unpin> AsyncRead for IdleTimeout<T> {
     }
 }
 
-impl<T: AsyncWrite + Unpin> AsyncWrite for IdleTimeout<T> {
-    fn poll_write(
-        mut self: Pin<&mut Self>,
+impl<T> IdleTimeout<T> {
+    /// Reset the idle clock after a write that moved bytes; turn a pending
+    /// write into a timeout once the clock ran out.
+    fn after_write(
+        &mut self,
         cx: &mut Context<'_>,
-        data: &[u8],
+        r: Poll<io::Result<usize>>,
     ) -> Poll<io::Result<usize>> {
-        match Pin::new(&mut self.inner).poll_write(cx, data) {
+        match r {
             Poll::Ready(r) => {
                 if matches!(r, Ok(n) if n > 0) {
                     self.reset();
                 }
                 Poll::Ready(r)
             }
-            Poll::Pending => {
-                if self.expired(cx) {
-                    Poll::Ready(Err(timed_out()))
-                } else {
-                    Poll::Pending
-                }
-            }
+            Poll::Pending if self.expired(cx) => Poll::Ready(Err(timed_out())),
+            Poll::Pending => Poll::Pending,
         }
+    }
+}
+
+impl<T: AsyncWrite + Unpin> AsyncWrite for IdleTimeout<T> {
+    fn poll_write(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        data: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        let r = Pin::new(&mut self.inner).poll_write(cx, data);
+        self.after_write(cx, r)
     }
 
     fn poll_write_vectored(
@@ -345,21 +353,8 @@ impl<T: AsyncWrite + Unpin> AsyncWrite for IdleTimeout<T> {
         cx: &mut Context<'_>,
         bufs: &[io::IoSlice<'_>],
     ) -> Poll<io::Result<usize>> {
-        match Pin::new(&mut self.inner).poll_write_vectored(cx, bufs) {
-            Poll::Ready(r) => {
-                if matches!(r, Ok(n) if n > 0) {
-                    self.reset();
-                }
-                Poll::Ready(r)
-            }
-            Poll::Pending => {
-                if self.expired(cx) {
-                    Poll::Ready(Err(timed_out()))
-                } else {
-                    Poll::Pending
-                }
-            }
-        }
+        let r = Pin::new(&mut self.inner).poll_write_vectored(cx, bufs);
+        self.after_write(cx, r)
     }
 
     fn is_write_vectored(&self) -> bool {
