@@ -414,6 +414,8 @@ struct Opts {
     rate: f64,
     workers: usize,
     out: Option<String>,
+    /// Directory for a `perf record -g` of the server after each window.
+    perf: Option<String>,
     clk_tck: f64,
 }
 
@@ -429,6 +431,7 @@ fn parse(args: &[String]) -> Result<Opts, String> {
         rate: 200.0,
         workers: 2,
         out: None,
+        perf: None,
         clk_tck: 100.0,
     };
     let mut it = args.iter();
@@ -452,6 +455,7 @@ fn parse(args: &[String]) -> Result<Opts, String> {
             "--workers" => o.workers = num(v()?)? as usize,
             "--clk-tck" => o.clk_tck = num(v()?)?,
             "--out" => o.out = Some(v()?),
+            "--perf" => o.perf = Some(v()?),
             _ => return Err(format!("unknown argument {a}")),
         }
     }
@@ -602,6 +606,29 @@ async fn ramp(o: Opts) -> Result<(), String> {
             ttfk.len()
         );
         rows.push(row);
+        if let Some(dir) = &o.perf {
+            // After the measurement window, so sampling does not inflate it.
+            let file = format!("{dir}/{}-{}-{n}.perf.data", o.label, o.proto);
+            let args: Vec<String> = [
+                "record", "-g", "-F", "999", "-p", &o.pid, "-o", &file, "--", "sleep",
+            ]
+            .iter()
+            .map(|s| s.to_string())
+            .chain(std::iter::once(format!("{}", o.window)))
+            .collect();
+            let st = tokio::task::spawn_blocking(move || {
+                std::process::Command::new("perf")
+                    .args(&args)
+                    .stdout(std::process::Stdio::null())
+                    .stderr(std::process::Stdio::null())
+                    .status()
+            })
+            .await;
+            eprintln!(
+                "[{}] {} N={n}: perf record -> {file} ({st:?})",
+                o.label, o.proto
+            );
+        }
     }
     let errs = sh.errors.lock().unwrap_or_else(|p| p.into_inner()).clone();
     for (e, n) in &errs {
@@ -790,7 +817,7 @@ fn main() {
             .get(1)
             .ok_or_else(|| "report needs a results file".to_string())
             .and_then(|p| report(p)),
-        _ => Err("usage: e2e-loadgen ramp --url URL --pid PID [--label L] [--proto rtmp|flv] [--steps 100,500] [--settle S] [--window S] [--rate R] [--workers W] [--clk-tck T] [--out FILE] | e2e-loadgen report FILE".into()),
+        _ => Err("usage: e2e-loadgen ramp --url URL --pid PID [--label L] [--proto rtmp|flv] [--steps 100,500] [--settle S] [--window S] [--rate R] [--workers W] [--clk-tck T] [--out FILE] [--perf DIR] | e2e-loadgen report FILE".into()),
     };
     if let Err(e) = res {
         eprintln!("e2e-loadgen: {e}");

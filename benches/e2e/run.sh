@@ -7,7 +7,9 @@
 # Run through `cargo xtask bench e2e [options]`, or directly:
 #   benches/e2e/run.sh [--steps 100,500,1000,2000] [--servers arcly,nginx]
 #                      [--flv | --no-flv] [--settle S] [--window S] [--rate R]
-#                      [--workers W]
+#                      [--workers W] [--perf]
+# --perf (E2E_PERF=1) adds a `perf record -g` of the server after each
+# measurement window (target/e2e/perf-<timestamp>/LABEL-PROTO-N.perf.data).
 # Environment equivalents: E2E_STEPS, E2E_SERVERS, E2E_FLV (1/0), E2E_SETTLE,
 # E2E_WINDOW, E2E_RATE, E2E_WORKERS. E2E_ARCLY_BIN overrides the arcly binary
 # (e.g. a fallback server), E2E_ARCLY_ARGS adds flags to it.
@@ -17,7 +19,8 @@
 # per player above the 0-player baseline, players behind real time (> 2 s),
 # failed players, and the median/p99 time from connect to first keyframe;
 # then the arcly/nginx ratios against the project's targets.
-# Results: target/e2e/results-<timestamp>.tsv (+ a copy at target/e2e/latest.tsv).
+# Results: target/e2e/results-<timestamp>.tsv (+ a copy at target/e2e/latest.tsv);
+# server and publisher logs in target/e2e/logs-<timestamp>/.
 # Everything listens on 127.0.0.1 and every process started here is stopped on
 # exit (trap). Each load-generator run is bounded by `timeout`.
 set -euo pipefail
@@ -30,6 +33,12 @@ SETTLE=${E2E_SETTLE:-5}
 WINDOW=${E2E_WINDOW:-10}
 RATE=${E2E_RATE:-200}
 WORKERS=${E2E_WORKERS:-2}
+PERF=${E2E_PERF:-0}
+# The machine may be busy with other work: as root, the servers, the
+# publisher and the load generator run at nice -10 so a single-threaded
+# server (nginx) is not starved by unrelated jobs more than a multi-threaded
+# one. E2E_NICE=0 turns this off.
+NICE=${E2E_NICE:--10}
 
 while [ $# -gt 0 ]; do
     case "$1" in
@@ -41,6 +50,7 @@ while [ $# -gt 0 ]; do
         --window) WINDOW=$2; shift 2 ;;
         --rate) RATE=$2; shift 2 ;;
         --workers) WORKERS=$2; shift 2 ;;
+        --perf) PERF=1; shift ;;
         e2e) shift ;; # passed through by `cargo xtask bench e2e`
         -h|--help) sed -n '2,25p' "$0"; exit 0 ;;
         *) echo "run.sh: unknown argument $1" >&2; exit 2 ;;
@@ -51,7 +61,11 @@ if command -v cargo-retry >/dev/null 2>&1; then CARGO=cargo-retry; else CARGO=${
 OUT=$ROOT/target/e2e
 mkdir -p "$OUT"
 WORK=$(mktemp -d /tmp/arcly-e2e.XXXXXX)
-RESULTS=$OUT/results-$(date +%Y%m%d-%H%M%S).tsv
+STAMP=$(date +%Y%m%d-%H%M%S)
+RESULTS=$OUT/results-$STAMP.tsv
+PERFDIR=$OUT/perf-$STAMP
+LOGS=$OUT/logs-$STAMP
+mkdir -p "$LOGS"
 PIDS=()
 
 log() { echo "[e2e $(date +%H:%M:%S)] $*" >&2; }
@@ -96,6 +110,7 @@ wait_port() { # port, pid, what
 }
 
 ulimit -n 65536 2>/dev/null || ulimit -n "$(ulimit -Hn)"
+if [ "$(id -u)" = 0 ] && [ "$NICE" != 0 ]; then RUN=(nice -n "$NICE"); else RUN=(); fi
 CLK_TCK=$(getconf CLK_TCK)
 
 # ---------------------------------------------------------------- builds
@@ -140,8 +155,8 @@ if [ ! -s "$CLIP" ]; then
 fi
 
 publish() { # url -> pid of ffmpeg
-    ffmpeg -nostdin -hide_banner -loglevel error -re -stream_loop -1 -i "$CLIP" \
-        -c copy -f flv "$1" >"$WORK/ffmpeg-$2.log" 2>&1 &
+    "${RUN[@]}" ffmpeg -nostdin -hide_banner -loglevel error -re -stream_loop -1 -i "$CLIP" \
+        -c copy -f flv "$1" >"$LOGS/ffmpeg-$2.log" 2>&1 &
     echo $!
 }
 
@@ -150,7 +165,7 @@ budget() {
     local total=60 prev=0 n
     IFS=, read -ra ns <<<"$STEPS"
     for n in "${ns[@]}"; do
-        total=$((total + (n - prev) / RATE + 60 + SETTLE + WINDOW))
+        total=$((total + (n - prev) / RATE + 60 + SETTLE + WINDOW * (1 + PERF)))
         prev=$n
     done
     echo "$total"
@@ -158,13 +173,14 @@ budget() {
 
 # run_series label proto server-pid url
 run_series() {
-    local label=$1 proto=$2 spid=$3 url=$4
+    local label=$1 proto=$2 spid=$3 url=$4 perfargs=()
+    if [ "$PERF" = 1 ]; then mkdir -p "$PERFDIR"; perfargs=(--perf "$PERFDIR"); fi
     log "$label/$proto: publisher settling ${SETTLE}s before the 0-player baseline"
     sleep "$SETTLE"
     kill -0 "$spid" || { log "$label exited"; return 1; }
-    timeout --kill-after=10 "$(budget)" "$LOADGEN" ramp --label "$label" --proto "$proto" \
+    timeout --kill-after=10 "$(budget)" "${RUN[@]}" "$LOADGEN" ramp --label "$label" --proto "$proto" \
         --url "$url" --pid "$spid" --steps "$STEPS" --settle "$SETTLE" --window "$WINDOW" \
-        --rate "$RATE" --workers "$WORKERS" --clk-tck "$CLK_TCK" --out "$RESULTS" ||
+        --rate "$RATE" --workers "$WORKERS" --clk-tck "$CLK_TCK" --out "$RESULTS" "${perfargs[@]}" ||
         log "$label/$proto: load generator failed or timed out"
 }
 
@@ -173,6 +189,10 @@ arcly_series() { # proto
     local proto=$1 rport hport spid ppid args=()
     rport=$(free_port); hport=$(free_port)
     local help; help=$("$ARCLY" --help 2>&1 || true)
+    if [ "$proto" = flv ] && [[ $help != *--http-listen* ]]; then
+        log "arcly/flv: $ARCLY has no HTTP side (--http-listen): skipping HTTP-FLV"
+        return 0
+    fi
     args+=(--rtmp-listen "127.0.0.1:$rport")
     [[ $help == *--http-listen* ]] && args+=(--http-listen "127.0.0.1:$hport")
     # Only what nginx-rtmp does too: no HLS packaging, no recording.
@@ -183,18 +203,18 @@ arcly_series() { # proto
     # shellcheck disable=SC2206
     args+=(${E2E_ARCLY_ARGS:-})
     log "arcly/$proto: $ARCLY ${args[*]}"
-    "$ARCLY" "${args[@]}" >"$WORK/arcly-$proto.log" 2>&1 &
+    "${RUN[@]}" "$ARCLY" "${args[@]}" >"$LOGS/arcly-$proto.log" 2>&1 &
     spid=$!; PIDS+=("$spid")
-    wait_port "$rport" "$spid" arcly || { cat "$WORK/arcly-$proto.log" >&2; return 1; }
+    wait_port "$rport" "$spid" arcly || { cat "$LOGS/arcly-$proto.log" >&2; return 1; }
     ppid=$(publish "rtmp://127.0.0.1:$rport/live/bench" "arcly-$proto"); PIDS+=("$ppid")
     if [ "$proto" = rtmp ]; then
         run_series arcly rtmp "$spid" "rtmp://127.0.0.1:$rport/live/bench"
     else
         run_series arcly flv "$spid" "http://127.0.0.1:$hport/live/bench.flv"
     fi
-    kill -0 "$ppid" 2>/dev/null || { log "publisher died:"; cat "$WORK/ffmpeg-arcly-$proto.log" >&2; }
+    kill -0 "$ppid" 2>/dev/null || { log "publisher died:"; cat "$LOGS/ffmpeg-arcly-$proto.log" >&2; }
     stop "$ppid"; stop "$spid"
-    tail -n 20 "$WORK/arcly-$proto.log" | grep -iE 'error|panic' >&2 || true
+    tail -n 20 "$LOGS/arcly-$proto.log" | grep -iE 'error|panic' >&2 || true
 }
 
 # ---------------------------------------------------------------- nginx-rtmp
@@ -209,7 +229,7 @@ master_process on;
 worker_processes 1;
 worker_rlimit_nofile 65536;
 pid $dir/nginx.pid;
-error_log $dir/logs/error.log warn;
+error_log $LOGS/nginx-error.log warn;
 events { worker_connections 65536; }
 rtmp {
     server {
@@ -220,20 +240,20 @@ rtmp {
 }
 EOF
     log "nginx-rtmp: nginx -p $dir -c $dir/nginx.conf ($(nginx -v 2>&1 | sed 's/.*: //'), 1 worker)"
-    nginx -p "$dir" -c "$dir/nginx.conf" -e "$dir/logs/error.log" &
+    "${RUN[@]}" nginx -p "$dir" -c "$dir/nginx.conf" -e "$LOGS/nginx-error.log" &
     master=$!; PIDS+=("$master")
-    wait_port "$port" "$master" nginx || { cat "$dir/logs/error.log" >&2; return 1; }
+    wait_port "$port" "$master" nginx || { cat "$LOGS/nginx-error.log" >&2; return 1; }
     spid=""
     for _ in $(seq 50); do spid=$(pgrep -P "$master" | head -n1 || true); [ -n "$spid" ] && break; sleep 0.1; done
     [ -n "$spid" ] || { log "no nginx worker"; return 1; }
     PIDS+=("$spid")
     ppid=$(publish "rtmp://127.0.0.1:$port/live/bench" nginx); PIDS+=("$ppid")
     run_series nginx rtmp "$spid" "rtmp://127.0.0.1:$port/live/bench"
-    kill -0 "$ppid" 2>/dev/null || { log "publisher died:"; cat "$WORK/ffmpeg-nginx.log" >&2; }
+    kill -0 "$ppid" 2>/dev/null || { log "publisher died:"; cat "$LOGS/ffmpeg-nginx.log" >&2; }
     stop "$ppid"; stop "$master"
 }
 
-log "steps $STEPS, servers ${SERVERS}, settle ${SETTLE}s, window ${WINDOW}s, ramp ${RATE}/s, loadgen workers $WORKERS, $(nproc) cores"
+log "steps $STEPS, servers ${SERVERS}, settle ${SETTLE}s, window ${WINDOW}s, ramp ${RATE}/s, loadgen workers $WORKERS, $(nproc) cores, ${RUN[*]:-no nice}, load average $(cut -d' ' -f1-3 /proc/loadavg)"
 IFS=, read -ra servers <<<"$SERVERS"
 for s in "${servers[@]}"; do
     case "$s" in
