@@ -137,6 +137,13 @@ fn route(path: &str) -> Option<Route<'_>> {
     }
 }
 
+/// Whether `path` is an HLS path this module serves (`/{app}/{stream}.m3u8`,
+/// `/{app}/{stream}/index.m3u8`, `/{app}/{stream}/*.{ts,m4s,mp4}`), for a
+/// host router deciding where to send a request.
+pub fn is_hls_path(path: &str) -> bool {
+    route(path).is_some()
+}
+
 /// The blocking-reload and delta-update parameters (RFC 8216bis §6.2.5).
 #[derive(Debug, Default, PartialEq, Eq)]
 struct Directives {
@@ -218,7 +225,7 @@ impl HlsService {
     /// Whether `path` is one of this service's (`/{app}/{stream}.m3u8`,
     /// `/{app}/{stream}/index.m3u8`, `/{app}/{stream}/*.{ts,m4s,mp4}`).
     pub fn owns(&self, path: &str) -> bool {
-        route(path).is_some()
+        is_hls_path(path)
     }
 
     /// The response for `req` if its path is one of this service's, `None`
