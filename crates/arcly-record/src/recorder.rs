@@ -1187,11 +1187,7 @@ impl Recorder {
                 reason: "recording is off for this application".into(),
             });
         }
-        if self
-            .lock_active()
-            .get(path)
-            .is_some_and(|a| !a.task.is_finished())
-        {
+        if self.is_recording(path) {
             return Ok(false);
         }
         // Subscribe before returning, so frames published from now on are
@@ -1199,9 +1195,62 @@ impl Recorder {
         let mut req = PlayRequest::new(path.clone(), PROTOCOL);
         req.wait_for_publisher = true;
         let sub = self.inner.engine.subscribe(req).await?;
+        Ok(self.spawn_recording(path, policy, sub))
+    }
+
+    fn is_recording(&self, path: &StreamPath) -> bool {
+        self.lock_active()
+            .get(path)
+            .is_some_and(|a| !a.task.is_finished())
+    }
+
+    /// Record a stream that is live now, subscribing to it synchronously
+    /// (no `.await` between the caller's decision and the subscription, so
+    /// the GOP-cache replay covers every frame published since the last
+    /// keyframe). Used by [`run`](Self::run) on `Published`.
+    fn start_live(&self, path: &StreamPath) -> Result<bool> {
+        let policy = self.policy(path.app.as_str()).clone();
+        if policy.mode != RecordMode::All || self.is_recording(path) {
+            return Ok(false);
+        }
+        let engine = &self.inner.engine;
+        if engine.shutdown_token().is_cancelled() {
+            return Err(StreamError::ShuttingDown);
+        }
+        let Some(stream) = engine.stream(path) else {
+            return Err(StreamError::StreamNotFound {
+                app: path.app.to_string(),
+                stream: path.stream.to_string(),
+            });
+        };
+        if engine
+            .app(path.app.as_str())
+            .is_some_and(|a| a.gop_cache_frames() == 0)
+        {
+            tracing::warn!(
+                stream = %path,
+                "recording an application without a GOP cache: frames published before the recorder subscribed are lost (enable AppSpec::gop_cache)"
+            );
+        }
+        // The recorder is the host's own component: its subscription is
+        // not put to the authenticator (policy decides), but it is audited
+        // like any play.
+        let sub = stream.subscribe(PROTOCOL)?;
+        engine.audit().submit(AuditEvent::now(
+            AuthAction::Play,
+            path.clone(),
+            None,
+            PROTOCOL,
+            AuditOutcome::Started,
+        ));
+        Ok(self.spawn_recording(path, policy, sub))
+    }
+
+    /// Run the recording of `path` on `sub`; `false` if one runs already.
+    fn spawn_recording(&self, path: &StreamPath, policy: RecordPolicy, sub: Subscription) -> bool {
         let mut active = self.lock_active();
         if active.get(path).is_some_and(|a| !a.task.is_finished()) {
-            return Ok(false);
+            return false;
         }
         let stop = CancellationToken::new();
         let ledger = self.ledger(path.app.as_str(), &policy);
@@ -1232,7 +1281,7 @@ impl Recorder {
                 prefix,
             },
         );
-        Ok(true)
+        true
     }
 
     /// Stop recording `path` gracefully: every frame received is written,
@@ -1261,10 +1310,18 @@ impl Recorder {
 
     /// Record every stream of [`RecordMode::All`] applications as it is
     /// published, until the engine shuts down (then every recording is
-    /// stopped gracefully). Frames published before the recorder's
-    /// subscription is in place come from the application's GOP cache;
-    /// enable it (`AppSpec::gop_cache`) so a recording starts at the
-    /// publisher's first keyframe.
+    /// stopped gracefully).
+    ///
+    /// The recorder learns of a publisher from the engine's `Published`
+    /// event, after the publisher may already have pushed frames. It
+    /// subscribes from the event handler itself, before yielding, and the
+    /// subscription first replays the stream's GOP cache — so **give every
+    /// application that is recorded this way a GOP cache**
+    /// (`AppSpec::gop_cache`, large enough for one GOP): then the recording
+    /// starts at the publisher's first keyframe. Without one, the frames
+    /// published before the subscription (up to the next keyframe) are not
+    /// recorded, and a warning is logged. [`Recorder::start`] before the
+    /// publisher arrives needs no cache.
     pub fn run(&self) -> JoinHandle<()> {
         let me = self.clone();
         let mut events = self.inner.engine.events().subscribe();
@@ -1275,18 +1332,17 @@ impl Recorder {
                     _ = shutdown.cancelled() => break,
                     e = events.recv() => match e {
                         Ok(EngineEvent::Published { path, .. }) => {
-                            if me.policy(path.app.as_str()).mode == RecordMode::All {
-                                if let Err(e) = me.start(&path).await {
-                                    tracing::warn!(stream = %path, error = %e, "could not start recording");
-                                }
+                            // No `.await` before the subscription.
+                            if let Err(e) = me.start_live(&path) {
+                                tracing::warn!(stream = %path, error = %e, "could not start recording");
                             }
                         }
                         Ok(_) => {}
                         Err(broadcast::error::RecvError::Lagged(n)) => {
                             tracing::warn!(missed = n, "recorder missed engine events; rescanning streams");
                             for s in me.inner.engine.list_streams() {
-                                if s.live && me.policy(s.path.app.as_str()).mode == RecordMode::All {
-                                    let _ = me.start(&s.path).await;
+                                if s.live {
+                                    let _ = me.start_live(&s.path);
                                 }
                             }
                         }

@@ -564,3 +564,77 @@ async fn recording_sink_attached_to_the_engine() {
     let (rv, _) = md5s(&m3u8);
     assert_same(&rv, &source_md5s().0, "video");
 }
+
+/// `Recorder::run` with `RecordMode::All` learns of a publisher after it
+/// started: the publisher pushes its first second as one burst, before the
+/// recorder's task can run. The GOP-cache replay covers that gap; without a
+/// cache the recording starts at the next keyframe.
+async fn record_all_after_a_burst(gop_cache: usize) -> (Vec<String>, u64) {
+    let frames = fixture_frames("h264-aac.ts");
+    let dir = tmpdir();
+    let storage = Arc::new(FsStorage::new(dir.path()).unwrap());
+    let engine = arcly_core::engine::Engine::builder()
+        .application(
+            arcly_core::engine::AppSpec::new("live")
+                .channel_capacity(4096)
+                .gop_cache(gop_cache),
+        )
+        .build();
+    let recorder = Recorder::builder(engine.clone(), storage.clone())
+        .policy(
+            "live",
+            RecordPolicy {
+                mode: arcly_record::RecordMode::All,
+                ..policy(small_segments())
+            },
+        )
+        .build();
+    let runner = recorder.run();
+    let p = path("burst");
+    let mut s = engine
+        .publish(PublishRequest::new(p.clone(), "test"))
+        .await
+        .unwrap();
+    let first = frames
+        .iter()
+        .find(|f| !f.is_config())
+        .unwrap()
+        .dts_in(TimeBase::MILLIS);
+    let (burst, rest): (Vec<_>, Vec<_>) = frames
+        .iter()
+        .partition(|f| f.is_config() || f.dts_in(TimeBase::MILLIS) < first + 1000);
+    for f in burst {
+        s.push(f.clone()); // no yield: the recorder has not subscribed yet
+    }
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    assert_eq!(
+        recorder.active(),
+        std::slice::from_ref(&p),
+        "recording started on Published"
+    );
+    for f in rest {
+        s.push(f.clone());
+        tokio::task::yield_now().await;
+    }
+    s.close();
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    let summary = recorder.stop(&p).await.unwrap();
+    engine.shutdown();
+    runner.await.unwrap();
+    let m3u8 = root_path(&dir, &format!("{}/{INDEX_NAME}", summary.prefix.unwrap()));
+    (md5s(&m3u8).0, summary.stats.frames_written)
+}
+
+// One thread: the recorder's task cannot run before the test yields, so
+// the burst is certainly published before the recorder subscribes.
+#[tokio::test(flavor = "current_thread")]
+async fn record_all_with_a_gop_cache_misses_nothing() {
+    let frames = fixture_frames("h264-aac.ts");
+    let (sv, _) = source_md5s();
+    let (with_cache, written) = record_all_after_a_burst(1024).await;
+    assert_same(&with_cache, &sv, "GOP cache replay: the whole video");
+    assert_eq!(written, media_count(&frames), "every frame, audio too");
+    let (without, _) = record_all_after_a_burst(0).await;
+    assert_eq!(without.len(), 100, "no cache: from the keyframe at +2 s");
+    assert_same(&without, &sv[50..], "no cache: the first GOP is lost");
+}
