@@ -37,6 +37,9 @@ const PART: Duration = Duration::from_millis(500);
 #[derive(Default)]
 struct Seen {
     playlists: AtomicUsize,
+    /// Playlist requests with `_HLS_msn` (blocking reloads) and `_HLS_skip`.
+    blocking: AtomicUsize,
+    skips: AtomicUsize,
     failures: Mutex<Vec<String>>,
     reports: Mutex<HashMap<String, Vec<HashMap<String, String>>>>,
 }
@@ -166,6 +169,13 @@ async fn host_route(
     let bytes = body.collect().await.unwrap().to_bytes();
     let text = String::from_utf8_lossy(&bytes);
     seen.playlists.fetch_add(1, Ordering::Relaxed);
+    let query = req.uri().query().unwrap_or("");
+    if query.contains("_HLS_msn=") {
+        seen.blocking.fetch_add(1, Ordering::Relaxed);
+    }
+    if query.contains("_HLS_skip=") {
+        seen.skips.fetch_add(1, Ordering::Relaxed);
+    }
     if let Err(e) = checker::check(&text) {
         seen.failures
             .lock()
@@ -591,6 +601,14 @@ async fn hls_js_in_chromium_plays_ts_and_ll_fmp4() {
     p1.abort();
     p2.abort();
     h.assert_checked(4);
+    // hls.js followed the LL-HLS variant with blocking reloads.
+    let blocking = h.seen.blocking.load(Ordering::Relaxed);
+    assert!(blocking >= 3, "{blocking} blocking reloads");
+    eprintln!(
+        "hls.js: {} playlists, {blocking} blocking reloads, {} delta requests",
+        h.seen.playlists.load(Ordering::Relaxed),
+        h.seen.skips.load(Ordering::Relaxed)
+    );
 }
 
 fn tempdir() -> PathBuf {
