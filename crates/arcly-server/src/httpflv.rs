@@ -10,9 +10,10 @@
 
 use crate::body::{ChannelBody, Chunks};
 use arcly_core::bus::Subscription;
-use arcly_core::{FrameFlags, FrameType, MediaFrame, TimeBase};
+use arcly_core::{FrameFlags, FrameType, MediaFrame};
 use arcly_rtmp::flv::{mux_frame, FlvWriter};
 use arcly_rtmp::handler::Rebaser;
+use bytes::{BufMut, BytesMut};
 use std::net::SocketAddr;
 use std::sync::Arc;
 use tokio_util::sync::CancellationToken;
@@ -39,30 +40,62 @@ fn publisher_left(f: &MediaFrame) -> bool {
     f.is_end_of_stream() && f.frame_type == FrameType::Data && f.payload.is_empty()
 }
 
-/// One frame's tag on the player's timeline, appended to `out`.
-fn push_tag(clock: &mut Rebaser, f: &MediaFrame, out: &mut Chunks) -> usize {
-    if f.flags.contains(FrameFlags::DISCONTINUITY) {
-        clock.discontinuity();
+/// Most bytes reserved at once for the small per-tag headers.
+const SCRATCH_BYTES: usize = 8 * 1024;
+
+/// Writes frames as FLV tags on one player's timeline. The small headers
+/// (tag header, codec header, `PreviousTagSize`) go into one scratch buffer
+/// and are split off as shared slices, so a frame costs no allocation of
+/// its own; payloads are shared with the bus, never copied.
+#[derive(Debug, Default)]
+pub struct TagWriter {
+    clock: Rebaser,
+    scratch: BytesMut,
+}
+
+impl TagWriter {
+    /// A writer whose timeline starts at zero.
+    pub fn new() -> Self {
+        Self::default()
     }
-    let (dts, pts) = clock.map(f);
-    let mut g = f.clone();
-    g.time_base = TimeBase::MILLIS;
-    g.dts = dts;
-    g.pts = pts;
-    match mux_frame(&g) {
-        Ok(Some(tag)) => {
-            let mut v = Vec::with_capacity(3);
-            FlvWriter::write_tag_vectored(&tag, &mut v);
-            let n = tag.payload.len();
-            for b in v {
-                out.push(b);
-            }
-            n
+
+    /// Append `f`'s tag to `out` (its `PreviousTagSize` waits in the scratch
+    /// buffer until the next tag or [`finish_batch`](Self::finish_batch)).
+    /// Returns the payload bytes appended (0 for frames FLV does not carry).
+    pub fn append(&mut self, f: &MediaFrame, out: &mut Chunks) -> usize {
+        if f.flags.contains(FrameFlags::DISCONTINUITY) {
+            self.clock.discontinuity();
         }
-        Ok(None) => 0,
-        Err(e) => {
-            tracing::debug!(error = %e, codec = %f.codec, "frame not carried over HTTP-FLV");
-            0
+        let (dts, _) = self.clock.map(f);
+        let mut tag = match mux_frame(f) {
+            Ok(Some(t)) => t,
+            Ok(None) => return 0,
+            Err(e) => {
+                tracing::debug!(error = %e, codec = %f.codec, "frame not carried over HTTP-FLV");
+                return 0;
+            }
+        };
+        // FLV 10.1 §E.4.1: the composition offset in the tag body is
+        // relative, so only the tag timestamp moves to the player's timeline.
+        tag.timestamp = dts as u32;
+        let len = tag.body_len();
+        if self.scratch.capacity() - self.scratch.len() < 16 + tag.header.len() {
+            self.scratch.reserve(SCRATCH_BYTES);
+        }
+        self.scratch
+            .put_slice(&FlvWriter::tag_header(tag.tag_type, tag.timestamp, len));
+        self.scratch.put_slice(&tag.header);
+        out.push(self.scratch.split().freeze());
+        let n = tag.payload.len();
+        out.push(tag.payload);
+        self.scratch.put_u32((11 + len) as u32);
+        n
+    }
+
+    /// Move the pending `PreviousTagSize` into `out` (end of a batch).
+    pub fn finish_batch(&mut self, out: &mut Chunks) {
+        if !self.scratch.is_empty() {
+            out.push(self.scratch.split().freeze());
         }
     }
 }
@@ -79,7 +112,7 @@ async fn feed(
     if !has_audio && !has_video {
         (has_audio, has_video) = (true, true);
     }
-    let mut clock = Rebaser::new();
+    let mut writer = TagWriter::new();
     let mut first = Chunks::new();
     first.push(FlvWriter::header(has_audio, has_video));
     if tx.send(first).await.is_err() {
@@ -100,13 +133,14 @@ async fn feed(
             match r {
                 Ok(f) if publisher_left(&f) => {
                     why = "publisher left";
+                    writer.finish_batch(&mut batch);
                     if batch.parts() > 0 {
                         let _ = tx.send(batch).await;
                     }
                     break 'outer;
                 }
                 Ok(f) => {
-                    bytes += push_tag(&mut clock, &f, &mut batch);
+                    bytes += writer.append(&f, &mut batch);
                     frames += 1;
                 }
                 Err(e) => {
@@ -115,6 +149,7 @@ async fn feed(
                     } else {
                         "stream closed"
                     };
+                    writer.finish_batch(&mut batch);
                     if batch.parts() > 0 {
                         let _ = tx.send(batch).await;
                     }
@@ -125,6 +160,7 @@ async fn feed(
                 next = sub.try_recv().transpose();
             }
         }
+        writer.finish_batch(&mut batch);
         if batch.parts() > 0 && tx.send(batch).await.is_err() {
             break;
         }
