@@ -24,7 +24,6 @@ use crate::psi::{self, MAX_SECTION_SIZE};
 use arcly_codec::aac::AdtsHeader;
 use arcly_codec::h264::AvcDecoderConfigurationRecord;
 use arcly_codec::h265::HevcDecoderConfigurationRecord;
-use arcly_codec::nal::AnnexBSlices;
 
 /// Default bound on one reassembled PES packet (16 MiB).
 pub const MAX_PES_SIZE: usize = 16 << 20;
@@ -32,6 +31,9 @@ pub const MAX_PES_SIZE: usize = 16 << 20;
 pub const MAX_DEMUX_STREAMS: usize = 16;
 /// Default bound on frames waiting to be pulled with [`TsDemuxer::next_frame`].
 pub const MAX_QUEUED_FRAMES: usize = 16_384;
+/// Size of the slabs PES packets are reassembled in (see `es_packet`); a
+/// frame the caller keeps pins at most one slab.
+const PES_SLAB: usize = 256 << 10;
 /// Bound on the parameter sets of one kind kept for a CONFIG record.
 pub const MAX_PARAMETER_SETS: usize = 16;
 
@@ -116,6 +118,8 @@ struct EsState {
     track: u8,
     cc: Option<u8>,
     pes: BytesMut,
+    /// Size of the last PES packet reassembled.
+    last_pes_len: usize,
     /// Whether `pes` holds the start of a PES packet.
     in_pes: bool,
     /// Whether the PES being assembled lost data.
@@ -148,6 +152,11 @@ pub struct TsDemuxer {
     clock: Option<i64>,
     stats: DemuxStats,
     first_error: Option<TsError>,
+    /// Scratch list of NAL unit ranges, reused across access units.
+    nal_ranges: Vec<(usize, usize)>,
+    /// The last PAT and PMT sections parsed, to skip their repetitions.
+    last_pat: Vec<u8>,
+    last_pmt: Vec<u8>,
 }
 
 impl Default for TsDemuxer {
@@ -176,6 +185,9 @@ impl TsDemuxer {
             clock: None,
             stats: DemuxStats::default(),
             first_error: None,
+            nal_ranges: Vec::new(),
+            last_pat: Vec::new(),
+            last_pmt: Vec::new(),
         }
     }
 
@@ -297,12 +309,21 @@ impl TsDemuxer {
                 return;
             }
             if let Some(section) = self.pat.feed(pkt.payload, pkt.payload_unit_start) {
-                match psi::parse_pat(&section) {
+                // A repeated, identical PAT changes nothing (CRC included).
+                if self.last_pat == section {
+                    return;
+                }
+                let parsed = psi::parse_pat(&section);
+                if parsed.is_ok() {
+                    self.last_pat = section;
+                }
+                match parsed {
                     Ok(programs) => {
                         if let Some(&(_, pmt)) = programs.first() {
                             if self.pmt_pid != Some(pmt) {
                                 self.pmt_pid = Some(pmt);
                                 self.pmt_version = None;
+                                self.last_pmt.clear();
                             }
                         }
                     }
@@ -316,8 +337,14 @@ impl TsDemuxer {
                 return;
             }
             if let Some(section) = self.pmt.feed(pkt.payload, pkt.payload_unit_start) {
+                if self.last_pmt == section {
+                    return;
+                }
                 match psi::parse_pmt(&section) {
-                    Ok(pmt) => self.apply_pmt(pmt),
+                    Ok(pmt) => {
+                        self.last_pmt = section;
+                        self.apply_pmt(pmt);
+                    }
                     Err(e) => self.error(e),
                 }
             }
@@ -391,6 +418,7 @@ impl TsDemuxer {
                 track: t,
                 cc: None,
                 pes: BytesMut::new(),
+                last_pes_len: 0,
                 in_pes: false,
                 corrupt: false,
                 discontinuity: false,
@@ -458,6 +486,20 @@ impl TsDemuxer {
             s.corrupt = false;
             s.random_access = af.random_access;
             s.pes.clear();
+            // Reassembly buffers are carved from slabs: each PES is split
+            // off the front of one, so the next PES lands in the same
+            // allocation and the PES is not grown (copied) while it
+            // arrives. Expect what PES_packet_length says, else a bit more
+            // than the last PES of this stream.
+            let expected = match pkt.payload.get(4..6) {
+                Some(b) if b != [0, 0] => 6 + usize::from(u16::from_be_bytes([b[0], b[1]])),
+                _ => s.last_pes_len.saturating_add(s.last_pes_len / 4),
+            }
+            .min(self.limits.max_pes_size);
+            if s.pes.capacity() < expected {
+                s.pes
+                    .reserve(expected.max(PES_SLAB).min(self.limits.max_pes_size));
+            }
         }
         let s = &mut self.streams[i];
         if !s.in_pes {
@@ -488,7 +530,10 @@ impl TsDemuxer {
             return;
         }
         s.in_pes = false;
-        let data = s.pes.split().freeze();
+        // The PES is reassembled in one reused buffer per stream; the frame
+        // payloads are slices of the `Bytes` it is split off as.
+        let data = s.pes.split();
+        s.last_pes_len = data.len();
         if s.corrupt {
             self.stats.dropped_pes += 1;
             return;
@@ -517,7 +562,7 @@ impl TsDemuxer {
         v
     }
 
-    fn pes(&mut self, i: usize, data: Bytes) -> Result<(), TsError> {
+    fn pes(&mut self, i: usize, data: BytesMut) -> Result<(), TsError> {
         let pid = self.streams[i].pid;
         let bad = |reason| TsError::BadPes { pid, reason };
         let h = data.get(..9).ok_or(bad("shorter than its header"))?;
@@ -539,7 +584,9 @@ impl TsDemuxer {
         if start > end {
             return Err(bad("PES_header_data_length past the packet"));
         }
-        let opt = &data[9..start];
+        let opt = data
+            .get(9..start)
+            .ok_or(bad("PES_header_data_length past the packet"))?;
         let (pts, dts) = match flags {
             2 => {
                 let p = crate::packet::read_timestamp(opt).ok_or(bad("bad PTS"))?;
@@ -561,9 +608,11 @@ impl TsDemuxer {
             + ((pts as i64 - dts).rem_euclid(TIMESTAMP_MODULUS) + TIMESTAMP_MODULUS / 2)
                 .rem_euclid(TIMESTAMP_MODULUS)
             - TIMESTAMP_MODULUS / 2;
-        let payload = data.slice(start..end);
+        if let CodecId::H264 | CodecId::H265 = self.streams[i].codec {
+            return self.video(i, data, start, end, pts, dts);
+        }
+        let payload = data.freeze().slice(start..end);
         match self.streams[i].codec {
-            CodecId::H264 | CodecId::H265 => self.video(i, payload, pts, dts),
             CodecId::Aac => self.aac(i, payload, pts),
             CodecId::Mp3 => self.mp3(i, payload, pts),
             CodecId::Opus => self.opus(i, payload, pts),
@@ -603,44 +652,61 @@ impl TsDemuxer {
         )
     }
 
-    fn video(&mut self, i: usize, payload: Bytes, pts: i64, dts: i64) -> Result<(), TsError> {
+    /// Annex-B access unit in `buf[start..end]` to the canonical layout:
+    /// 4-byte length-prefixed NAL units, AUD and parameter sets removed
+    /// (the parameter sets become an `avcC`/`hvcC` CONFIG frame when they
+    /// change). The conversion happens in place whenever the bytes freed by
+    /// start codes and removed NAL units leave room for the length fields,
+    /// which is the usual case: then no NAL byte is copied.
+    fn video(
+        &mut self,
+        i: usize,
+        buf: BytesMut,
+        start: usize,
+        end: usize,
+        pts: i64,
+        dts: i64,
+    ) -> Result<(), TsError> {
         let s = &mut self.streams[i];
         let h265 = s.codec == CodecId::H265;
-        let mut out = BytesMut::with_capacity(payload.len() + 16);
+        let codec_name = if h265 { "H.265" } else { "H.264" };
         let (mut keyframe, mut new_params) = (false, false);
         let (mut vps, mut sps, mut pps) = (Vec::new(), Vec::new(), Vec::new());
-        for nal in AnnexBSlices::new(&payload) {
+        let mut nals = std::mem::take(&mut self.nal_ranges);
+        nals.clear();
+        let au = buf.get(start..end).unwrap_or_default();
+        es::annexb_nals(au, |a, b| nals.push((start + a, start + b)));
+        nals.retain(|&(a, b)| {
+            let nal = buf.get(a..b).unwrap_or_default();
             let t = if h265 {
                 es::h265::nal_type(nal)
             } else {
                 es::h264::nal_type(nal)
             };
             let list = match (h265, t) {
-                (false, es::h264::SPS) | (true, es::h265::SPS) => Some(&mut sps),
-                (false, es::h264::PPS) | (true, es::h265::PPS) => Some(&mut pps),
-                (true, es::h265::VPS) => Some(&mut vps),
-                (false, es::h264::AUD) | (true, es::h265::AUD) => continue,
-                _ => None,
-            };
-            if let Some(list) = list {
-                new_params = true;
-                if list.len() < MAX_PARAMETER_SETS && !list.iter().any(|n: &Bytes| n == nal) {
-                    list.push(Bytes::copy_from_slice(nal));
+                (false, es::h264::SPS) | (true, es::h265::SPS) => &mut sps,
+                (false, es::h264::PPS) | (true, es::h265::PPS) => &mut pps,
+                (true, es::h265::VPS) => &mut vps,
+                (false, es::h264::AUD) | (true, es::h265::AUD) => return false,
+                _ => {
+                    keyframe |= if h265 {
+                        es::h265::is_irap(t)
+                    } else {
+                        t == es::h264::IDR
+                    };
+                    return true;
                 }
-                continue;
-            }
-            keyframe |= if h265 {
-                es::h265::is_irap(t)
-            } else {
-                t == es::h264::IDR
             };
-            let len = u32::try_from(nal.len()).map_err(|_| TsError::BadPayload {
-                codec: "H.264",
-                reason: "NAL unit over 4 GiB",
-            })?;
-            out.put_u32(len);
-            out.put_slice(nal);
-        }
+            new_params = true;
+            if list.len() < MAX_PARAMETER_SETS && !list.iter().any(|n: &Bytes| n == nal) {
+                list.push(Bytes::copy_from_slice(nal));
+            }
+            false
+        });
+        let payload = to_length_prefixed(buf, start, &nals, codec_name);
+        self.nal_ranges = nals;
+        let payload = payload?;
+        let s = &mut self.streams[i];
         if new_params {
             // A parameter set seen again replaces the old one of that kind.
             if !sps.is_empty() {
@@ -682,11 +748,11 @@ impl TsDemuxer {
                 self.emit_config(i, r, dts)?;
             }
         }
-        if out.is_empty() {
+        if payload.is_empty() {
             return Ok(());
         }
         let codec = self.streams[i].codec;
-        let mut f = MediaFrame::new(codec, TimeBase::MPEG_90K, dts, pts, out.freeze());
+        let mut f = MediaFrame::new(codec, TimeBase::MPEG_90K, dts, pts, payload);
         if keyframe {
             f.flags.insert(FrameFlags::KEYFRAME);
         }
@@ -798,6 +864,73 @@ impl TsDemuxer {
     }
 }
 
+/// The NAL units at `nals` (ascending, non-overlapping ranges of `buf`, all
+/// at or after `floor`) as 4-byte length-prefixed units (ISO/IEC 14496-15
+/// §5.3.2). Bytes before `floor` (the PES header) are never written.
+///
+/// Built from the last unit backwards, each one moved right against the
+/// next one's length field; with 4-byte start codes nothing moves at all.
+/// That needs every length field to land on bytes no earlier unit still
+/// occupies: checked first, and when it does not hold (3-byte start codes
+/// with no removed unit ahead of them) the units are copied into a new
+/// buffer instead.
+fn to_length_prefixed(
+    mut buf: BytesMut,
+    floor: usize,
+    nals: &[(usize, usize)],
+    codec: &'static str,
+) -> Result<Bytes, TsError> {
+    let too_long = || TsError::BadPayload {
+        codec,
+        reason: "NAL unit over 4 GiB",
+    };
+    let Some(&(_, end)) = nals.last() else {
+        return Ok(Bytes::new());
+    };
+    // Dry run: where each unit goes, and whether that is safe.
+    let mut w = end;
+    let mut in_place = true;
+    for (k, &(a, b)) in nals.iter().enumerate().rev() {
+        let len = b - a;
+        u32::try_from(len).map_err(|_| too_long())?;
+        let limit = match k.checked_sub(1).and_then(|p| nals.get(p)) {
+            Some(&(_, prev_end)) => prev_end,
+            None => floor,
+        };
+        match (w - len).checked_sub(4) {
+            Some(field) if field >= limit => w = field,
+            _ => {
+                in_place = false;
+                break;
+            }
+        }
+    }
+    if !in_place {
+        let total: usize = nals.iter().map(|(a, b)| 4 + b - a).sum();
+        let mut out = BytesMut::with_capacity(total);
+        for &(a, b) in nals {
+            let nal = buf.get(a..b).unwrap_or_default();
+            out.put_u32(u32::try_from(nal.len()).map_err(|_| too_long())?);
+            out.put_slice(nal);
+        }
+        return Ok(out.freeze());
+    }
+    let mut w = end;
+    for &(a, b) in nals.iter().rev() {
+        let len = b - a;
+        let dest = w - len;
+        if dest != a {
+            buf.copy_within(a..b, dest);
+        }
+        let field = dest - 4;
+        if let Some(f) = buf.get_mut(field..dest) {
+            f.copy_from_slice(&u32::try_from(len).map_err(|_| too_long())?.to_be_bytes());
+        }
+        w = field;
+    }
+    Ok(buf.freeze().slice(w..end))
+}
+
 /// The samples (at 48 kHz) of an Opus packet, from its TOC byte (RFC 6716 §3.1).
 fn opus_samples(p: &[u8]) -> u32 {
     let Some(&toc) = p.first() else { return 0 };
@@ -813,4 +946,35 @@ fn opus_samples(p: &[u8]) -> u32 {
         _ => p.get(1).map_or(0, |b| u32::from(b & 0x3F)),
     };
     frame * frames
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn convert(data: &[u8], floor: usize) -> Bytes {
+        let mut nals = Vec::new();
+        es::annexb_nals(&data[floor..], |a, b| nals.push((floor + a, floor + b)));
+        // drop AUDs like the demuxer does
+        nals.retain(|&(a, _)| data[a] & 0x1F != 9);
+        to_length_prefixed(BytesMut::from(data), floor, &nals, "H.264").unwrap()
+    }
+
+    #[test]
+    fn length_prefixing_in_place_and_by_copy() {
+        let want = [&[0, 0, 0, 3, 0x65, 1, 2][..], &[0, 0, 0, 2, 0x41, 7]].concat();
+        // 4-byte start codes: in place (nothing moves), header kept.
+        let four = [0xAA, 0xBB, 0, 0, 0, 1, 0x65, 1, 2, 0, 0, 0, 1, 0x41, 7];
+        assert_eq!(&convert(&four, 2)[..], &want[..]);
+        // 3-byte start codes behind a removed AUD: in place, units move.
+        let aud = [
+            0xAA, 0, 0, 1, 0x09, 0xF0, 0, 0, 1, 0x65, 1, 2, 0, 0, 1, 0x41, 7,
+        ];
+        assert_eq!(&convert(&aud, 1)[..], &want[..]);
+        // 3-byte start codes and no room: copied.
+        let three = [0xAA, 0, 0, 1, 0x65, 1, 2, 0, 0, 1, 0x41, 7];
+        assert_eq!(&convert(&three, 1)[..], &want[..]);
+        // Never writes before `floor`, nothing at all yields nothing.
+        assert!(convert(&[0xAA, 0, 0, 1], 1).is_empty());
+    }
 }

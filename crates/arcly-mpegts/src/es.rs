@@ -6,6 +6,8 @@
 //! framing); H.264/H.265 records and ADTS come from arcly-codec.
 
 use crate::error::TsError;
+use memchr::memmem;
+use std::sync::OnceLock;
 
 /// H.264 NAL unit types (ITU-T H.264 Table 7-1).
 pub(crate) mod h264 {
@@ -33,6 +35,34 @@ pub(crate) mod h265 {
     /// IRAP pictures: BLA, IDR, CRA and the reserved IRAP types 16..=23.
     pub fn is_irap(t: u8) -> bool {
         (16..=23).contains(&t)
+    }
+}
+
+/// Call `f(start, end)` for the NAL units of an Annex-B byte stream
+/// (ITU-T H.264 Annex B.2, H.265 Annex B.2): each one runs from after a
+/// `00 00 01` start code to the next one, trailing zero bytes (a 4-byte
+/// start code's `zero_byte`, `trailing_zero_8bits`) excluded; bytes before
+/// the first start code and empty units are skipped. One pass, with a
+/// searcher built once per process.
+pub(crate) fn annexb_nals(data: &[u8], mut f: impl FnMut(usize, usize)) {
+    static FINDER: OnceLock<memmem::Finder<'static>> = OnceLock::new();
+    let finder = FINDER.get_or_init(|| memmem::Finder::new(&[0u8, 0, 1]));
+    let Some(first) = finder.find(data) else {
+        return;
+    };
+    let mut pos = first + 3;
+    while pos < data.len() {
+        let rest = data.get(pos..).unwrap_or_default();
+        let (end, next) = match finder.find(rest) {
+            Some(i) => (pos + i, pos + i + 3),
+            None => (data.len(), data.len()),
+        };
+        let nal = data.get(pos..end).unwrap_or_default();
+        let trimmed = nal.len() - nal.iter().rev().take_while(|&&b| b == 0).count();
+        if trimmed > 0 {
+            f(pos, pos + trimmed);
+        }
+        pos = next;
     }
 }
 
@@ -192,6 +222,26 @@ pub(crate) fn mpeg_audio_frame(d: &[u8]) -> Option<MpegAudioFrame> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn annexb_scanner_matches_arcly_codec() {
+        let cases: [&[u8]; 6] = [
+            &[
+                0, 0, 0, 1, 0x09, 0xF0, 0, 0, 1, 0x65, 1, 2, 0, 0, 0, 0, 1, 0x41, 7,
+            ],
+            &[1, 2, 3, 0, 0, 1, 0x67, 0, 0, 1, 0, 0, 1],
+            &[0, 0, 1],
+            &[],
+            &[0, 0, 1, 0, 0, 0, 0, 1, 5],
+            &[9, 9, 0, 0, 1, 0x41, 0, 0, 3, 0, 0, 1, 0x41, 0, 0],
+        ];
+        for data in cases {
+            let mut ours = Vec::new();
+            annexb_nals(data, |a, b| ours.push(&data[a..b]));
+            let theirs: Vec<&[u8]> = arcly_codec::nal::AnnexBSlices::new(data).collect();
+            assert_eq!(ours, theirs, "{data:?}");
+        }
+    }
 
     #[test]
     fn opus_heads() {

@@ -23,6 +23,11 @@ pub const PCR_INTERVAL: i64 = 3_600;
 /// discontinuity instead of being bridged with PCR-only packets.
 pub const MAX_PCR_BRIDGE: i64 = 900_000;
 
+/// Smallest output buffer reserved after a flush.
+const OUT_MIN_RESERVE: usize = 64 << 10;
+/// Largest output buffer reserved after a flush (more still grows it).
+const OUT_MAX_RESERVE: usize = 16 << 20;
+
 /// Settings of an [`MpegTsMuxer`].
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct MuxerConfig {
@@ -68,8 +73,9 @@ struct EsStream {
     cc: u8,
     /// Video: parameter sets as Annex-B, from the last CONFIG record.
     params: Bytes,
-    /// AAC: the last AudioSpecificConfig.
-    asc: Option<AudioSpecificConfig>,
+    /// AAC: the ADTS header of the last AudioSpecificConfig, for an empty
+    /// frame; each frame patches its `frame_length` in.
+    adts: Option<[u8; 7]>,
     discontinuity_pending: bool,
 }
 
@@ -96,6 +102,8 @@ pub struct MpegTsMuxer {
     pmt_version: u8,
     pcr_pid: Option<u16>,
     psi_dirty: bool,
+    /// PAT and PMT sections as last built.
+    psi_sections: Option<(Vec<u8>, Vec<u8>)>,
     /// PAT/PMT were just written by `start_segment`: the next frame starts
     /// the PSI interval instead of repeating them.
     psi_fresh: bool,
@@ -136,6 +144,7 @@ impl MpegTsMuxer {
             pmt_version: 0,
             pcr_pid: None,
             psi_dirty: true,
+            psi_sections: None,
             psi_fresh: false,
             last_psi: None,
             last_pcr: None,
@@ -241,7 +250,7 @@ impl MpegTsMuxer {
             descriptors,
             cc: 0,
             params: Bytes::new(),
-            asc: None,
+            adts: None,
             discontinuity_pending: false,
         });
         // PCR on the first video stream, else the first audio stream.
@@ -275,31 +284,37 @@ impl MpegTsMuxer {
         self.psi_dirty = true;
     }
 
-    /// Write PAT and PMT now.
+    /// Write PAT and PMT now. The sections are built (CRC included) only
+    /// when the program changed.
     fn write_psi(&mut self) {
-        let pat = psi::write_pat(
-            self.cfg.transport_stream_id,
-            self.cfg.program_number,
-            self.cfg.pmt_pid,
-            0,
-        );
-        let streams: Vec<PmtStream> = self
-            .streams
-            .iter()
-            .map(|s| PmtStream {
-                stream_type: s.stream_type,
-                pid: s.pid,
-                descriptors: s.descriptors.clone(),
-            })
-            .collect();
-        let pmt = psi::write_pmt(
-            self.cfg.program_number,
-            self.pmt_version,
-            self.pcr_pid.unwrap_or(crate::packet::NULL_PID),
-            &streams,
-        );
-        write_section(&mut self.out, PAT_PID, &mut self.pat_cc, &pat);
-        write_section(&mut self.out, self.cfg.pmt_pid, &mut self.pmt_cc, &pmt);
+        if self.psi_dirty || self.psi_sections.is_none() {
+            let pat = psi::write_pat(
+                self.cfg.transport_stream_id,
+                self.cfg.program_number,
+                self.cfg.pmt_pid,
+                0,
+            );
+            let streams: Vec<PmtStream> = self
+                .streams
+                .iter()
+                .map(|s| PmtStream {
+                    stream_type: s.stream_type,
+                    pid: s.pid,
+                    descriptors: s.descriptors.clone(),
+                })
+                .collect();
+            let pmt = psi::write_pmt(
+                self.cfg.program_number,
+                self.pmt_version,
+                self.pcr_pid.unwrap_or(crate::packet::NULL_PID),
+                &streams,
+            );
+            self.psi_sections = Some((pat, pmt));
+        }
+        if let Some((pat, pmt)) = &self.psi_sections {
+            write_section(&mut self.out, PAT_PID, &mut self.pat_cc, pat);
+            write_section(&mut self.out, self.cfg.pmt_pid, &mut self.pmt_cc, pmt);
+        }
         self.psi_dirty = false;
     }
 
@@ -318,8 +333,14 @@ impl MpegTsMuxer {
                 let asc = AudioSpecificConfig::parse(&frame.payload)?;
                 // Refuse now what ADTS cannot describe (object types > 4,
                 // explicit frequencies), not at the first frame.
-                AdtsHeader::for_raw(&asc, 0, false)?;
-                s.asc = Some(asc);
+                let mut h = BytesMut::with_capacity(7);
+                AdtsHeader::for_raw(&asc, 0, false)?.write_to(&mut h);
+                s.adts = Some(
+                    <[u8; 7]>::try_from(&h[..]).map_err(|_| TsError::BadPayload {
+                        codec: "AAC",
+                        reason: "ADTS header is not 7 bytes",
+                    })?,
+                );
             }
             CodecId::Opus => {
                 let code = es::opus::channel_config_code(&frame.payload)?;
@@ -521,7 +542,7 @@ impl MpegTsMuxer {
                 );
             }
             CodecId::Aac => {
-                let asc = s.asc.as_ref().ok_or(TsError::BadPayload {
+                let mut adts = s.adts.ok_or(TsError::BadPayload {
                     codec: "AAC",
                     reason: "frame before its AudioSpecificConfig",
                 })?;
@@ -531,8 +552,13 @@ impl MpegTsMuxer {
                         value: MAX_ADTS_FRAME_LEN,
                     });
                 }
-                let mut adts = BytesMut::with_capacity(7);
-                AdtsHeader::for_raw(asc, payload.len(), false)?.write_to(&mut adts);
+                // ISO/IEC 14496-3 §1.A.3.2.2 adts_variable_header: the 13-bit
+                // aac_frame_length (header included) follows the 2 copyright
+                // bits of byte 3 and ends in the top 3 bits of byte 5.
+                let fl = payload.len() + 7;
+                adts[3] = (adts[3] & 0xFC) | ((fl >> 11) & 0x03) as u8;
+                adts[4] = (fl >> 3) as u8;
+                adts[5] = (adts[5] & 0x1F) | (((fl & 0x07) as u8) << 5);
                 let hlen = pes_header(&mut pes, s.stream_id, 7 + payload.len(), pts, pts, false);
                 packetize(
                     &mut self.out,
@@ -797,6 +823,11 @@ impl Muxer for MpegTsMuxer {
     }
 
     fn flush(&mut self) -> Result<Bytes> {
-        Ok(self.out.split().freeze())
+        let out = self.out.split().freeze();
+        // The caller still holds `out`: give the next flush a buffer of the
+        // same size now, so filling it never grows (copies) it.
+        self.out
+            .reserve(out.len().clamp(OUT_MIN_RESERVE, OUT_MAX_RESERVE));
+        Ok(out)
     }
 }
