@@ -48,7 +48,7 @@ pub async fn handle(state: &HttpState, req: &Request<Incoming>, path: &str) -> R
                 .list_streams()
                 .iter()
                 .filter(|s| s.live)
-                .map(|s| state.monitor.view(s))
+                .map(|s| view(state, s))
                 .collect();
             json(StatusCode::OK, &json!({ "streams": list }))
         }
@@ -71,7 +71,7 @@ pub async fn handle(state: &HttpState, req: &Request<Incoming>, path: &str) -> R
             };
             match (rest, m) {
                 ([], &Method::GET) => match state.engine.stream_stats(&path) {
-                    Some(s) => json(StatusCode::OK, &state.monitor.view(&s)),
+                    Some(s) => json(StatusCode::OK, &view(state, &s)),
                     None => error_json(StatusCode::NOT_FOUND, format!("stream {path} not found")),
                 },
                 (["kick"], &Method::POST | &Method::DELETE) => kick(state, &path),
@@ -82,6 +82,19 @@ pub async fn handle(state: &HttpState, req: &Request<Incoming>, path: &str) -> R
         }
         _ => error_json(StatusCode::NOT_FOUND, "no such API endpoint"),
     }
+}
+
+/// The monitor's view plus the HLS players, who do not subscribe to the bus.
+fn view(state: &HttpState, s: &arcly_core::bus::StreamStats) -> crate::monitor::StreamView {
+    let mut v = state.monitor.view(s);
+    if let Some(hls) = &state.hls {
+        let n = hls.viewers(&s.path);
+        if n > 0 {
+            v.viewers.insert("hls".into(), n);
+            v.viewers_total += n;
+        }
+    }
+    v
 }
 
 fn kick(state: &HttpState, path: &StreamPath) -> Response<Body> {

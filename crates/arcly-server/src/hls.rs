@@ -33,6 +33,10 @@ use std::time::{Duration, Instant};
 pub const AUTH_CACHE_TTL: Duration = Duration::from_secs(30);
 /// Bound on the authorization cache.
 pub const MAX_AUTH_CACHE: usize = 4096;
+/// A player counts as an HLS viewer for this long after its last playlist request.
+pub const VIEWER_WINDOW: Duration = Duration::from_secs(10);
+/// Bound on the viewers tracked.
+pub const MAX_VIEWERS_TRACKED: usize = 65_536;
 /// How long a clean stop waits for the playlists to be ended.
 pub const FINISH_WAIT: Duration = Duration::from_secs(2);
 
@@ -70,6 +74,7 @@ pub struct HlsHost {
     registry: HlsRegistry,
     auth: Arc<dyn StreamAuthenticator>,
     auth_cache: Arc<Mutex<HashMap<AuthKey, Instant>>>,
+    viewers: Arc<Mutex<HashMap<(IpAddr, StreamPath), Instant>>>,
 }
 
 impl std::fmt::Debug for HlsHost {
@@ -112,6 +117,26 @@ impl HlsHost {
             registry,
             auth,
             auth_cache: Arc::default(),
+            viewers: Arc::default(),
+        }
+    }
+
+    /// HLS players of `path`: addresses that requested its playlist within
+    /// [`VIEWER_WINDOW`].
+    pub fn viewers(&self, path: &StreamPath) -> u64 {
+        let g = self.viewers.lock().unwrap_or_else(|e| e.into_inner());
+        g.iter()
+            .filter(|((_, p), t)| p == path && t.elapsed() < VIEWER_WINDOW)
+            .count() as u64
+    }
+
+    fn seen(&self, peer: IpAddr, path: &StreamPath) {
+        let mut g = self.viewers.lock().unwrap_or_else(|e| e.into_inner());
+        if g.len() >= MAX_VIEWERS_TRACKED {
+            g.retain(|_, t| t.elapsed() < VIEWER_WINDOW);
+        }
+        if g.len() < MAX_VIEWERS_TRACKED {
+            g.insert((peer, path.clone()), Instant::now());
         }
     }
 
@@ -200,6 +225,7 @@ impl HlsHost {
             if let Err(reason) = self.authorize(&sp, req.uri().query(), peer).await {
                 return plain(StatusCode::FORBIDDEN, format!("not authorized: {reason}"));
             }
+            self.seen(peer.ip(), &sp);
         }
         self.service.respond(req).await.map(from_bytes_body)
     }

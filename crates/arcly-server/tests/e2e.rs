@@ -639,6 +639,12 @@ fn web_page_lists_the_stream_and_its_player_advances() {
         );
         std::thread::sleep(Duration::from_millis(500));
     }
+    let (_, b) = http_get(s.http, "/api/streams/live/webtest", &[]);
+    let v: serde_json::Value = serde_json::from_slice(&b).unwrap();
+    assert_eq!(
+        v["viewers"]["hls"], 1,
+        "the page's player is not counted: {v}"
+    );
     drop(guard);
     let _ = std::fs::remove_dir_all(&profile);
 }
@@ -793,4 +799,20 @@ fn ll_hls_serves_parts_and_blocking_reloads() {
             > next,
         "the reload did not wait for segment {next}: {text}"
     );
+}
+
+/// `--max-bitrate-kbps` disconnects a publisher that sends faster.
+#[test]
+fn a_publisher_over_the_bitrate_limit_is_disconnected() {
+    let ff = tools::ffmpeg();
+    let s = Arcly::start(&["--max-bitrate-kbps", "200"]);
+    // As fast as ffmpeg can: far above 200 kbit/s.
+    let mut p = publish(&ff, "h264-aac.flv", &s.rtmp_url("live/greedy"), false, true);
+    let st = p.wait(SECS(20));
+    assert!(
+        !st.success(),
+        "a publisher above the limit was not disconnected"
+    );
+    let log = s.log();
+    assert!(log.contains("limit"), "{log}");
 }
