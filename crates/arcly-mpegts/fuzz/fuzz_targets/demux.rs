@@ -7,7 +7,11 @@ use arcly_mpegts::{DemuxLimits, MpegTsMuxer, TsDemuxer};
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {
-    let limits = DemuxLimits { max_pes_size: 1 << 16, max_streams: 4, max_queued_frames: 256 };
+    let limits = DemuxLimits {
+        max_pes_size: 1 << 16,
+        max_streams: 4,
+        max_queued_frames: 256,
+    };
     let mut d = TsDemuxer::with_limits(limits);
     let split = data.first().map_or(0, |b| usize::from(*b)).min(data.len());
     let _ = d.push(&data[..split]);
