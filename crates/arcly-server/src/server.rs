@@ -27,6 +27,10 @@ use std::time::Duration;
 use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
 
+/// How long HTTP keeps answering after the playlists were ended, so
+/// players reloading them see `EXT-X-ENDLIST`.
+pub const ENDLIST_LINGER: Duration = Duration::from_secs(1);
+
 /// Why the server did not start.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
@@ -63,6 +67,7 @@ pub struct Server {
     tasks: Vec<(&'static str, JoinHandle<()>)>,
     hls: Option<HlsHost>,
     recorder_task: Option<JoinHandle<()>>,
+    http_stop: tokio_util::sync::CancellationToken,
 }
 
 impl std::fmt::Debug for Server {
@@ -289,7 +294,10 @@ impl Server {
             hls: hls.clone(),
             recorder,
         };
-        let shutdown = engine.shutdown_token();
+        // HTTP stops after the engine, once the playlists carry ENDLIST, so
+        // players reloading in the meantime learn that the stream ended.
+        let http_stop = tokio_util::sync::CancellationToken::new();
+        let shutdown = http_stop.clone();
         let grace = s.shutdown_grace;
         tasks.push((
             "http",
@@ -304,6 +312,7 @@ impl Server {
             tasks,
             hls,
             recorder_task,
+            http_stop,
         })
     }
 
@@ -441,10 +450,14 @@ impl Server {
         let hls = self.hls.clone();
         let rec = self.recorder_task;
         let tasks = self.tasks;
+        let http_stop = self.http_stop;
+        let http_stop_late = http_stop.clone();
         let all = async move {
             if let Some(h) = hls {
                 h.finish().await;
+                tokio::time::sleep(ENDLIST_LINGER.min(grace / 2)).await;
             }
+            http_stop.cancel();
             if let Some(t) = rec {
                 let _ = t.await;
             }
@@ -458,6 +471,7 @@ impl Server {
             .await
             .is_err()
         {
+            http_stop_late.cancel();
             tracing::warn!(?grace, "not everything stopped within the grace period");
         } else {
             tracing::info!("stopped");
