@@ -35,9 +35,11 @@ RATE=${E2E_RATE:-200}
 WORKERS=${E2E_WORKERS:-2}
 PERF=${E2E_PERF:-0}
 # The machine may be busy with other work: as root, the servers, the
-# publisher and the load generator run at nice -10 so a single-threaded
-# server (nginx) is not starved by unrelated jobs more than a multi-threaded
-# one. E2E_NICE=0 turns this off.
+# publisher and the load generator run at nice -10, and so does this
+# session's scheduler autogroup (Linux shares CPU between sessions first when
+# sched_autogroup is on, whatever the nice values inside them; restored on
+# exit), so a single-threaded server (nginx) is not starved by unrelated
+# jobs more than a multi-threaded one. E2E_NICE=0 turns this off.
 NICE=${E2E_NICE:--10}
 
 while [ $# -gt 0 ]; do
@@ -80,6 +82,7 @@ cleanup() {
         [ -n "$p" ] && kill -9 "$p" 2>/dev/null || true
     done
     rm -rf "$WORK"
+    if [ -n "${AUTOGROUP_NICE:-}" ]; then echo "$AUTOGROUP_NICE" >"/proc/$$/autogroup" || true; fi
 }
 trap cleanup EXIT
 trap 'exit 130' INT TERM
@@ -110,7 +113,15 @@ wait_port() { # port, pid, what
 }
 
 ulimit -n 65536 2>/dev/null || ulimit -n "$(ulimit -Hn)"
-if [ "$(id -u)" = 0 ] && [ "$NICE" != 0 ]; then RUN=(nice -n "$NICE"); else RUN=(); fi
+RUN=()
+AUTOGROUP_NICE=""
+if [ "$(id -u)" = 0 ] && [ "$NICE" != 0 ]; then
+    RUN=(nice -n "$NICE")
+    if [ -w "/proc/$$/autogroup" ] && [ "$(cat /proc/sys/kernel/sched_autogroup_enabled 2>/dev/null)" = 1 ]; then
+        AUTOGROUP_NICE=$(sed -n 's/.* nice //p' "/proc/$$/autogroup")
+        echo "$NICE" >"/proc/$$/autogroup" || AUTOGROUP_NICE=""
+    fi
+fi
 CLK_TCK=$(getconf CLK_TCK)
 
 # ---------------------------------------------------------------- builds
@@ -253,7 +264,7 @@ EOF
     stop "$ppid"; stop "$master"
 }
 
-log "steps $STEPS, servers ${SERVERS}, settle ${SETTLE}s, window ${WINDOW}s, ramp ${RATE}/s, loadgen workers $WORKERS, $(nproc) cores, ${RUN[*]:-no nice}, load average $(cut -d' ' -f1-3 /proc/loadavg)"
+log "steps $STEPS, servers ${SERVERS}, settle ${SETTLE}s, window ${WINDOW}s, ramp ${RATE}/s, loadgen workers $WORKERS, $(nproc) cores, ${RUN[*]:-no nice}$([ -n "$AUTOGROUP_NICE" ] && echo ", autogroup nice $NICE"), load average $(cut -d' ' -f1-3 /proc/loadavg)"
 IFS=, read -ra servers <<<"$SERVERS"
 for s in "${servers[@]}"; do
     case "$s" in
