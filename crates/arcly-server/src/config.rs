@@ -1082,6 +1082,18 @@ mod tests {
     }
 
     #[test]
+    fn the_example_file_is_valid() {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("arcly.example.toml");
+        let file = load_file(&path).unwrap();
+        // Its recording directory does not exist here; the rest must pass.
+        let s = Settings::merge(&file, &cli(&[])).unwrap();
+        assert_eq!(s.apps.len(), 2);
+        assert_eq!(s.apps[1].record, RecordModeArg::All);
+        assert_eq!(s.apps[1].publish_token.as_deref(), Some("change-me"));
+        assert_eq!(s.hls.end_after, Duration::from_secs(10));
+    }
+
+    #[test]
     fn unknown_file_keys_are_refused() {
         let dir = tempfile::tempdir().unwrap();
         let p = dir.path().join("a.toml");

@@ -18,6 +18,10 @@
 //! # });
 //! ```
 //!
+//! Every setting is a flag (`arcly --help`) and a key of the optional TOML
+//! file (`--config`); `arcly.example.toml` beside this crate lists them all
+//! with their defaults.
+//!
 //! # Modules
 //! - [`config`]: flags, the TOML file, validation.
 //! - [`auth`]: static tokens and webhooks ([`webhook`]).

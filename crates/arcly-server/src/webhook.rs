@@ -113,9 +113,9 @@ pub async fn call(url: &HookUrl, event: &HookEvent, timeout: Duration) -> HookAn
     }
 }
 
-/// The reason in an answer body: a JSON object's `reason` or `message`
+/// The reason in a webhook answer body (untrusted): a JSON object's `reason` or `message`
 /// field, or the text itself, trimmed and bounded.
-fn answer_reason(body: &[u8]) -> String {
+pub fn answer_reason(body: &[u8]) -> String {
     let text = String::from_utf8_lossy(body);
     let text = match serde_json::from_str::<serde_json::Value>(&text) {
         Ok(v) => v
