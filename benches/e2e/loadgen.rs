@@ -692,10 +692,17 @@ fn report(path: &str) -> Result<(), String> {
         "TTFK p50", "TTFK p99", "kb/s/pl", "loadgen%", "host%"
     );
     println!("{}", "-".repeat(131));
+    // Server and load generator share the machine: when together they use
+    // most of it, "behind" and the tail of TTFK say more about the machine.
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get()) as f64;
+    let saturated = |r: &Row| f(r, "cpu_pct") + f(r, "loadgen_cpu_pct") > 75.0 * cores;
+    let mut any_saturated = false;
     for r in &rows {
         let n = f(r, "players");
+        let sat = saturated(r);
+        any_saturated |= sat;
         println!(
-            "{:<7} {:<5} {:>6} {:>7} {:>6} {:>8.1} {:>10.4} {:>9.1} {:>10.1} {:>7} {:>7.1}ms {:>7.1}ms {:>8.0} {:>8.0} {:>6.0}",
+            "{:<7} {:<5} {:>6} {:>7} {:>6} {:>8.1} {:>10.4} {:>9.1} {:>10.1} {:>7} {:>7.1}ms {:>7.1}ms {:>8.0} {:>8.0} {:>6.0}{}",
             r["label"],
             r["proto"],
             r["players"],
@@ -711,6 +718,12 @@ fn report(path: &str) -> Result<(), String> {
             f(r, "kbps_per_player"),
             f(r, "loadgen_cpu_pct"),
             f(r, "host_busy_pct"),
+            if sat { " *" } else { "" },
+        );
+    }
+    if any_saturated {
+        println!(
+            "* server + load generator used more than 75% of the {cores} cores: players behind and TTFK tails there measure the machine as much as the server"
         );
     }
     // Side by side: arcly vs nginx over RTMP.

@@ -6,6 +6,7 @@
 #
 # Run through `cargo xtask bench e2e [options]`, or directly:
 #   benches/e2e/run.sh [--steps 100,500,1000,2000] [--servers arcly,nginx]
+# (the full ramp with the HTTP-FLV series takes about 6 minutes on 2 cores)
 #                      [--flv | --no-flv] [--settle S] [--window S] [--rate R]
 #                      [--workers W] [--perf]
 # --perf (E2E_PERF=1) adds a `perf record -g` of the server after each
@@ -26,7 +27,7 @@
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
-STEPS=${E2E_STEPS:-100,500,1000}
+STEPS=${E2E_STEPS:-100,500,1000,2000}
 SERVERS=${E2E_SERVERS:-arcly,nginx}
 FLV=${E2E_FLV:-1}
 SETTLE=${E2E_SETTLE:-5}
