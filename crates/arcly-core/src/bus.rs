@@ -7,11 +7,13 @@
 //!
 //! # GOP cache
 //! Besides the channel, the stream keeps the latest CONFIG frames and every
-//! frame since the last keyframe in an immutable, append-only chain behind an
-//! `ArcSwap`. Appending is O(1) and lock-free; a joining subscriber takes a
-//! snapshot of the chain and replays it before live frames, so playback starts
-//! at once on a decodable keyframe. Frames carry a sequence number so the
-//! replay and the live channel join without gap or duplicate.
+//! frame since the last keyframe in an append-only table (one per GOP, behind
+//! an `ArcSwap` that changes only when a GOP starts). Appending is O(1) and
+//! lock-free: the publisher fills a slot, then publishes the new length; a
+//! joining subscriber reads the length and the slots below it and replays
+//! them before live frames, so playback starts at once on a decodable
+//! keyframe. Frames carry a sequence number so the replay and the live
+//! channel join without gap or duplicate.
 //!
 //! # Live QoS
 //! A subscriber that falls behind (the channel overwrote frames it had not
@@ -31,7 +33,7 @@ use arc_swap::{ArcSwap, ArcSwapOption};
 use std::collections::VecDeque;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, AtomicUsize, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant, SystemTime};
 use tokio::sync::broadcast;
 
@@ -107,26 +109,65 @@ impl ConfigSet {
     }
 }
 
-/// One link of the immutable GOP chain: newest frame first.
-struct GopNode {
-    frame: Arc<MediaFrame>,
-    prev: Option<Arc<GopNode>>,
+/// Frames per chunk of a GOP segment's slot table.
+const GOP_CHUNK: usize = 64;
+
+/// One chunk of a GOP segment's slot table: each slot is written once.
+type GopChunk = Box<[OnceLock<Arc<MediaFrame>>]>;
+
+/// One GOP: an append-only table of frames, written by the publisher only
+/// and read by joining subscribers without a lock. The publisher fills a slot
+/// (`OnceLock::set`), then publishes the new length with `Release`; a reader
+/// loads the length with `Acquire` and reads the slots below it. A new
+/// segment is swapped in (one `ArcSwap` store) only when a GOP starts.
+struct GopSegment {
     /// Configuration in force when this GOP began.
     configs: Arc<ConfigSet>,
-    len: usize,
-    bytes: usize,
+    chunks: Box<[OnceLock<GopChunk>]>,
+    len: AtomicUsize,
 }
 
-impl Drop for GopNode {
-    // Unlink iteratively so a long chain cannot overflow the stack.
-    fn drop(&mut self) {
-        let mut next = self.prev.take();
-        while let Some(node) = next {
-            match Arc::try_unwrap(node) {
-                Ok(mut n) => next = n.prev.take(),
-                Err(_) => break,
+impl GopSegment {
+    fn new(configs: Arc<ConfigSet>, capacity: usize) -> Self {
+        let n_chunks = capacity.div_ceil(GOP_CHUNK).max(1);
+        Self {
+            configs,
+            chunks: (0..n_chunks).map(|_| OnceLock::new()).collect(),
+            len: AtomicUsize::new(0),
+        }
+    }
+
+    fn capacity(&self) -> usize {
+        self.chunks.len() * GOP_CHUNK
+    }
+
+    /// Append (publisher only). Returns false when the table is full.
+    fn push(&self, frame: &Arc<MediaFrame>) -> bool {
+        let idx = self.len.load(Ordering::Relaxed);
+        if idx >= self.capacity() {
+            return false;
+        }
+        let chunk = self.chunks[idx / GOP_CHUNK]
+            .get_or_init(|| (0..GOP_CHUNK).map(|_| OnceLock::new()).collect());
+        // The slot is empty: only the publisher writes, once per index.
+        let _ = chunk[idx % GOP_CHUNK].set(Arc::clone(frame));
+        self.len.store(idx + 1, Ordering::Release);
+        true
+    }
+
+    /// The frames appended so far, oldest first.
+    fn snapshot(&self) -> Vec<Arc<MediaFrame>> {
+        let len = self.len.load(Ordering::Acquire);
+        let mut out = Vec::with_capacity(len);
+        for idx in 0..len {
+            if let Some(f) = self.chunks[idx / GOP_CHUNK]
+                .get()
+                .and_then(|c| c[idx % GOP_CHUNK].get())
+            {
+                out.push(Arc::clone(f));
             }
         }
+        out
     }
 }
 
@@ -188,7 +229,7 @@ pub(crate) struct StreamShared {
     path: StreamPath,
     tx: broadcast::Sender<Arc<MediaFrame>>,
     config: ArcSwap<ConfigSet>,
-    gop: ArcSwapOption<GopNode>,
+    gop: ArcSwapOption<GopSegment>,
     cfg: BusConfig,
     live: AtomicBool,
     closed: AtomicBool,
@@ -353,20 +394,15 @@ impl StreamHandle {
         let mut replay = VecDeque::new();
         let mut waiting_keyframe = s.has_video.load(Ordering::Acquire);
         let skip_through;
-        match gop {
-            Some(head) => {
-                let mut chain = Vec::with_capacity(head.len);
-                let mut node = Some(&head);
-                while let Some(n) = node {
-                    chain.push(Arc::clone(&n.frame));
-                    node = n.prev.as_ref();
-                }
-                replay.extend(head.configs.frames().cloned());
-                skip_through = head.frame.sequence.max(head.configs.max_sequence());
-                replay.extend(chain.into_iter().rev());
+        let chain = gop.as_ref().map(|g| g.snapshot()).unwrap_or_default();
+        match (gop, chain.last()) {
+            (Some(g), Some(last)) => {
+                replay.extend(g.configs.frames().cloned());
+                skip_through = last.sequence.max(g.configs.max_sequence());
+                replay.extend(chain.iter().cloned());
                 waiting_keyframe = false;
             }
-            None => {
+            _ => {
                 replay.extend(current.frames().cloned());
                 skip_through = current.max_sequence();
             }
@@ -441,44 +477,43 @@ impl StreamHandle {
             return;
         }
         // A GOP starts at a video keyframe; an audio-only stream starts a new
-        // chain once the current one holds a second of audio.
+        // one once the current one holds a second of audio.
         let starts_gop = (frame.is_video() && frame.is_keyframe())
             || (!state.has_video
                 && frame.is_audio()
                 && !frame.is_config()
-                && state.gop.as_ref().is_none_or(|g| g.len >= 50));
-        let next = if starts_gop {
-            Some(Arc::new(GopNode {
-                frame: Arc::clone(frame),
-                prev: None,
-                configs: Arc::clone(&state.configs),
-                len: 1,
-                bytes,
-            }))
-        } else if let Some(head) = state.gop.take() {
-            if head.len + 1 > s.cfg.gop_cache_frames || head.bytes + bytes > s.cfg.gop_cache_bytes {
+                && state.gop_frames >= 50)
+            || (!state.has_video && frame.is_audio() && !frame.is_config() && state.gop.is_none());
+        if starts_gop {
+            let seg = Arc::new(GopSegment::new(
+                Arc::clone(&state.configs),
+                s.cfg.gop_cache_frames,
+            ));
+            seg.push(frame);
+            s.gop.store(Some(Arc::clone(&seg)));
+            state.gop = Some(seg);
+            state.gop_frames = 1;
+            state.gop_bytes = bytes;
+        } else if let Some(seg) = &state.gop {
+            if state.gop_frames + 1 > s.cfg.gop_cache_frames
+                || state.gop_bytes + bytes > s.cfg.gop_cache_bytes
+                || !seg.push(frame)
+            {
                 // Over the bound: stop caching until the next keyframe, rather
                 // than keep a GOP a player could not decode from its start.
-                None
+                s.gop.store(None);
+                state.gop = None;
+                state.gop_frames = 0;
+                state.gop_bytes = 0;
             } else {
-                Some(Arc::new(GopNode {
-                    frame: Arc::clone(frame),
-                    configs: Arc::clone(&head.configs),
-                    len: head.len + 1,
-                    bytes: head.bytes + bytes,
-                    prev: Some(head),
-                }))
+                state.gop_frames += 1;
+                state.gop_bytes += bytes;
             }
         } else {
-            None
-        };
-        let (len, bytes) = next.as_ref().map_or((0, 0), |n| (n.len, n.bytes));
-        if state.gop.is_some() || next.is_some() || s.gop_len.load(Ordering::Relaxed) != 0 {
-            s.gop.store(next.clone());
-            s.gop_len.store(len as u32, Ordering::Relaxed);
-            s.probe.gop_cache(len, bytes);
+            return;
         }
-        state.gop = next;
+        s.gop_len.store(state.gop_frames as u32, Ordering::Relaxed);
+        s.probe.gop_cache(state.gop_frames, state.gop_bytes);
     }
 
     /// Mark the stream live for a new publisher. Fails if one is attached.
@@ -509,6 +544,8 @@ impl StreamHandle {
             has_video: false,
             configs: Arc::new(ConfigSet::default()),
             gop: None,
+            gop_frames: 0,
+            gop_bytes: 0,
             generation,
         })
     }
@@ -518,6 +555,8 @@ impl StreamHandle {
     pub(crate) fn detach_publisher(&self, state: &mut PublisherState) {
         let s = &self.shared;
         state.gop = None;
+        state.gop_frames = 0;
+        state.gop_bytes = 0;
         s.gop.store(None);
         s.gop_len.store(0, Ordering::Relaxed);
         s.probe.gop_cache(0, 0);
@@ -560,7 +599,9 @@ pub(crate) struct PublisherState {
     first_of_generation: bool,
     has_video: bool,
     configs: Arc<ConfigSet>,
-    gop: Option<Arc<GopNode>>,
+    gop: Option<Arc<GopSegment>>,
+    gop_frames: usize,
+    gop_bytes: usize,
     pub(crate) generation: u64,
 }
 

@@ -488,3 +488,62 @@ proptest! {
         });
     }
 }
+
+#[tokio::test]
+async fn gop_cache_spans_chunks_and_stops_at_its_bound() {
+    // A GOP of 150 pictures (300 frames with audio) crosses several slot chunks.
+    let e = Engine::builder()
+        .application(AppSpec::new("live").gop_cache(400).channel_capacity(1024))
+        .build();
+    let mut p = e
+        .publish(PublishRequest::new(path("chunks"), "test"))
+        .await
+        .unwrap();
+    for f in SyntheticStream::new(150).take(2 + 2 * 150 + 2 * 149) {
+        p.push(f);
+    }
+    let mut s = e
+        .subscribe(PlayRequest::new(path("chunks"), "test"))
+        .await
+        .unwrap();
+    let mut got = Vec::new();
+    while let Some(f) = s.try_recv().unwrap() {
+        got.push(f);
+    }
+    assert_eq!(
+        assert_decodable(&got),
+        149,
+        "the whole second GOP is replayed"
+    );
+    // Over the frame bound the cache is dropped: a joiner waits for the next keyframe.
+    let e = Engine::builder()
+        .application(AppSpec::new("live").gop_cache(5))
+        .build();
+    let mut p = e
+        .publish(PublishRequest::new(path("small"), "test"))
+        .await
+        .unwrap();
+    for f in SyntheticStream::new(10).take(2 + 2 * 7) {
+        p.push(f);
+    }
+    assert_eq!(e.stream_stats(&path("small")).unwrap().gop_frames, 0);
+    let mut s = e
+        .subscribe(PlayRequest::new(path("small"), "test"))
+        .await
+        .unwrap();
+    let mut got = Vec::new();
+    while let Some(f) = s.try_recv().unwrap() {
+        got.push(f);
+    }
+    assert!(
+        got.iter().all(|f| f.is_config()),
+        "only configuration is replayed: {got:?}"
+    );
+    for f in SyntheticStream::new(10).skip(2 + 2 * 7).take(2 * 6) {
+        p.push(f);
+    }
+    while let Some(f) = s.try_recv().unwrap() {
+        got.push(f);
+    }
+    assert_eq!(assert_decodable(&got), 3, "it starts at the next keyframe");
+}
