@@ -291,3 +291,50 @@ fn e2e(args: &[String]) -> Result<(), String> {
         Command::new("bash").arg(script).args(rest),
     )
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn baseline(dir: &Path, body: &str) -> PathBuf {
+        let p = dir.join("baseline.json");
+        std::fs::write(&p, body).unwrap();
+        p
+    }
+
+    #[test]
+    fn gate_passes_within_margin_and_fails_beyond_it() {
+        let dir = std::env::temp_dir().join(format!("xtask-gate-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let p = baseline(
+            &dir,
+            r#"{"margin": 0.3, "ratios": {"g/a": 1.0, "g/b": 2.0}}"#,
+        );
+        let mut ratios = BTreeMap::new();
+        ratios.insert("g/a".to_owned(), 1.25);
+        ratios.insert("g/b".to_owned(), 1.0);
+        assert!(gate(&p, &ratios).is_ok());
+        ratios.insert("g/a".to_owned(), 1.31);
+        let err = gate(&p, &ratios).unwrap_err();
+        assert!(err.contains("g/a: 1.310x vs baseline 1.000x"), "{err}");
+        assert!(gate(&dir.join("missing.json"), &ratios).is_err());
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn the_preferred_reference_wins() {
+        let m = |f: &str, ns: f64| Measure {
+            group: "g".into(),
+            function: f.into(),
+            param: String::new(),
+            mean_ns: ns,
+            throughput: None,
+        };
+        let ratios = print_table(&[
+            m("memcpy_reference", 1.0),
+            m("naive_loop", 10.0),
+            m("fast", 5.0),
+        ]);
+        assert_eq!(ratios.get("g/fast"), Some(&0.5));
+    }
+}
