@@ -144,7 +144,8 @@ fn read_json(p: PathBuf) -> Option<Value> {
 fn read_measure(new_dir: &Path) -> Option<Measure> {
     let bench = read_json(new_dir.join("benchmark.json"))?;
     let est = read_json(new_dir.join("estimates.json"))?;
-    let mean_ns = est.get("mean")?.get("point_estimate")?.as_f64()?;
+    // The median resists the outliers a shared machine produces better than the mean.
+    let mean_ns = est.get("median")?.get("point_estimate")?.as_f64()?;
     let s = |k: &str| {
         bench
             .get(k)
@@ -191,7 +192,7 @@ fn print_table(ms: &[Measure]) -> BTreeMap<String, f64> {
     let mut ratios = BTreeMap::new();
     println!(
         "\n{:<60} {:>12} {:>14} {:>10}",
-        "benchmark", "mean", "throughput", "vs ref"
+        "benchmark", "median", "throughput", "vs ref"
     );
     println!("{}", "-".repeat(99));
     for m in ms {
