@@ -471,7 +471,7 @@ fn parse(args: &[String]) -> Result<Opts, String> {
     Ok(o)
 }
 
-const HEADER: &str = "label\tproto\tplayers\tplaying\tfailed\tcpu_pct\trss_kb\tbase_rss_kb\trss_per_player_kb\tbehind\tttfk_n\tttfk_med_ms\tttfk_p99_ms\tkbps_per_player\tloadgen_cpu_pct\thost_busy_pct";
+const HEADER: &str = "label\tproto\tplayers\tplaying\tfailed\tcpu_pct\trss_kb\tbase_rss_kb\trss_per_player_kb\tbehind\tttfk_n\tttfk_med_ms\tttfk_p99_ms\tkbps_per_player\tloadgen_cpu_pct\thost_busy_pct\tbase_cpu_pct";
 
 async fn ramp(o: Opts) -> Result<(), String> {
     let sh = Arc::new(Shared {
@@ -482,12 +482,18 @@ async fn ramp(o: Opts) -> Result<(), String> {
     let gate = Arc::new(tokio::sync::Semaphore::new(MAX_CONNECTING));
     let me = std::process::id().to_string();
     // Baseline: publisher on, no players.
+    // and its CPU over one window: the publisher's ingest, not the players.
+    let c0 = cpu_ticks(&o.pid)?;
+    let t0 = Instant::now();
+    tokio::time::sleep(Duration::from_secs_f64(o.window)).await;
+    let base_cpu =
+        (cpu_ticks(&o.pid)? - c0) as f64 / o.clk_tck / t0.elapsed().as_secs_f64() * 100.0;
     let base_rss = rss_kb(&o.pid)?;
     let mut slots: Vec<Arc<Slot>> = Vec::new();
     let mut tasks = Vec::new();
     let mut rows = Vec::new();
     eprintln!(
-        "[{}] {} baseline RSS {} kB; steps {:?}",
+        "[{}] {} baseline (publisher, no player): CPU {base_cpu:.2}%, RSS {} kB; steps {:?}",
         o.label, o.proto, base_rss, o.steps
     );
     for (si, &n) in o.steps.iter().enumerate() {
@@ -578,7 +584,7 @@ async fn ramp(o: Opts) -> Result<(), String> {
         let kbps = (b1 - b0) as f64 * 8.0 / 1000.0 / secs / playing.max(1) as f64;
         let per = (rss as f64 - base_rss as f64) / n as f64;
         let row = format!(
-            "{}\t{}\t{}\t{}\t{}\t{:.2}\t{}\t{}\t{:.2}\t{}\t{}\t{:.1}\t{:.1}\t{:.0}\t{:.1}\t{:.1}",
+            "{}\t{}\t{}\t{}\t{}\t{:.2}\t{}\t{}\t{:.2}\t{}\t{}\t{:.1}\t{:.1}\t{:.0}\t{:.1}\t{:.1}\t{:.2}",
             o.label,
             o.proto,
             n,
@@ -594,13 +600,14 @@ async fn ramp(o: Opts) -> Result<(), String> {
             percentile(&ttfk, 0.99),
             kbps,
             lg,
-            host
+            host,
+            base_cpu
         );
         eprintln!(
-            "[{}] {} N={n}: ramp {ramp_s:.1}s, playing {playing}, failed {failed}, server CPU {cpu:.1}% ({:.4}%/player), RSS {rss} kB ({per:.1} kB/player), behind {behind}, TTFK median {:.1} ms p99 {:.1} ms ({} players), {kbps:.0} kb/s/player, loadgen CPU {lg:.0}%, host busy {host:.0}%",
+            "[{}] {} N={n}: ramp {ramp_s:.1}s, playing {playing}, failed {failed}, server CPU {cpu:.1}% ({:.4}%/player above the baseline), RSS {rss} kB ({per:.1} kB/player), behind {behind}, TTFK median {:.1} ms p99 {:.1} ms ({} players), {kbps:.0} kb/s/player, loadgen CPU {lg:.0}%, host busy {host:.0}%",
             o.label,
             o.proto,
-            cpu / n as f64,
+            (cpu - base_cpu) / n as f64,
             percentile(&ttfk, 0.5),
             percentile(&ttfk, 0.99),
             ttfk.len()
@@ -687,29 +694,34 @@ fn report(path: &str) -> Result<(), String> {
             .unwrap_or(f64::NAN)
     };
     println!(
-        "\n{:<7} {:<5} {:>6} {:>7} {:>6} {:>8} {:>10} {:>9} {:>10} {:>7} {:>9} {:>9} {:>8} {:>8} {:>6}",
-        "server", "proto", "N", "playing", "failed", "CPU %", "%/player", "RSS MB", "KB/player", "behind",
+        "\n{:<7} {:<5} {:>6} {:>7} {:>6} {:>8} {:>7} {:>10} {:>9} {:>10} {:>7} {:>9} {:>9} {:>8} {:>8} {:>6}",
+        "server", "proto", "N", "playing", "failed", "CPU %", "base %", "%/player", "RSS MB", "KB/player", "behind",
         "TTFK p50", "TTFK p99", "kb/s/pl", "loadgen%", "host%"
     );
-    println!("{}", "-".repeat(131));
+    println!("{}", "-".repeat(139));
+    // CPU per player above the 0-player baseline (the publisher's ingest).
+    let cpu_per = |r: &Row| {
+        let base = f(r, "base_cpu_pct");
+        (f(r, "cpu_pct") - if base.is_nan() { 0.0 } else { base }) / f(r, "players")
+    };
     // Server and load generator share the machine: when together they use
     // most of it, "behind" and the tail of TTFK say more about the machine.
     let cores = std::thread::available_parallelism().map_or(1, |n| n.get()) as f64;
     let saturated = |r: &Row| f(r, "cpu_pct") + f(r, "loadgen_cpu_pct") > 75.0 * cores;
     let mut any_saturated = false;
     for r in &rows {
-        let n = f(r, "players");
         let sat = saturated(r);
         any_saturated |= sat;
         println!(
-            "{:<7} {:<5} {:>6} {:>7} {:>6} {:>8.1} {:>10.4} {:>9.1} {:>10.1} {:>7} {:>7.1}ms {:>7.1}ms {:>8.0} {:>8.0} {:>6.0}{}",
+            "{:<7} {:<5} {:>6} {:>7} {:>6} {:>8.1} {:>7.1} {:>10.4} {:>9.1} {:>10.1} {:>7} {:>7.1}ms {:>7.1}ms {:>8.0} {:>8.0} {:>6.0}{}",
             r["label"],
             r["proto"],
             r["players"],
             r["playing"],
             r["failed"],
             f(r, "cpu_pct"),
-            f(r, "cpu_pct") / n,
+            f(r, "base_cpu_pct"),
+            cpu_per(r),
             f(r, "rss_kb") / 1024.0,
             f(r, "rss_per_player_kb"),
             r["behind"],
@@ -747,7 +759,7 @@ fn report(path: &str) -> Result<(), String> {
         return Ok(());
     }
     println!(
-        "\narcly vs nginx-rtmp over RTMP (targets: CPU/player ≤ 0.40×, RSS/player ≤ 0.50×, no player behind where nginx has none, median TTFK < 50 ms)"
+        "\narcly vs nginx-rtmp over RTMP (CPU per player above the 0-player baseline; targets: CPU/player ≤ 0.40×, RSS/player ≤ 0.50×, no player behind where nginx has none, median TTFK < 50 ms)"
     );
     println!(
         "{:>6} {:>14} {:>14} {:>8} {:>14} {:>14} {:>8} {:>13} {:>13} {:>8}",
@@ -765,8 +777,7 @@ fn report(path: &str) -> Result<(), String> {
     println!("{}", "-".repeat(120));
     let mut all_ok = true;
     for (a, n) in pairs {
-        let np = f(a, "players");
-        let (ca, cn) = (f(a, "cpu_pct") / np, f(n, "cpu_pct") / np);
+        let (ca, cn) = (cpu_per(a), cpu_per(n));
         let (ma, mn) = (f(a, "rss_per_player_kb"), f(n, "rss_per_player_kb"));
         let (ba, bn) = (f(a, "behind"), f(n, "behind"));
         let cr = ca / cn;
