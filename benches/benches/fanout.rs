@@ -102,5 +102,95 @@ fn fanout(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, fanout);
+/// The same fan-out with subscribers drained by two threads at once, as a
+/// multi-threaded runtime spreads players over cores: here shared-counter
+/// traffic between cores shows up.
+fn fanout_two_threads(c: &mut Criterion) {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let mut group = c.benchmark_group("fanout_2threads");
+    group.sample_size(20);
+    let frames: Vec<MediaFrame> = SyntheticStream::new(30)
+        .video_only()
+        .skip(1)
+        .take(FRAMES)
+        .collect();
+    let subs = 1_000usize;
+    group.throughput(Throughput::Elements((FRAMES * subs) as u64));
+    group.bench_function(BenchmarkId::new("arcly_bus", subs), |b| {
+        let engine = Engine::builder()
+            .application(AppSpec::new("live").gop_cache(120).channel_capacity(1024))
+            .build();
+        let path = StreamPath::parse("live", "bench").unwrap();
+        let (mut publisher, subscribers) = rt.block_on(async {
+            let mut p = engine
+                .publish(PublishRequest::new(path.clone(), "bench"))
+                .await
+                .unwrap();
+            for f in SyntheticStream::new(30).video_only().take(1) {
+                p.push(f);
+            }
+            let mut v = Vec::with_capacity(subs);
+            for _ in 0..subs {
+                let mut s = engine
+                    .subscribe(PlayRequest::new(path.clone(), "bench"))
+                    .await
+                    .unwrap();
+                while s.try_recv().unwrap().is_some() {}
+                v.push(s);
+            }
+            (p, v)
+        });
+        let (mut left, mut right): (Vec<_>, Vec<_>) = (Vec::new(), Vec::new());
+        for (i, s) in subscribers.into_iter().enumerate() {
+            if i % 2 == 0 {
+                left.push(s)
+            } else {
+                right.push(s)
+            }
+        }
+        b.iter(|| {
+            for f in &frames {
+                publisher.push(f.clone());
+            }
+            std::thread::scope(|scope| {
+                for half in [&mut left, &mut right] {
+                    scope.spawn(move || {
+                        for s in half.iter_mut() {
+                            while let Some(f) = s.try_recv().unwrap() {
+                                black_box(&f);
+                            }
+                        }
+                    });
+                }
+            });
+        });
+    });
+    group.bench_function(BenchmarkId::new("bare_broadcast", subs), |b| {
+        let (tx, _) = tokio::sync::broadcast::channel::<Arc<MediaFrame>>(1024);
+        let mut left: Vec<_> = (0..subs / 2).map(|_| tx.subscribe()).collect();
+        let mut right: Vec<_> = (0..subs / 2).map(|_| tx.subscribe()).collect();
+        b.iter(|| {
+            for f in &frames {
+                let _ = tx.send(Arc::new(f.clone()));
+            }
+            std::thread::scope(|scope| {
+                for half in [&mut left, &mut right] {
+                    scope.spawn(move || {
+                        for rx in half.iter_mut() {
+                            while let Ok(f) = rx.try_recv() {
+                                black_box(&f);
+                            }
+                        }
+                    });
+                }
+            });
+        });
+    });
+    group.finish();
+}
+
+criterion_group!(benches, fanout, fanout_two_threads);
 criterion_main!(benches);

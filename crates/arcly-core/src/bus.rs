@@ -3,7 +3,8 @@
 //! A [`StreamHandle`] is the live object behind one stream name. Its
 //! publisher (a [`crate::inbound::PublishSession`]) pushes frames; each frame
 //! is wrapped in an `Arc` once and handed to every subscriber through a
-//! `tokio::sync::broadcast` channel, so the payload is never copied.
+//! single-writer ring of `ArcSwapOption` slots (see `ring.rs`), so the payload
+//! is never copied and a delivery costs one reference-count increment.
 //!
 //! # GOP cache
 //! Besides the channel, the stream keeps the latest CONFIG frames and every
@@ -29,13 +30,13 @@ use crate::events::{EngineEvent, EventBus};
 use crate::frame::{FrameType, MediaFrame};
 use crate::identity::StreamPath;
 use crate::observe::{DropReason, Observer, StreamProbe};
+use crate::ring::{Read, Ring};
 use arc_swap::{ArcSwap, ArcSwapOption};
 use std::collections::VecDeque;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant, SystemTime};
-use tokio::sync::broadcast;
 
 /// Bounds and sizes of one stream's bus.
 #[derive(Debug, Clone)]
@@ -44,7 +45,7 @@ pub struct BusConfig {
     pub gop_cache_frames: usize,
     /// Payload bytes the GOP cache may hold.
     pub gop_cache_bytes: usize,
-    /// Frames the broadcast channel buffers per stream; a subscriber further
+    /// Frames the broadcast ring holds per stream; a subscriber further
     /// behind than this lags.
     pub channel_capacity: usize,
     /// Subscribers allowed at once (`usize::MAX`: unbounded).
@@ -60,7 +61,7 @@ impl Default for BusConfig {
         Self {
             gop_cache_frames: 0,
             gop_cache_bytes: 32 << 20,
-            channel_capacity: 1024,
+            channel_capacity: 512,
             max_subscribers: usize::MAX,
             max_lag_events: 8,
             lag_window: Duration::from_secs(30),
@@ -227,7 +228,7 @@ struct Counters {
 
 pub(crate) struct StreamShared {
     path: StreamPath,
-    tx: broadcast::Sender<Arc<MediaFrame>>,
+    ring: Ring,
     config: ArcSwap<ConfigSet>,
     gop: ArcSwapOption<GopSegment>,
     cfg: BusConfig,
@@ -246,8 +247,6 @@ pub(crate) struct StreamShared {
     observer: Arc<dyn Observer>,
     events: EventBus,
     gop_len: AtomicU32,
-    /// The last sequence number a publisher used, so the next one continues.
-    last_sequence: AtomicU64,
 }
 
 /// The live object behind one stream name. Cheap to clone (shared).
@@ -274,12 +273,11 @@ impl StreamHandle {
         observer: Arc<dyn Observer>,
         events: EventBus,
     ) -> Self {
-        let (tx, _) = broadcast::channel(cfg.channel_capacity.max(2));
         let probe = observer.stream_created(&path);
         Self {
             shared: Arc::new(StreamShared {
                 path,
-                tx,
+                ring: Ring::new(cfg.channel_capacity.max(2)),
                 config: ArcSwap::from_pointee(ConfigSet::default()),
                 gop: ArcSwapOption::empty(),
                 cfg,
@@ -297,7 +295,6 @@ impl StreamHandle {
                 observer,
                 events,
                 gop_len: AtomicU32::new(0),
-                last_sequence: AtomicU64::new(0),
             }),
         }
     }
@@ -388,7 +385,7 @@ impl StreamHandle {
         // cache. A frame is stored in the cache before it is sent, so every
         // frame sent before `subscribe` is in the snapshot; frames in both are
         // dropped from the channel side by sequence number.
-        let rx = s.tx.subscribe();
+        let pos = s.ring.tail() + 1;
         let gop = s.gop.load_full();
         let current = s.config.load_full();
         let mut replay = VecDeque::new();
@@ -421,7 +418,7 @@ impl StreamHandle {
         });
         Ok(Subscription {
             stream: self.clone(),
-            rx,
+            pos,
             replay,
             skip_through,
             waiting_keyframe,
@@ -468,7 +465,7 @@ impl StreamHandle {
         }
         self.cache(state, &frame, bytes);
         // A send error only means nobody listens right now.
-        let _ = s.tx.send(frame);
+        s.ring.push(frame);
     }
 
     fn cache(&self, state: &mut PublisherState, frame: &Arc<MediaFrame>, bytes: usize) {
@@ -539,7 +536,7 @@ impl StreamHandle {
         Ok(PublisherState {
             // Sequences keep growing across publishers so that subscribers'
             // de-duplication stays correct.
-            next_sequence: s.last_sequence.load(Ordering::Acquire),
+            next_sequence: s.ring.tail(),
             first_of_generation: true,
             has_video: false,
             configs: Arc::new(ConfigSet::default()),
@@ -563,12 +560,10 @@ impl StreamHandle {
         let mut eos = MediaFrame::end_of_stream();
         state.next_sequence += 1;
         eos.sequence = state.next_sequence;
-        s.last_sequence
-            .store(state.next_sequence, Ordering::Release);
         s.publisher.store(None);
         self.touch();
         s.live.store(false, Ordering::Release);
-        let _ = s.tx.send(Arc::new(eos));
+        s.ring.push(Arc::new(eos));
     }
 
     /// Close the stream: subscribers end with [`StreamError::StreamClosed`].
@@ -578,8 +573,9 @@ impl StreamHandle {
             return;
         }
         s.gop.store(None);
-        let eos = MediaFrame::end_of_stream();
-        let _ = s.tx.send(Arc::new(eos));
+        // Not a write into the ring: a publisher may still be writing.
+        // Subscribers see the flag once they have drained what is there.
+        s.ring.close();
         s.observer.stream_removed(&s.path);
     }
 
@@ -618,7 +614,8 @@ const REPORT_EVERY: u64 = 64;
 /// configuration first) belong to the next publisher.
 pub struct Subscription {
     stream: StreamHandle,
-    rx: broadcast::Receiver<Arc<MediaFrame>>,
+    /// The ring position (frame sequence) this subscriber reads next.
+    pos: u64,
     replay: VecDeque<Arc<MediaFrame>>,
     skip_through: u64,
     waiting_keyframe: bool,
@@ -665,18 +662,11 @@ impl Subscription {
     #[inline]
     pub async fn recv(&mut self) -> Result<Arc<MediaFrame>> {
         loop {
-            if let Some(f) = self.replay.pop_front() {
-                return Ok(self.deliver(f));
+            if let Some(f) = self.try_recv()? {
+                return Ok(f);
             }
-            match self.rx.recv().await {
-                Ok(f) => {
-                    if let Some(f) = self.admit(f)? {
-                        return Ok(self.deliver(f));
-                    }
-                }
-                Err(broadcast::error::RecvError::Lagged(n)) => self.lagged(n)?,
-                Err(broadcast::error::RecvError::Closed) => return Err(StreamError::StreamClosed),
-            }
+            let shared = Arc::clone(&self.stream.shared);
+            shared.ring.wait(self.pos).await;
         }
     }
 
@@ -688,17 +678,17 @@ impl Subscription {
             if let Some(f) = self.replay.pop_front() {
                 return Ok(Some(self.deliver(f)));
             }
-            match self.rx.try_recv() {
-                Ok(f) => {
+            match self.stream.shared.ring.read(&mut self.pos) {
+                Read::Frame(f) => {
                     if let Some(f) = self.admit(f)? {
                         return Ok(Some(self.deliver(f)));
                     }
                 }
-                Err(broadcast::error::TryRecvError::Lagged(n)) => self.lagged(n)?,
-                Err(broadcast::error::TryRecvError::Empty) => return Ok(None),
-                Err(broadcast::error::TryRecvError::Closed) => {
+                Read::Lagged(n) => self.lagged(n)?,
+                Read::Empty if self.stream.shared.ring.is_closed() => {
                     return Err(StreamError::StreamClosed)
                 }
+                Read::Empty => return Ok(None),
             }
         }
     }

@@ -60,7 +60,7 @@ impl AppSpec {
             name: AppName::new(name)?,
             gop_cache_frames: 0,
             gop_cache_bytes: 32 << 20,
-            channel_capacity: 1024,
+            channel_capacity: 512,
             publish_enabled: true,
         })
     }

@@ -44,6 +44,7 @@ pub mod inbound;
 pub mod ingest;
 pub mod observe;
 pub mod registry;
+mod ring;
 pub mod segment;
 pub mod testing;
 pub mod traits;
