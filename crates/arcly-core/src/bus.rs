@@ -242,6 +242,8 @@ pub(crate) struct StreamShared {
     epoch: Instant,
     created: SystemTime,
     publisher: ArcSwapOption<PublisherInfo>,
+    /// Cancelled to disconnect the current publisher from outside its protocol.
+    kick: ArcSwapOption<tokio_util::sync::CancellationToken>,
     counters: Counters,
     probe: Arc<dyn StreamProbe>,
     observer: Arc<dyn Observer>,
@@ -290,6 +292,7 @@ impl StreamHandle {
                 epoch: Instant::now(),
                 created: SystemTime::now(),
                 publisher: ArcSwapOption::empty(),
+                kick: ArcSwapOption::empty(),
                 counters: Counters::default(),
                 probe,
                 observer,
@@ -327,6 +330,20 @@ impl StreamHandle {
     /// The current publisher, if live.
     pub fn publisher(&self) -> Option<PublisherInfo> {
         self.shared.publisher.load_full().map(|p| (*p).clone())
+    }
+
+    /// Ask the current publisher to leave (an operator's "kick"): the token
+    /// its [`crate::inbound::PublishSession::kicked`] exposes is cancelled
+    /// and its protocol handler closes the connection. Returns whether a
+    /// publisher was attached.
+    pub fn kick_publisher(&self) -> bool {
+        match self.shared.kick.load_full() {
+            Some(token) if self.is_live() => {
+                token.cancel();
+                true
+            }
+            _ => false,
+        }
     }
 
     /// A snapshot of the counters.
@@ -530,6 +547,8 @@ impl StreamHandle {
         }
         let generation = s.generation.fetch_add(1, Ordering::AcqRel) + 1;
         s.publisher.store(Some(Arc::new(info)));
+        let kick = tokio_util::sync::CancellationToken::new();
+        s.kick.store(Some(Arc::new(kick.clone())));
         s.config.store(Arc::new(ConfigSet::default()));
         s.has_video.store(false, Ordering::Release);
         self.touch();
@@ -544,6 +563,7 @@ impl StreamHandle {
             gop_frames: 0,
             gop_bytes: 0,
             generation,
+            kick,
         })
     }
 
@@ -561,6 +581,7 @@ impl StreamHandle {
         state.next_sequence += 1;
         eos.sequence = state.next_sequence;
         s.publisher.store(None);
+        s.kick.store(None);
         self.touch();
         s.live.store(false, Ordering::Release);
         s.ring.push(Arc::new(eos));
@@ -599,6 +620,7 @@ pub(crate) struct PublisherState {
     gop_frames: usize,
     gop_bytes: usize,
     pub(crate) generation: u64,
+    pub(crate) kick: tokio_util::sync::CancellationToken,
 }
 
 /// How many deliveries a subscription accumulates before it reports them to

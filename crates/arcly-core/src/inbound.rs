@@ -148,6 +148,13 @@ impl PublishSession {
         self.parts.state.generation
     }
 
+    /// Cancelled when an operator kicks this publisher
+    /// ([`StreamHandle::kick_publisher`]); a protocol handler selects on
+    /// `kicked().cancelled()` and closes the connection.
+    pub fn kicked(&self) -> &CancellationToken {
+        &self.parts.state.kick
+    }
+
     /// Publish one frame to every subscriber. Never waits: slow subscribers
     /// lag on their own. Video before the first keyframe is dropped.
     pub fn push(&mut self, frame: MediaFrame) {

@@ -547,3 +547,28 @@ async fn gop_cache_spans_chunks_and_stops_at_its_bound() {
     }
     assert_eq!(assert_decodable(&got), 3, "it starts at the next keyframe");
 }
+
+#[tokio::test]
+async fn an_operator_can_kick_a_publisher() {
+    let e = engine(0);
+    let p = e
+        .publish(PublishRequest::new(path("kick"), "test"))
+        .await
+        .unwrap();
+    let handle = e.stream(&path("kick")).unwrap();
+    assert!(!p.kicked().is_cancelled());
+    assert!(handle.kick_publisher());
+    tokio::time::timeout(Duration::from_secs(1), p.kicked().cancelled())
+        .await
+        .unwrap();
+    drop(p);
+    assert!(!handle.kick_publisher(), "nobody left to kick");
+    let p2 = e
+        .publish(PublishRequest::new(path("kick"), "test"))
+        .await
+        .unwrap();
+    assert!(
+        !p2.kicked().is_cancelled(),
+        "a new publisher starts un-kicked"
+    );
+}

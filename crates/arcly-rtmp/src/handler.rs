@@ -282,9 +282,27 @@ impl<'a> Conn<'a> {
                 return Err(e);
             }
             let connected = self.connected;
+            // An operator may kick any publisher of this connection.
+            let mut kicks: Vec<_> = self
+                .publishers
+                .values()
+                .map(|p| Box::pin(p.kicked().clone().cancelled_owned()))
+                .collect();
+            let kicked = std::future::poll_fn(|cx| {
+                if kicks.iter_mut().any(|k| k.as_mut().poll(cx).is_ready()) {
+                    std::task::Poll::Ready(())
+                } else {
+                    std::task::Poll::Pending
+                }
+            });
             tokio::select! {
                 biased;
                 _ = shutdown.cancelled() => return Ok(()),
+                _ = kicked, if !self.publishers.is_empty() => {
+                    return Err(StreamError::Unauthorized {
+                        reason: "publisher kicked by the operator".into(),
+                    });
+                }
                 _ = tokio::time::sleep_until(hs_deadline), if !connected => {
                     return Err(StreamError::Timeout(hs_timeout));
                 }

@@ -820,3 +820,44 @@ async fn a_publisher_over_the_rate_limit_is_disconnected() {
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
 }
+
+#[tokio::test]
+async fn an_operator_kick_disconnects_the_publisher() {
+    let srv = server().await;
+    let mut publisher = RtmpClient::publish(&srv.url("kicked")).await.unwrap();
+    let path = arcly_core::StreamPath::parse("live", "kicked").unwrap();
+    let t0 = Instant::now();
+    while !PlaybackRegistry::stream(&srv.engine, &path).is_some_and(|s| s.is_live()) {
+        assert!(
+            t0.elapsed() < Duration::from_secs(5),
+            "the publisher never came"
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    let handle = PlaybackRegistry::stream(&srv.engine, &path).unwrap();
+    assert!(handle.kick_publisher());
+    // The server closes the connection: the stream goes offline and the
+    // client's writes soon fail.
+    let t0 = Instant::now();
+    while handle.is_live() {
+        assert!(
+            t0.elapsed() < Duration::from_secs(5),
+            "the kicked publisher is still live"
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    let frame = MediaFrame::audio(
+        arcly_core::CodecId::Aac,
+        0,
+        bytes::Bytes::from_static(&[0; 64]),
+    );
+    let mut failed = false;
+    for _ in 0..200 {
+        if publisher.send_frame(&frame).await.is_err() {
+            failed = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    assert!(failed, "the connection of a kicked publisher stays open");
+}

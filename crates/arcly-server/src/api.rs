@@ -98,20 +98,21 @@ fn view(state: &HttpState, s: &arcly_core::bus::StreamStats) -> crate::monitor::
 }
 
 fn kick(state: &HttpState, path: &StreamPath) -> Response<Body> {
-    let Some(s) = state.engine.stream_stats(path) else {
+    use arcly_core::registry::PlaybackRegistry;
+    let Some(stream) = PlaybackRegistry::stream(&state.engine, path) else {
         return error_json(StatusCode::NOT_FOUND, format!("stream {path} not found"));
     };
-    if !s.live {
+    let peer = stream.publisher().and_then(|p| p.peer);
+    if !stream.kick_publisher() {
         return error_json(
             StatusCode::CONFLICT,
             format!("stream {path} has no publisher"),
         );
     }
-    // The kernel has no way yet to disconnect one publisher from outside its
-    // protocol handler (see the crate docs, "Kicking a publisher").
-    error_json(
-        StatusCode::NOT_IMPLEMENTED,
-        "kicking a publisher needs a per-publisher cancellation handle in arcly-core, which it does not offer yet",
+    tracing::info!(stream = %path, peer = ?peer, "publisher kicked by the admin API");
+    json(
+        StatusCode::OK,
+        &json!({ "kicked": true, "stream": path.to_string(), "publisher": peer.map(|p| p.to_string()) }),
     )
 }
 

@@ -32,12 +32,9 @@
 //! - [`server`]: start-up, banner, clean stop.
 //!
 //! # Kicking a publisher
-//! `POST /api/streams/APP/KEY/kick` answers 501: arcly-core offers no way to
-//! disconnect one publisher from outside its protocol handler. What is
-//! needed there: a cancellation handle per publish (for example
-//! `StreamHandle::kick_publisher(reason) -> bool`, cancelling a
-//! `CancellationToken` that `PublishSession` exposes and protocol handlers
-//! select on, sending `NetStream.Publish.BadName`/closing the connection).
+//! `POST /api/streams/APP/KEY/kick` cancels the publisher's kick token
+//! (`StreamHandle::kick_publisher`); its protocol handler closes the
+//! connection and the stream goes offline.
 #![forbid(unsafe_code)]
 
 pub mod api;

@@ -816,3 +816,23 @@ fn a_publisher_over_the_bitrate_limit_is_disconnected() {
     let log = s.log();
     assert!(log.contains("limit"), "{log}");
 }
+
+/// The admin API's kick disconnects the publisher: ffmpeg exits and the
+/// stream goes offline.
+#[test]
+fn the_admin_api_kicks_a_publisher() {
+    let ff = tools::ffmpeg();
+    let s = Arcly::start(&[]);
+    let mut p = publish(&ff, "h264-aac.flv", &s.rtmp_url("live/kickme"), true, true);
+    s.wait_stream("live", "kickme", true, SECS(15));
+    let (status, body) = http_request(s.http, "POST", "/api/streams/live/kickme/kick", &[]);
+    assert_eq!(status, 200, "{}", String::from_utf8_lossy(&body));
+    let st = p.wait(SECS(15));
+    assert!(
+        !st.success(),
+        "the kicked ffmpeg should see its connection end"
+    );
+    s.wait_stream("live", "kickme", false, SECS(10));
+    let (status, _) = http_request(s.http, "POST", "/api/streams/live/kickme/kick", &[]);
+    assert_eq!(status, 409, "the stream has no publisher left to kick");
+}
