@@ -81,8 +81,16 @@ pub struct RtmpConfig {
     pub max_batch_frames: usize,
     /// Most payload bytes written to a player in one batch.
     pub max_batch_bytes: usize,
-    /// Size of the per-connection read buffer.
+    /// Size of the read buffer of a connection that publishes. Players and
+    /// connections still handshaking read through a 4 KiB buffer: they send
+    /// little, and a big buffer per player is most of its memory.
     pub read_buffer_size: usize,
+    /// Merge a player's media writes: after a write, wait this long and send
+    /// everything that arrived meanwhile in one vectored write, instead of
+    /// waking and writing per frame (SRS calls this "merged write"). The
+    /// first write after play starts (the cached GOP) is never delayed.
+    /// Zero writes every frame at once.
+    pub merge_writes: std::time::Duration,
 }
 
 impl Default for RtmpConfig {
@@ -94,6 +102,7 @@ impl Default for RtmpConfig {
             max_batch_frames: 64,
             max_batch_bytes: 1 << 20,
             read_buffer_size: 64 * 1024,
+            merge_writes: std::time::Duration::from_millis(100),
         }
     }
 }
@@ -244,6 +253,13 @@ struct Conn<'a> {
     limiter: Option<RateLimiter>,
     /// Set when the connection must close after the next flush.
     closing: Option<StreamError>,
+    /// While set, player frames wait in their subscriptions until then.
+    merge_until: Option<tokio::time::Instant>,
+    /// Whether media has been written to a player yet (the first write is
+    /// never merged, so the first picture arrives at once).
+    media_written: bool,
+    /// Whether player media was queued since the last flush.
+    media_queued: bool,
 }
 
 impl<'a> Conn<'a> {
@@ -268,20 +284,32 @@ impl<'a> Conn<'a> {
                 .rate_limit
                 .map(|r| RateLimiter::new(r.bytes_per_sec, r.messages_per_sec, r.burst_secs)),
             closing: None,
+            merge_until: None,
+            media_written: false,
+            media_queued: false,
         }
     }
 
     async fn run(&mut self) -> arcly_core::Result<()> {
-        let mut buf = vec![0u8; self.cfg.read_buffer_size.max(4096)];
+        let mut buf = vec![0u8; 4096];
         let hs_timeout = self.cfg.limits.handshake_timeout;
         let hs_deadline = tokio::time::Instant::now() + hs_timeout;
         let shutdown = self.ctx.shutdown.clone();
         loop {
-            self.flush().await?;
+            if self.merge_until.is_none() {
+                self.flush().await?;
+                if self.media_queued {
+                    self.media_written = true;
+                }
+            }
             if let Some(e) = self.closing.take() {
                 return Err(e);
             }
+            if !self.publishers.is_empty() && buf.len() < self.cfg.read_buffer_size {
+                buf.resize(self.cfg.read_buffer_size, 0);
+            }
             let connected = self.connected;
+            let merge_until = self.merge_until;
             // An operator may kick any publisher of this connection.
             let mut kicks: Vec<_> = self
                 .publishers
@@ -313,9 +341,19 @@ impl<'a> Conn<'a> {
                     }
                     self.on_input(&buf[..n]).await?;
                 }
-                (i, r) = recv_any(&mut self.plays) => {
+                _ = sleep_until_opt(merge_until), if merge_until.is_some() => {
+                    self.merge_until = None;
+                    for i in 0..self.plays.len() {
+                        self.drain_play(i)?;
+                    }
+                }
+                (i, r) = recv_any(&mut self.plays), if merge_until.is_none() => {
                     self.on_play_frame(i, r)?;
                     self.drain_play(i)?;
+                    self.media_queued = true;
+                    if self.media_written && !self.cfg.merge_writes.is_zero() {
+                        self.merge_until = Some(tokio::time::Instant::now() + self.cfg.merge_writes);
+                    }
                 }
             }
         }
@@ -640,6 +678,13 @@ fn send_rebased(
 }
 
 /// The next frame of any play (pending forever when there is none).
+async fn sleep_until_opt(t: Option<tokio::time::Instant>) {
+    match t {
+        Some(t) => tokio::time::sleep_until(t).await,
+        None => std::future::pending().await,
+    }
+}
+
 async fn recv_any(plays: &mut [Play]) -> (usize, arcly_core::Result<Arc<MediaFrame>>) {
     match plays {
         [] => std::future::pending().await,
