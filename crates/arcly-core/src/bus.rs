@@ -76,15 +76,25 @@ pub struct ConfigSet {
     pub video: Vec<Arc<MediaFrame>>,
     /// The latest audio CONFIG frame per track.
     pub audio: Vec<Arc<MediaFrame>>,
-    /// The latest metadata frame (`onMetaData`).
+    /// The latest metadata frame (`onMetaData`, AMF0).
     pub metadata: Option<Arc<MediaFrame>>,
+    /// The latest codec-level metadata per codec and track (an Enhanced
+    /// RTMP video `Metadata` packet such as colour information): kept apart
+    /// from `onMetaData` so one never replaces the other.
+    pub codec_metadata: Vec<Arc<MediaFrame>>,
 }
 
 impl ConfigSet {
     fn with(&self, frame: &Arc<MediaFrame>) -> Self {
         let mut next = self.clone();
         let slot = if frame.frame_type == FrameType::Data {
-            next.metadata = Some(Arc::clone(frame));
+            if frame.codec == crate::frame::CodecId::Amf0Data {
+                next.metadata = Some(Arc::clone(frame));
+            } else {
+                next.codec_metadata
+                    .retain(|f| (f.codec, f.track) != (frame.codec, frame.track));
+                next.codec_metadata.push(Arc::clone(frame));
+            }
             return next;
         } else if frame.is_video() {
             &mut next.video
@@ -96,13 +106,14 @@ impl ConfigSet {
         next
     }
 
-    /// Every frame, metadata first, then video and audio configs, in the
-    /// order a player wants them.
+    /// Every frame, metadata first, then video and audio configs, then
+    /// codec-level metadata, in the order a player wants them.
     pub fn frames(&self) -> impl Iterator<Item = &Arc<MediaFrame>> {
         self.metadata
             .iter()
             .chain(self.video.iter())
             .chain(self.audio.iter())
+            .chain(self.codec_metadata.iter())
     }
 
     fn max_sequence(&self) -> u64 {

@@ -572,3 +572,31 @@ async fn an_operator_can_kick_a_publisher() {
         "a new publisher starts un-kicked"
     );
 }
+
+#[tokio::test]
+async fn codec_metadata_does_not_replace_on_metadata() {
+    let e = engine(0);
+    let mut p = e
+        .publish(PublishRequest::new(path("meta"), "test"))
+        .await
+        .unwrap();
+    p.push(MediaFrame::metadata(
+        0,
+        bytes::Bytes::from_static(b"onMetaData"),
+    ));
+    let mut colour = MediaFrame::video(
+        arcly_core::CodecId::H265,
+        0,
+        0,
+        bytes::Bytes::from_static(b"colorInfo"),
+    );
+    colour.frame_type = arcly_core::FrameType::Data;
+    p.push(colour);
+    let cfg = e.stream(&path("meta")).unwrap().configs();
+    assert_eq!(
+        cfg.metadata.as_ref().unwrap().payload.as_ref(),
+        b"onMetaData"
+    );
+    assert_eq!(cfg.codec_metadata.len(), 1);
+    assert_eq!(cfg.frames().count(), 2);
+}
