@@ -364,6 +364,11 @@ impl<'a> Conn<'a> {
         self.session.poll_transmit_vectored(&mut self.out);
         let r = write_all_vectored(&mut self.io, &self.out).await;
         self.out.clear();
+        // A join replays a whole GOP in one batch; don't keep that batch's
+        // capacity for the life of every player.
+        if self.out.capacity() > 128 {
+            self.out.shrink_to(128);
+        }
         r
     }
 

@@ -198,6 +198,10 @@ impl Core {
             n += b.len();
             out.push(b);
         }
+        // Don't keep a join burst's queue capacity for the whole session.
+        if self.tx.capacity() > 128 {
+            self.tx.shrink_to(128);
+        }
         n
     }
 
