@@ -325,7 +325,16 @@ impl<'a> Conn<'a> {
             });
             tokio::select! {
                 biased;
-                _ = shutdown.cancelled() => return Ok(()),
+                _ = shutdown.cancelled() => {
+                    // Tell players the stream ended before the connection goes.
+                    for p in std::mem::take(&mut self.plays) {
+                        let sid = p.stream_id;
+                        self.session.send_status(sid, "status", status::PLAY_STOP, "server shutting down");
+                        self.session.send_user_control(&UserControl::StreamEof(sid));
+                    }
+                    let _ = tokio::time::timeout(std::time::Duration::from_secs(1), self.flush()).await;
+                    return Ok(());
+                }
                 _ = kicked, if !self.publishers.is_empty() => {
                     return Err(StreamError::Unauthorized {
                         reason: "publisher kicked by the operator".into(),

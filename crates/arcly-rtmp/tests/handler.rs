@@ -861,3 +861,21 @@ async fn an_operator_kick_disconnects_the_publisher() {
     }
     assert!(failed, "the connection of a kicked publisher stays open");
 }
+
+#[tokio::test]
+async fn players_are_told_when_the_server_shuts_down() {
+    let srv = server().await;
+    let mut player = RtmpClient::play(&srv.url("closing")).await.unwrap();
+    let path = arcly_core::StreamPath::parse("live", "closing").unwrap();
+    let t0 = Instant::now();
+    while PlaybackRegistry::stream(&srv.engine, &path).is_none_or(|s| s.subscriber_count() == 0) {
+        assert!(
+            t0.elapsed() < Duration::from_secs(5),
+            "the player never subscribed"
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    srv.engine.shutdown();
+    let (code, _) = next_status(&mut player).await;
+    assert_eq!(code, "NetStream.Play.Stop");
+}
