@@ -6,8 +6,6 @@
 //! framing); H.264/H.265 records and ADTS come from arcly-codec.
 
 use crate::error::TsError;
-use memchr::memmem;
-use std::sync::OnceLock;
 
 /// H.264 NAL unit types (ITU-T H.264 Table 7-1).
 pub(crate) mod h264 {
@@ -42,19 +40,16 @@ pub(crate) mod h265 {
 /// (ITU-T H.264 Annex B.2, H.265 Annex B.2): each one runs from after a
 /// `00 00 01` start code to the next one, trailing zero bytes (a 4-byte
 /// start code's `zero_byte`, `trailing_zero_8bits`) excluded; bytes before
-/// the first start code and empty units are skipped. One pass, with a
-/// searcher built once per process.
+/// the first start code and empty units are skipped. One pass: `memchr`
+/// finds each `01` byte and the two bytes before it are checked.
 pub(crate) fn annexb_nals(data: &[u8], mut f: impl FnMut(usize, usize)) {
-    static FINDER: OnceLock<memmem::Finder<'static>> = OnceLock::new();
-    let finder = FINDER.get_or_init(|| memmem::Finder::new(&[0u8, 0, 1]));
-    let Some(first) = finder.find(data) else {
+    let Some(first) = find_start_code(data, 0) else {
         return;
     };
     let mut pos = first + 3;
     while pos < data.len() {
-        let rest = data.get(pos..).unwrap_or_default();
-        let (end, next) = match finder.find(rest) {
-            Some(i) => (pos + i, pos + i + 3),
+        let (end, next) = match find_start_code(data, pos) {
+            Some(i) => (i, i + 3),
             None => (data.len(), data.len()),
         };
         let nal = data.get(pos..end).unwrap_or_default();
@@ -64,6 +59,19 @@ pub(crate) fn annexb_nals(data: &[u8], mut f: impl FnMut(usize, usize)) {
         }
         pos = next;
     }
+}
+
+/// The offset of the first `00 00 01` at or after `from`.
+fn find_start_code(data: &[u8], from: usize) -> Option<usize> {
+    let mut i = from.checked_add(2)?;
+    while i < data.len() {
+        let one = i + memchr::memchr(1, data.get(i..)?)?;
+        if data.get(one - 2..one) == Some(&[0, 0][..]) {
+            return Some(one - 2);
+        }
+        i = one + 1;
+    }
+    None
 }
 
 fn payload_err(codec: &'static str, reason: &'static str) -> TsError {
