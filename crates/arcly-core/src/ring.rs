@@ -18,7 +18,7 @@
 
 use crate::frame::MediaFrame;
 use arc_swap::ArcSwapOption;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
 use tokio::sync::Notify;
 
@@ -39,6 +39,9 @@ pub(crate) struct Ring {
     tail: AtomicU64,
     closed: AtomicBool,
     notify: Notify,
+    /// Readers parked in [`Ring::wait`]; the writer skips the wake-up (and
+    /// the `Notify`'s lock) when there are none.
+    waiting: AtomicUsize,
 }
 
 impl Ring {
@@ -49,6 +52,7 @@ impl Ring {
             tail: AtomicU64::new(0),
             closed: AtomicBool::new(false),
             notify: Notify::new(),
+            waiting: AtomicUsize::new(0),
         }
     }
 
@@ -74,8 +78,12 @@ impl Ring {
             "ring sequences must be dense"
         );
         self.slot(seq).store(Some(frame));
-        self.tail.store(seq, Ordering::Release);
-        self.notify.notify_waiters();
+        // SeqCst pairs with `wait`: either this load sees the reader's
+        // registration, or the reader's tail load sees this store.
+        self.tail.store(seq, Ordering::SeqCst);
+        if self.waiting.load(Ordering::SeqCst) > 0 {
+            self.notify.notify_waiters();
+        }
     }
 
     /// Read the frame at `*pos`, advancing `*pos` past it.
@@ -110,7 +118,7 @@ impl Ring {
 
     /// Whether a read at `pos` would find something (or the ring is closed).
     pub(crate) fn ready(&self, pos: u64) -> bool {
-        pos <= self.tail.load(Ordering::Acquire) || self.is_closed()
+        pos <= self.tail.load(Ordering::SeqCst) || self.is_closed()
     }
 
     pub(crate) fn close(&self) {
@@ -124,6 +132,14 @@ impl Ring {
 
     /// Wait until a read at `pos` would find something.
     pub(crate) async fn wait(&self, pos: u64) {
+        struct Registered<'a>(&'a AtomicUsize);
+        impl Drop for Registered<'_> {
+            fn drop(&mut self) {
+                self.0.fetch_sub(1, Ordering::SeqCst);
+            }
+        }
+        self.waiting.fetch_add(1, Ordering::SeqCst);
+        let _registered = Registered(&self.waiting);
         loop {
             let notified = self.notify.notified();
             tokio::pin!(notified);
