@@ -22,6 +22,10 @@ pub const PCR_INTERVAL: i64 = 3_600;
 /// A timestamp jump larger than this (10 s in 90 kHz ticks) is treated as a
 /// discontinuity instead of being bridged with PCR-only packets.
 pub const MAX_PCR_BRIDGE: i64 = 900_000;
+/// The most AAC frames the muxer packs into one PES. Contiguous frames of a
+/// stream (each PTS exactly one frame after the last) share a PES, as
+/// ffmpeg does, instead of costing two TS packets each.
+pub const MAX_AAC_FRAMES_PER_PES: usize = 5;
 
 /// Smallest output buffer reserved after a flush.
 const OUT_MIN_RESERVE: usize = 64 << 10;
@@ -76,6 +80,16 @@ struct EsStream {
     /// AAC: the ADTS header of the last AudioSpecificConfig, for an empty
     /// frame; each frame patches its `frame_length` in.
     adts: Option<[u8; 7]>,
+    /// AAC: the sampling rate of the last AudioSpecificConfig.
+    sample_rate: u32,
+    /// AAC frames waiting to go out as one PES: their ADTS headers and raw
+    /// payloads.
+    aac_pending: Vec<([u8; 7], Bytes)>,
+    /// PTS and DTS (90 kHz, unwrapped) of the first pending AAC frame.
+    aac_pts0: i64,
+    aac_dts0: i64,
+    /// The first pending AAC frame is flagged a keyframe.
+    aac_key0: bool,
     discontinuity_pending: bool,
 }
 
@@ -84,8 +98,10 @@ struct EsStream {
 /// Frames arrive in the kernel's canonical layout ([`arcly_core::frame`]);
 /// the muxer converts at its edge: NAL units get Annex-B start codes, an
 /// access unit delimiter, and the parameter sets of the last CONFIG record
-/// in front of every keyframe; AAC gets an ADTS header; Opus gets the TS
-/// control header. Output accumulates in one reused buffer that
+/// in front of every keyframe; AAC gets an ADTS header, and up to
+/// [`MAX_AAC_FRAMES_PER_PES`] contiguous AAC frames share one PES (held
+/// back until the run ends, a video keyframe, a segment start, a
+/// discontinuity or [`Muxer::flush`]); Opus gets the TS control header. Output accumulates in one reused buffer that
 /// [`Muxer::flush`] hands out as `Bytes`.
 ///
 /// Streams are learnt from the frames (the first CONFIG or media frame of a
@@ -251,6 +267,11 @@ impl MpegTsMuxer {
             cc: 0,
             params: Bytes::new(),
             adts: None,
+            sample_rate: 0,
+            aac_pending: Vec::new(),
+            aac_pts0: 0,
+            aac_dts0: 0,
+            aac_key0: false,
             discontinuity_pending: false,
         });
         // PCR on the first video stream, else the first audio stream.
@@ -319,6 +340,8 @@ impl MpegTsMuxer {
     }
 
     fn config(&mut self, idx: usize, frame: &MediaFrame) -> Result<(), TsError> {
+        // Frames buffered under the old config go out under it.
+        self.flush_aac(idx);
         let s = &mut self.streams[idx];
         match s.codec {
             CodecId::H264 => {
@@ -334,7 +357,9 @@ impl MpegTsMuxer {
                 // Refuse now what ADTS cannot describe (object types > 4,
                 // explicit frequencies), not at the first frame.
                 let mut h = BytesMut::with_capacity(7);
-                AdtsHeader::for_raw(&asc, 0, false)?.write_to(&mut h);
+                let adts = AdtsHeader::for_raw(&asc, 0, false)?;
+                s.sample_rate = adts.sample_rate();
+                adts.write_to(&mut h);
                 s.adts = Some(
                     <[u8; 7]>::try_from(&h[..]).map_err(|_| TsError::BadPayload {
                         codec: "AAC",
@@ -453,11 +478,123 @@ impl MpegTsMuxer {
         out.put_bytes(0xFF, PACKET_SIZE - 12);
     }
 
+    /// Buffer one AAC frame, writing the pending PES first when this frame
+    /// does not continue it.
+    fn buffer_aac(&mut self, idx: usize, frame: &MediaFrame) -> Result<(), TsError> {
+        let dts = frame.dts_in(TimeBase::MPEG_90K);
+        let pts = frame.pts_in(TimeBase::MPEG_90K);
+        let payload = &frame.payload;
+        let s = &self.streams[idx];
+        let mut adts = s.adts.ok_or(TsError::BadPayload {
+            codec: "AAC",
+            reason: "frame before its AudioSpecificConfig",
+        })?;
+        if payload.len() + 7 > MAX_ADTS_FRAME_LEN {
+            return Err(TsError::LimitExceeded {
+                limit: "MAX_ADTS_FRAME_LEN",
+                value: MAX_ADTS_FRAME_LEN,
+            });
+        }
+        // ISO/IEC 14496-3 §1.A.3.2.2 adts_variable_header: the 13-bit
+        // aac_frame_length (header included) follows the 2 copyright
+        // bits of byte 3 and ends in the top 3 bits of byte 5.
+        let fl = payload.len() + 7;
+        adts[3] = (adts[3] & 0xFC) | ((fl >> 11) & 0x03) as u8;
+        adts[4] = (fl >> 3) as u8;
+        adts[5] = (adts[5] & 0x1F) | (((fl & 0x07) as u8) << 5);
+        // The demuxer gives frame n of a PES the PTS
+        // pts0 + n * 1024 * 90000 / rate (integer division): pack only
+        // frames whose PTS is exactly that, so the round trip is exact.
+        let n = s.aac_pending.len();
+        let contiguous = n > 0
+            && n < MAX_AAC_FRAMES_PER_PES
+            && s.sample_rate > 0
+            && i64::try_from(n)
+                .ok()
+                .and_then(|n| n.checked_mul(1024 * 90_000))
+                .map(|t| t / i64::from(s.sample_rate))
+                .and_then(|t| s.aac_pts0.checked_add(t))
+                == Some(pts);
+        if !contiguous {
+            self.flush_aac(idx);
+        }
+        let s = &mut self.streams[idx];
+        if s.aac_pending.is_empty() {
+            s.aac_pts0 = pts;
+            s.aac_dts0 = dts;
+            s.aac_key0 = frame.is_keyframe();
+        }
+        s.aac_pending.push((adts, payload.clone()));
+        if s.aac_pending.len() >= MAX_AAC_FRAMES_PER_PES {
+            self.flush_aac(idx);
+        }
+        Ok(())
+    }
+
+    /// Write the AAC frames pending on stream `idx` as one PES: the first
+    /// frame's PTS, then ADTS header and raw frame for each
+    /// (ISO/IEC 13818-1 §2.4.3.6, stream_type 0x0F).
+    fn flush_aac(&mut self, idx: usize) {
+        let Some(s) = self.streams.get_mut(idx) else {
+            return;
+        };
+        if s.aac_pending.is_empty() {
+            return;
+        }
+        let pending = std::mem::take(&mut s.aac_pending);
+        let (pts, dts, pid) = (s.aac_pts0, s.aac_dts0, s.pid);
+        let pcr = self.clock(pid, dts, false);
+        let audio_only = !self.streams.iter().any(|s| s.kind == FrameType::Video);
+        let s = &mut self.streams[idx];
+        let af = FirstAf {
+            discontinuity: std::mem::take(&mut s.discontinuity_pending),
+            random_access: s.aac_key0 || audio_only,
+            pcr,
+        };
+        let body_len: usize = pending.iter().map(|(_, p)| 7 + p.len()).sum();
+        let mut pes = [0u8; 19];
+        let hlen = pes_header(&mut pes, s.stream_id, body_len, pts, pts, false);
+        let mut pieces: Vec<&[u8]> = Vec::with_capacity(1 + 2 * pending.len());
+        pieces.push(&pes[..hlen]);
+        for (h, p) in &pending {
+            pieces.push(h);
+            pieces.push(p);
+        }
+        packetize(
+            &mut self.out,
+            s.pid,
+            &mut s.cc,
+            af,
+            &pieces,
+            hlen + body_len,
+        );
+        drop(pieces);
+        // Keep the allocation for the next PES.
+        let mut pending = pending;
+        pending.clear();
+        self.streams[idx].aac_pending = pending;
+    }
+
+    /// Write every stream's pending AAC frames.
+    fn flush_all_aac(&mut self) {
+        for i in 0..self.streams.len() {
+            self.flush_aac(i);
+        }
+    }
+
     fn write_media(&mut self, idx: usize, frame: &MediaFrame) -> Result<(), TsError> {
+        if self.streams[idx].codec == CodecId::Aac {
+            return self.buffer_aac(idx, frame);
+        }
         let dts = frame.dts_in(TimeBase::MPEG_90K);
         let pts = frame.pts_in(TimeBase::MPEG_90K);
         let pid = self.streams[idx].pid;
         let video_keyframe = frame.is_keyframe() && self.streams[idx].kind == FrameType::Video;
+        if video_keyframe {
+            // Audio before a keyframe goes out before it, so a segment cut
+            // there holds all of it.
+            self.flush_all_aac();
+        }
         let pcr = self.clock(pid, dts, video_keyframe);
         let audio_only = !self.streams.iter().any(|s| s.kind == FrameType::Video);
         let s = &mut self.streams[idx];
@@ -539,34 +676,6 @@ impl MpegTsMuxer {
                     af,
                     &pieces,
                     hlen + body_len,
-                );
-            }
-            CodecId::Aac => {
-                let mut adts = s.adts.ok_or(TsError::BadPayload {
-                    codec: "AAC",
-                    reason: "frame before its AudioSpecificConfig",
-                })?;
-                if payload.len() + 7 > MAX_ADTS_FRAME_LEN {
-                    return Err(TsError::LimitExceeded {
-                        limit: "MAX_ADTS_FRAME_LEN",
-                        value: MAX_ADTS_FRAME_LEN,
-                    });
-                }
-                // ISO/IEC 14496-3 §1.A.3.2.2 adts_variable_header: the 13-bit
-                // aac_frame_length (header included) follows the 2 copyright
-                // bits of byte 3 and ends in the top 3 bits of byte 5.
-                let fl = payload.len() + 7;
-                adts[3] = (adts[3] & 0xFC) | ((fl >> 11) & 0x03) as u8;
-                adts[4] = (fl >> 3) as u8;
-                adts[5] = (adts[5] & 0x1F) | (((fl & 0x07) as u8) << 5);
-                let hlen = pes_header(&mut pes, s.stream_id, 7 + payload.len(), pts, pts, false);
-                packetize(
-                    &mut self.out,
-                    s.pid,
-                    &mut s.cc,
-                    af,
-                    &[&pes[..hlen], &adts, payload],
-                    hlen + 7 + payload.len(),
                 );
             }
             CodecId::Mp3 => {
@@ -785,6 +894,7 @@ impl Muxer for MpegTsMuxer {
     }
 
     fn start_segment(&mut self) -> Result<()> {
+        self.flush_all_aac();
         self.write_psi();
         self.psi_fresh = true;
         self.force_pcr = true;
@@ -814,6 +924,7 @@ impl Muxer for MpegTsMuxer {
     }
 
     fn discontinuity(&mut self) {
+        self.flush_all_aac();
         for s in &mut self.streams {
             s.discontinuity_pending = true;
         }
@@ -823,6 +934,8 @@ impl Muxer for MpegTsMuxer {
     }
 
     fn flush(&mut self) -> Result<Bytes> {
+        // Every frame written so far goes out (LL-HLS parts need them all).
+        self.flush_all_aac();
         let out = self.out.split().freeze();
         // The caller still holds `out`: give the next flush a buffer of the
         // same size now, so filling it never grows (copies) it.

@@ -366,3 +366,76 @@ mod hostile {
         }
     }
 }
+
+#[test]
+fn contiguous_aac_frames_share_a_pes_and_round_trip_exactly() {
+    // AAC-LC stereo at 48 kHz (1024 samples are 1920 ticks) and 44.1 kHz
+    // (2089.79 ticks: the PTS follow the demuxer's integer formula, and a
+    // frame whose PTS is not exactly the formula's from the PES start
+    // begins a new PES).
+    for (asc, rate) in [([0x11, 0x90], 48_000), ([0x12, 0x10], 44_100)] {
+        aac_packing(asc, rate);
+    }
+}
+
+fn aac_packing(asc: [u8; 2], rate: i64) {
+    use arcly_core::frame::TimeBase;
+    use arcly_mpegts::mux::MAX_AAC_FRAMES_PER_PES;
+    let asc = Bytes::copy_from_slice(&asc);
+    let frame = |pts: i64, n: u8| {
+        MediaFrame::new(
+            CodecId::Aac,
+            TimeBase::MPEG_90K,
+            pts,
+            pts,
+            Bytes::from(vec![0x21, n, 0x05, 0x00]),
+        )
+        .with_flags(FrameFlags::KEYFRAME)
+    };
+    let mut input = Vec::new();
+    for k in 0..12i64 {
+        input.push(frame(1000 + k * 1024 * 90_000 / rate, k as u8));
+    }
+    // A hole, then more frames; a flush must emit every frame written.
+    for k in 0..3i64 {
+        input.push(frame(900_000 + k * 1024 * 90_000 / rate, 100 + k as u8));
+    }
+    let mut mux = MpegTsMuxer::new();
+    mux.write_frame(&MediaFrame::config(CodecId::Aac, 0, asc))
+        .unwrap();
+    let mut segments = Vec::new();
+    mux.start_segment().unwrap();
+    for f in &input[..13] {
+        mux.write_frame(f).unwrap();
+    }
+    segments.push(mux.flush().unwrap());
+    let first = common::demux_all(&segments[0]);
+    assert_eq!(first.iter().filter(|f| !f.is_config()).count(), 13);
+    mux.start_segment().unwrap();
+    for f in &input[13..] {
+        mux.write_frame(f).unwrap();
+    }
+    segments.push(mux.flush().unwrap());
+    let ts: Vec<u8> = segments.iter().flat_map(|s| s.iter().copied()).collect();
+    let pid = mux.streams().next().unwrap().0;
+    let pes = packets(&ts)
+        .iter()
+        .filter(|p| p.pid == pid && p.payload_unit_start)
+        .count();
+    // 12 frames in PESes of at most 5, then 1 after the hole (the flush
+    // ends its PES), then 2.
+    let least = 12usize.div_ceil(MAX_AAC_FRAMES_PER_PES) + 2;
+    if rate == 48_000 {
+        assert_eq!(pes, least);
+    } else {
+        assert!(pes >= least && pes < input.len(), "{pes} PES");
+    }
+    let out: Vec<(Bytes, i64)> = common::demux_all(&ts)
+        .into_iter()
+        .filter(|f| !f.is_config())
+        .map(|f| (f.payload.clone(), f.pts_in(TimeBase::MPEG_90K)))
+        .collect();
+    let want: Vec<(Bytes, i64)> = input.iter().map(|f| (f.payload.clone(), f.pts)).collect();
+    assert_eq!(out, want);
+    common::check_segments(&segments, false);
+}

@@ -177,10 +177,18 @@ fuzz_target!(|data: &[u8]| {
     d.finish().expect("finishing our own output");
     let output: Vec<MediaFrame> = std::iter::from_fn(|| d.next_frame()).collect();
     // The demuxer cannot know how many 33-bit wraps preceded its first
-    // timestamp: the output may be shifted by one multiple of 2^33.
+    // timestamp: the output may be shifted by one multiple of 2^33. The
+    // muxer keeps each stream's order but may interleave streams
+    // differently (it packs AAC frames into one PES), so compare the first
+    // frame of the same kind.
+    let first_in = input.iter().find(|f| !f.is_config());
     let shift = match (
-        input.iter().find(|f| !f.is_config()),
-        output.iter().find(|f| !f.is_config()),
+        first_in,
+        first_in.and_then(|a| {
+            output
+                .iter()
+                .find(|f| !f.is_config() && f.is_video() == a.is_video())
+        }),
     ) {
         (Some(a), Some(b)) => a.dts - b.dts,
         _ => 0,
