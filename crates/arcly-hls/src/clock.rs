@@ -160,9 +160,23 @@ impl HlsClock {
             // Decode times of the driving track only go forwards; a step
             // back (of any size) or forwards past the gap tolerance starts
             // a new timeline.
+            // With LL-HLS parts, a stall longer than PART-TARGET (and well
+            // beyond the stream's own rhythm) cannot fit in any part
+            // (8216bis §4.4.4.9): it breaks the timeline too.
+            let rhythm = self
+                .gaps
+                .iter()
+                .copied()
+                .max()
+                .unwrap_or(0)
+                .max(self.frame_us);
+            let stalled = |gap: i64| {
+                self.part_target_us
+                    .is_some_and(|pt| gap > pt && gap > rhythm.saturating_mul(3))
+            };
             let jumped = self
                 .last_driving_us
-                .is_some_and(|l| dts < l || dts > l + self.max_gap_us);
+                .is_some_and(|l| dts < l || dts > l + self.max_gap_us || stalled(dts - l));
             if jumped || frame.flags.contains(FrameFlags::DISCONTINUITY) {
                 broke_at = self.end_of_last_frame();
                 self.segment_start_us = None;

@@ -8,10 +8,9 @@
 //! last 16 (a dropped frame) can make one LL-HLS part one gap longer than
 //! PART-TARGET, since a part's end is only known when the next frame comes.
 //!
-//! Known open failure (found by a random seed): a publisher that leaves
-//! before any media, then comes back with a run of non-keyframes, can get a
-//! first LL-HLS part of 0.78 s against a 0.3 s PART-TARGET (§4.4.4.9). The
-//! seed is fixed below until that is fixed.
+//! A stall longer than PART-TARGET (a random seed found one of 0.74 s after
+//! a publisher came back) cannot fit in any part: the segmenter treats it as
+//! a discontinuity; the regression file replays that case.
 
 use arcly_core::{CodecId, FrameFlags, MediaFrame};
 use arcly_hls::checker::{self, Summary};
@@ -67,8 +66,9 @@ fn check_all(hls: &HlsStream, prev: &mut Option<Summary>) -> Result<(), TestCase
 }
 
 proptest! {
-    // A fixed seed: a known failure (below) is still open, and a random seed
-    // would make CI flaky on it. Change the seed locally to explore.
+    // A fixed seed keeps CI deterministic; the cases random seeds found are
+    // replayed first from `segmenter_props.proptest-regressions`. Comment
+    // the seed out locally (or run the `segmenter` fuzz target) to explore.
     #![proptest_config(ProptestConfig {
         cases: 48,
         rng_seed: proptest::test_runner::RngSeed::Fixed(0x0a5c_1e55),
