@@ -238,60 +238,27 @@ impl TagDemuxer {
             return self.video_track(codec, 0, kind, frame_type, Some(cts), ts, c.rest(), out);
         }
         // E-RTMP ExVideoTagHeader.
-        let mut packet_type = skip_modex(&mut c, b0 & 0x0f, VPT_MODEX)?;
+        let packet_type = skip_modex(&mut c, b0 & 0x0f, VPT_MODEX)?;
         if frame_type == 5 && packet_type != VPT_METADATA {
             return Ok(()); // VideoCommand: no payload
         }
-        let mut multitrack = None;
-        let mut fourcc = [0u8; 4];
-        if packet_type == VPT_MULTITRACK {
-            let b = c.u8("multitrack type")?;
-            multitrack = Some(b >> 4);
-            packet_type = b & 0x0f;
-            if packet_type == VPT_MULTITRACK {
-                return Err(flv_err("nested video multitrack"));
-            }
-            if b >> 4 != MT_MANY_TRACKS_MANY_CODECS {
-                fourcc = c.fourcc()?;
-            }
-        } else {
-            fourcc = c.fourcc()?;
-        }
-        let Some(mt) = multitrack else {
-            let codec = video_codec_of(fourcc);
-            return self.ex_video_body(codec, 0, packet_type, frame_type, ts, c.rest(), out);
-        };
-        let mut tracks = 0;
-        while !c.b.is_empty() {
-            tracks += 1;
-            if tracks > MAX_TRACKS {
-                return Err(RtmpError::limit(
-                    "tracks in a multitrack tag",
-                    tracks as u64,
-                    MAX_TRACKS as u64,
-                ));
-            }
-            if mt == MT_MANY_TRACKS_MANY_CODECS {
-                fourcc = c.fourcc()?;
-            }
-            let track = c.u8("track id")?;
-            let data = if mt == MT_ONE_TRACK {
-                c.rest()
-            } else {
-                let n = c.u24("track size")? as usize;
-                c.take(n, "track data")?
-            };
-            self.ex_video_body(
-                video_codec_of(fourcc),
-                track,
-                packet_type,
-                frame_type,
-                ts,
-                data,
-                out,
-            )?;
-        }
-        Ok(())
+        for_each_track(
+            &mut c,
+            packet_type,
+            VPT_MULTITRACK,
+            "nested video multitrack",
+            |fourcc, track, packet_type, data| {
+                self.ex_video_body(
+                    video_codec_of(fourcc),
+                    track,
+                    packet_type,
+                    frame_type,
+                    ts,
+                    data,
+                    out,
+                )
+            },
+        )
     }
 
     #[allow(clippy::too_many_arguments)]
@@ -473,25 +440,46 @@ fn audio(ts: i64, body: Bytes, out: &mut Vec<MediaFrame>) -> Result<()> {
         return Ok(());
     }
     // E-RTMP v2 ExAudioTagHeader.
-    let mut packet_type = skip_modex(&mut c, b0 & 0x0f, APT_MODEX)?;
-    let mut multitrack = None;
+    let packet_type = skip_modex(&mut c, b0 & 0x0f, APT_MODEX)?;
+    for_each_track(
+        &mut c,
+        packet_type,
+        APT_MULTITRACK,
+        "nested audio multitrack",
+        |fourcc, track, packet_type, data| {
+            ex_audio_body(audio_codec_of(fourcc), track, packet_type, ts, data, out)
+        },
+    )
+}
+
+/// The track layer Enhanced RTMP v2 shares between audio and video: after the
+/// packet type, either one FourCC and the body (a single track), or, when the
+/// packet type is `multitrack_marker`, the multitrack type, the inner packet
+/// type and then each track (FourCC when codecs differ, track id, size unless
+/// there is one track). Calls `body(fourcc, track, packet_type, data)` per
+/// track, at most [`MAX_TRACKS`] times; a multitrack packet inside a
+/// multitrack packet is the `nested_error` protocol error.
+fn for_each_track(
+    c: &mut Cursor,
+    mut packet_type: u8,
+    multitrack_marker: u8,
+    nested_error: &'static str,
+    mut body: impl FnMut([u8; 4], u8, u8, Bytes) -> Result<()>,
+) -> Result<()> {
+    if packet_type != multitrack_marker {
+        let fourcc = c.fourcc()?;
+        return body(fourcc, 0, packet_type, c.rest());
+    }
+    let b = c.u8("multitrack type")?;
+    let mt = b >> 4;
+    packet_type = b & 0x0f;
+    if packet_type == multitrack_marker {
+        return Err(flv_err(nested_error));
+    }
     let mut fourcc = [0u8; 4];
-    if packet_type == APT_MULTITRACK {
-        let b = c.u8("multitrack type")?;
-        multitrack = Some(b >> 4);
-        packet_type = b & 0x0f;
-        if packet_type == APT_MULTITRACK {
-            return Err(flv_err("nested audio multitrack"));
-        }
-        if b >> 4 != MT_MANY_TRACKS_MANY_CODECS {
-            fourcc = c.fourcc()?;
-        }
-    } else {
+    if mt != MT_MANY_TRACKS_MANY_CODECS {
         fourcc = c.fourcc()?;
     }
-    let Some(mt) = multitrack else {
-        return ex_audio_body(audio_codec_of(fourcc), 0, packet_type, ts, c.rest(), out);
-    };
     let mut tracks = 0;
     while !c.b.is_empty() {
         tracks += 1;
@@ -512,7 +500,7 @@ fn audio(ts: i64, body: Bytes, out: &mut Vec<MediaFrame>) -> Result<()> {
             let n = c.u24("track size")? as usize;
             c.take(n, "track data")?
         };
-        ex_audio_body(audio_codec_of(fourcc), track, packet_type, ts, data, out)?;
+        body(fourcc, track, packet_type, data)?;
     }
     Ok(())
 }
