@@ -8,7 +8,9 @@
 #   benches/e2e/run.sh [--steps 100,500,1000,2000] [--servers arcly,nginx]
 # (the full ramp with the HTTP-FLV series takes about 6 minutes on 2 cores)
 #                      [--flv | --no-flv] [--settle S] [--window S] [--rate R]
-#                      [--workers W] [--perf]
+#                      [--workers W] [--perf] [--protos rtmp,flv]
+# --protos (E2E_PROTOS) picks the series: rtmp (every server), flv (arcly's
+# HTTP-FLV series); default both. --no-flv is --protos rtmp.
 # --perf (E2E_PERF=1) adds a `perf record -g` of the server after each
 # measurement window (target/e2e/perf-<timestamp>/LABEL-PROTO-N.perf.data).
 # Environment equivalents: E2E_STEPS, E2E_SERVERS, E2E_FLV (1/0), E2E_SETTLE,
@@ -35,6 +37,7 @@ WINDOW=${E2E_WINDOW:-10}
 RATE=${E2E_RATE:-200}
 WORKERS=${E2E_WORKERS:-2}
 PERF=${E2E_PERF:-0}
+PROTOS=${E2E_PROTOS:-rtmp,flv}
 # The machine may be busy with other work: as root, the servers, the
 # publisher and the load generator run at nice -10, and so does this
 # session's scheduler autogroup (Linux shares CPU between sessions first when
@@ -54,8 +57,9 @@ while [ $# -gt 0 ]; do
         --rate) RATE=$2; shift 2 ;;
         --workers) WORKERS=$2; shift 2 ;;
         --perf) PERF=1; shift ;;
+        --protos) PROTOS=$2; shift 2 ;;
         e2e) shift ;; # passed through by `cargo xtask bench e2e`
-        -h|--help) sed -n '2,25p' "$0"; exit 0 ;;
+        -h|--help) sed -n '2,27p' "$0"; exit 0 ;;
         *) echo "run.sh: unknown argument $1" >&2; exit 2 ;;
     esac
 done
@@ -267,15 +271,17 @@ EOF
 
 log "steps $STEPS, servers ${SERVERS}, settle ${SETTLE}s, window ${WINDOW}s, ramp ${RATE}/s, loadgen workers $WORKERS, $(nproc) cores, ${RUN[*]:-no nice}$([ -n "$AUTOGROUP_NICE" ] && echo ", autogroup nice $NICE"), load average $(cut -d' ' -f1-3 /proc/loadavg)"
 IFS=, read -ra servers <<<"$SERVERS"
-for s in "${servers[@]}"; do
-    case "$s" in
-        arcly) arcly_series rtmp ;;
-        nginx) nginx_series ;;
-        "") ;;
-        *) log "unknown server $s" ;;
-    esac
-done
-if [[ ",$SERVERS," == *",arcly,"* ]] && [ "$FLV" = 1 ]; then
+if [[ ",$PROTOS," == *",rtmp,"* ]]; then
+    for s in "${servers[@]}"; do
+        case "$s" in
+            arcly) arcly_series rtmp ;;
+            nginx) nginx_series ;;
+            "") ;;
+            *) log "unknown server $s" ;;
+        esac
+    done
+fi
+if [[ ",$SERVERS," == *",arcly,"* ]] && [ "$FLV" = 1 ] && [[ ",$PROTOS," == *",flv,"* ]]; then
     arcly_series flv
 fi
 
