@@ -709,6 +709,12 @@ impl Subscription {
     pub fn try_recv(&mut self) -> Result<Option<Arc<MediaFrame>>> {
         loop {
             if let Some(f) = self.replay.pop_front() {
+                if self.replay.is_empty() {
+                    // The join's replay queue is not kept for the whole
+                    // subscription: every subscriber would hold a GOP's
+                    // worth of slots.
+                    self.replay = VecDeque::new();
+                }
                 return Ok(Some(self.deliver(f)));
             }
             match self.stream.shared.ring.read(&mut self.pos) {

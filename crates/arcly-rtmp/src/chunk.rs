@@ -378,7 +378,10 @@ struct OutState {
 #[derive(Debug)]
 pub struct ChunkEncoder {
     chunk_size: u32,
-    streams: HashMap<u32, OutState>,
+    /// Header state per chunk stream id: a session sends on a handful of
+    /// chunk streams, so a short list beats a hash map (no hashing per
+    /// message, one small allocation).
+    streams: Vec<(u32, OutState)>,
 }
 
 impl Default for ChunkEncoder {
@@ -387,7 +390,7 @@ impl Default for ChunkEncoder {
     }
 }
 
-fn put_basic(out: &mut BytesMut, fmt: u8, csid: u32) {
+fn put_basic(out: &mut impl BufMut, fmt: u8, csid: u32) {
     let f = fmt << 6;
     match csid {
         0..=63 => out.put_u8(f | csid as u8),
@@ -404,10 +407,76 @@ fn put_basic(out: &mut BytesMut, fmt: u8, csid: u32) {
     }
 }
 
-fn put_u24(out: &mut BytesMut, v: u32) {
+fn put_u24(out: &mut impl BufMut, v: u32) {
     out.put_u8((v >> 16) as u8);
     out.put_u8((v >> 8) as u8);
     out.put_u8(v as u8);
+}
+
+/// The chunk headers of one message, as [`ChunkEncoder::plan`] chose them:
+/// write [`put_first`](Self::put_first) before the first
+/// [`chunk_size`](Self::chunk_size) bytes of the body and
+/// [`put_continuation`](Self::put_continuation) before each further piece.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ChunkPlan {
+    fmt: u8,
+    csid: u32,
+    /// The timestamp or delta written in the header.
+    field: u32,
+    length: u32,
+    type_id: u8,
+    stream_id: u32,
+    chunk_size: usize,
+    len: usize,
+}
+
+impl ChunkPlan {
+    /// Body bytes carried per chunk.
+    pub fn chunk_size(&self) -> usize {
+        self.chunk_size
+    }
+
+    /// The body length (capped at the 24-bit maximum).
+    pub fn body_len(&self) -> usize {
+        self.len
+    }
+
+    /// Chunks the message takes (at least one, even for an empty body).
+    pub fn chunks(&self) -> usize {
+        self.len.div_ceil(self.chunk_size).max(1)
+    }
+
+    fn extended(&self) -> bool {
+        self.field >= EXTENDED_TS
+    }
+
+    /// The first chunk's header: basic header, the message header of the
+    /// chosen format (§5.3.1.2) and the extended timestamp when needed.
+    pub fn put_first(&self, out: &mut impl BufMut) {
+        put_basic(out, self.fmt, self.csid);
+        if self.fmt < 3 {
+            put_u24(out, self.field.min(EXTENDED_TS));
+        }
+        if self.fmt < 2 {
+            put_u24(out, self.length);
+            out.put_u8(self.type_id);
+        }
+        if self.fmt == 0 {
+            out.put_u32_le(self.stream_id);
+        }
+        if self.extended() {
+            out.put_u32(self.field);
+        }
+    }
+
+    /// A continuation chunk's header (type 3; §5.3.1.3: it repeats the
+    /// extended timestamp).
+    pub fn put_continuation(&self, out: &mut impl BufMut) {
+        put_basic(out, 3, self.csid);
+        if self.extended() {
+            out.put_u32(self.field);
+        }
+    }
 }
 
 impl ChunkEncoder {
@@ -415,7 +484,7 @@ impl ChunkEncoder {
     pub fn new() -> Self {
         Self {
             chunk_size: DEFAULT_CHUNK_SIZE,
-            streams: HashMap::new(),
+            streams: Vec::new(),
         }
     }
 
@@ -435,12 +504,15 @@ impl ChunkEncoder {
         self.streams.clear();
     }
 
-    /// Write every chunk header of the message into `hdrs`, returning the
-    /// end offset of each header within `hdrs` (one per chunk).
-    fn headers(&mut self, h: &MessageHeader, len: usize, hdrs: &mut BytesMut) -> Vec<usize> {
+    /// Choose the headers of a message of `len` body bytes and remember
+    /// them for the next message on its chunk stream. The caller must then
+    /// write the message as the plan says.
+    pub fn plan(&mut self, h: &MessageHeader, len: usize) -> ChunkPlan {
         let csid = h.csid.clamp(MIN_CSID, MAX_CSID);
-        let length = (len as u32).min(EXTENDED_TS);
-        let prev = self.streams.get(&csid).copied();
+        let len = len.min(EXTENDED_TS as usize);
+        let length = len as u32;
+        let slot = self.streams.iter().position(|(c, _)| *c == csid);
+        let prev = slot.and_then(|i| self.streams.get(i)).map(|(_, st)| *st);
         // §5.3.1.2: pick the smallest header whose omitted fields match.
         let (fmt, field) = match prev {
             Some(p)
@@ -458,59 +530,44 @@ impl ChunkEncoder {
             }
             _ => (0, h.timestamp),
         };
-        self.streams.insert(
+        let st = OutState {
+            timestamp: h.timestamp,
+            delta: if fmt == 0 { None } else { Some(field) },
+            length,
+            type_id: h.type_id,
+            stream_id: h.stream_id,
+        };
+        match slot.and_then(|i| self.streams.get_mut(i)) {
+            Some((_, s)) => *s = st,
+            None => self.streams.push((csid, st)),
+        }
+        ChunkPlan {
+            fmt,
             csid,
-            OutState {
-                timestamp: h.timestamp,
-                delta: if fmt == 0 { None } else { Some(field) },
-                length,
-                type_id: h.type_id,
-                stream_id: h.stream_id,
-            },
-        );
-        let extended = field >= EXTENDED_TS;
-        let chunks = len.div_ceil(self.chunk_size as usize).max(1);
-        hdrs.reserve(18 + (chunks - 1) * 7);
-        let mut ends = Vec::with_capacity(chunks);
-        put_basic(hdrs, fmt, csid);
-        if fmt < 3 {
-            put_u24(hdrs, field.min(EXTENDED_TS));
+            field,
+            length,
+            type_id: h.type_id,
+            stream_id: h.stream_id,
+            chunk_size: self.chunk_size as usize,
+            len,
         }
-        if fmt < 2 {
-            put_u24(hdrs, length);
-            hdrs.put_u8(h.type_id);
-        }
-        if fmt == 0 {
-            hdrs.put_u32_le(h.stream_id);
-        }
-        if extended {
-            hdrs.put_u32(field);
-        }
-        ends.push(hdrs.len());
-        for _ in 1..chunks {
-            put_basic(hdrs, 3, csid);
-            if extended {
-                // §5.3.1.3: type-3 chunks repeat the extended timestamp.
-                hdrs.put_u32(field);
-            }
-            ends.push(hdrs.len());
-        }
-        ends
     }
 
     /// Write the message as chunks into `out`, copying the payload.
     pub fn write(&mut self, h: &MessageHeader, payload: &[u8], out: &mut BytesMut) {
-        let payload = &payload[..payload.len().min(EXTENDED_TS as usize)];
-        let mut hdrs = BytesMut::new();
-        let ends = self.headers(h, payload.len(), &mut hdrs);
-        out.reserve(hdrs.len() + payload.len());
-        let cs = self.chunk_size as usize;
-        let mut start = 0;
-        for (i, end) in ends.iter().enumerate() {
-            out.put_slice(&hdrs[start..*end]);
-            start = *end;
-            let p = i * cs;
-            out.put_slice(&payload[p..payload.len().min(p + cs)]);
+        let plan = self.plan(h, payload.len());
+        let payload = payload.get(..plan.body_len()).unwrap_or(payload);
+        out.reserve(payload.len() + 18 + (plan.chunks() - 1) * 7);
+        for (i, piece) in payload.chunks(plan.chunk_size()).enumerate() {
+            if i == 0 {
+                plan.put_first(out);
+            } else {
+                plan.put_continuation(out);
+            }
+            out.put_slice(piece);
+        }
+        if payload.is_empty() {
+            plan.put_first(out);
         }
     }
 
@@ -535,19 +592,22 @@ impl ChunkEncoder {
         parts: &[Bytes],
         out: &mut Vec<Bytes>,
     ) -> usize {
-        let total_len: usize = parts
-            .iter()
-            .map(Bytes::len)
-            .sum::<usize>()
-            .min(EXTENDED_TS as usize);
-        let mut hdrs = BytesMut::new();
-        let ends = self.headers(h, total_len, &mut hdrs);
+        let total_len: usize = parts.iter().map(Bytes::len).sum();
+        let plan = self.plan(h, total_len);
+        let mut hdrs = BytesMut::with_capacity(18 + (plan.chunks() - 1) * 7);
+        let mut ends = Vec::with_capacity(plan.chunks());
+        plan.put_first(&mut hdrs);
+        ends.push(hdrs.len());
+        for _ in 1..plan.chunks() {
+            plan.put_continuation(&mut hdrs);
+            ends.push(hdrs.len());
+        }
         let hdrs = hdrs.freeze();
-        let cs = self.chunk_size as usize;
+        let cs = plan.chunk_size();
         out.reserve(ends.len() * 2 + parts.len());
         let mut start = 0;
         let (mut part, mut off) = (0usize, 0usize);
-        let mut left = total_len;
+        let mut left = plan.body_len();
         for end in &ends {
             out.push(hdrs.slice(start..*end));
             start = *end;
@@ -567,7 +627,7 @@ impl ChunkEncoder {
                 }
             }
         }
-        hdrs.len() + total_len
+        hdrs.len() + plan.body_len()
     }
 }
 

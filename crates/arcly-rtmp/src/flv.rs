@@ -577,16 +577,71 @@ impl MuxedTag {
     }
 }
 
-/// Build the FLV tag for `frame`: legacy AVC/AAC/MP3 headers (what every
-/// player understands), Enhanced RTMP for H.265/AV1/VP9/VVC/Opus, AMF0
-/// script data for metadata. `Ok(None)` for frames FLV does not carry
-/// (the publisher's in-band end-of-stream marker).
-pub fn mux_frame(frame: &MediaFrame) -> Result<Option<MuxedTag>> {
-    let dts = frame.dts_ms();
-    let timestamp = dts as u32;
-    let cts = (frame.pts_ms() - dts).clamp(-0x80_0000, 0x7f_ffff) as i32;
+/// The tag-body header of one frame (codec byte, packet type, FourCC,
+/// composition time: at most [`TagHeader::MAX_LEN`] bytes), built on the
+/// stack so a frame sent to many players costs no allocation per player.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TagHeader {
+    /// [`TAG_AUDIO`], [`TAG_VIDEO`] or [`TAG_SCRIPT`].
+    pub tag_type: u8,
+    /// Whether the frame's payload follows the header (not for end-of-sequence tags).
+    pub with_payload: bool,
+    len: u8,
+    bytes: [u8; TagHeader::MAX_LEN],
+}
+
+impl TagHeader {
+    /// The longest tag-body header written (a multitrack video header with
+    /// a composition time is 10 bytes).
+    pub const MAX_LEN: usize = 16;
+
+    /// The header bytes.
+    pub fn as_bytes(&self) -> &[u8] {
+        self.bytes.get(..usize::from(self.len)).unwrap_or(&[])
+    }
+
+    /// The tag body's length for a frame whose payload is `payload_len` bytes.
+    pub fn body_len(&self, payload_len: usize) -> usize {
+        usize::from(self.len) + if self.with_payload { payload_len } else { 0 }
+    }
+}
+
+/// A fixed-capacity writer for [`TagHeader`] bytes.
+struct HeadBuf {
+    len: usize,
+    bytes: [u8; TagHeader::MAX_LEN],
+}
+
+impl HeadBuf {
+    fn put(&mut self, b: &[u8]) {
+        // Every header written below is at most 10 bytes.
+        if let Some(dst) = self.bytes.get_mut(self.len..self.len + b.len()) {
+            dst.copy_from_slice(b);
+            self.len += b.len();
+        }
+    }
+    fn u8(&mut self, b: u8) {
+        self.put(&[b]);
+    }
+    /// A signed 24-bit composition time (FLV 10.1 §E.4.3.1).
+    fn si24(&mut self, v: i32) {
+        let b = v.to_be_bytes();
+        self.put(&b[1..]);
+    }
+}
+
+/// The tag-body header for `frame` with composition time offset `cts`
+/// milliseconds: legacy AVC/AAC/MP3 headers (what every player
+/// understands), Enhanced RTMP for H.265/AV1/VP9/VVC/Opus, AMF0 script
+/// data for metadata. `Ok(None)` for frames FLV does not carry (the
+/// publisher's in-band end-of-stream marker).
+pub fn tag_header(frame: &MediaFrame, cts: i32) -> Result<Option<TagHeader>> {
+    let cts = cts.clamp(-0x80_0000, 0x7f_ffff);
     let eos = frame.is_end_of_stream();
-    let mut h = BytesMut::with_capacity(16);
+    let mut h = HeadBuf {
+        len: 0,
+        bytes: [0; TagHeader::MAX_LEN],
+    };
     let tag_type = match frame.frame_type {
         FrameType::Data if frame.codec == CodecId::Amf0Data => {
             if eos {
@@ -596,8 +651,8 @@ pub fn mux_frame(frame: &MediaFrame) -> Result<Option<MuxedTag>> {
         }
         FrameType::Data => {
             // E-RTMP video Metadata packet.
-            h.put_u8(0x80 | (5 << 4) | VPT_METADATA); // frame type ignored; ffmpeg writes 5
-            h.put_slice(frame.codec.fourcc().as_bytes());
+            h.u8(0x80 | (5 << 4) | VPT_METADATA); // frame type ignored; ffmpeg writes 5
+            h.put(frame.codec.fourcc().as_bytes());
             TAG_VIDEO
         }
         FrameType::Video => {
@@ -607,16 +662,15 @@ pub fn mux_frame(frame: &MediaFrame) -> Result<Option<MuxedTag>> {
                 2
             };
             if frame.codec == CodecId::H264 && frame.track == 0 {
-                h.put_u8(ft << 4 | 7);
-                h.put_u8(if frame.is_config() {
+                h.u8(ft << 4 | 7);
+                h.u8(if frame.is_config() {
                     0
                 } else if eos {
                     2
                 } else {
                     1
                 });
-                h.put_i32(cts << 8);
-                h.truncate(5);
+                h.si24(cts);
             } else {
                 let pt = if frame.is_config() {
                     VPT_SEQUENCE_START
@@ -630,20 +684,19 @@ pub fn mux_frame(frame: &MediaFrame) -> Result<Option<MuxedTag>> {
                     VPT_CODED_FRAMES
                 };
                 if frame.track != 0 {
-                    h.put_u8(0x80 | ft << 4 | VPT_MULTITRACK);
-                    h.put_u8(MT_ONE_TRACK << 4 | pt);
-                    h.put_slice(frame.codec.fourcc().as_bytes());
-                    h.put_u8(frame.track);
+                    h.u8(0x80 | ft << 4 | VPT_MULTITRACK);
+                    h.u8(MT_ONE_TRACK << 4 | pt);
+                    h.put(frame.codec.fourcc().as_bytes());
+                    h.u8(frame.track);
                 } else {
-                    h.put_u8(0x80 | ft << 4 | pt);
-                    h.put_slice(frame.codec.fourcc().as_bytes());
+                    h.u8(0x80 | ft << 4 | pt);
+                    h.put(frame.codec.fourcc().as_bytes());
                 }
                 if pt == VPT_SEQUENCE_START && frame.codec == CodecId::Vp9 {
-                    h.put_slice(&[1, 0, 0, 0]); // vpcC FullBox version and flags
+                    h.put(&[1, 0, 0, 0]); // vpcC FullBox version and flags
                 }
                 if pt == VPT_CODED_FRAMES && frame.codec.is_nal_based() {
-                    h.put_i32(cts << 8);
-                    h.truncate(h.len() - 1);
+                    h.si24(cts);
                 }
             }
             TAG_VIDEO
@@ -652,10 +705,10 @@ pub fn mux_frame(frame: &MediaFrame) -> Result<Option<MuxedTag>> {
             match frame.codec {
                 CodecId::Aac if frame.track == 0 && !eos => {
                     // 10 = AAC, 44 kHz, 16-bit, stereo (§E.4.2.1: always so for AAC).
-                    h.put_u8(0xAF);
-                    h.put_u8(u8::from(!frame.is_config()));
+                    h.u8(0xAF);
+                    h.u8(u8::from(!frame.is_config()));
                 }
-                CodecId::Mp3 if frame.track == 0 && !eos => h.put_u8(0x2F),
+                CodecId::Mp3 if frame.track == 0 && !eos => h.u8(0x2F),
                 _ => {
                     let pt = if frame.is_config() {
                         APT_SEQUENCE_START
@@ -665,36 +718,53 @@ pub fn mux_frame(frame: &MediaFrame) -> Result<Option<MuxedTag>> {
                         APT_CODED_FRAMES
                     };
                     if frame.track != 0 {
-                        h.put_u8(SOUND_FORMAT_EX << 4 | APT_MULTITRACK);
-                        h.put_u8(MT_ONE_TRACK << 4 | pt);
-                        h.put_slice(frame.codec.fourcc().as_bytes());
-                        h.put_u8(frame.track);
+                        h.u8(SOUND_FORMAT_EX << 4 | APT_MULTITRACK);
+                        h.u8(MT_ONE_TRACK << 4 | pt);
+                        h.put(frame.codec.fourcc().as_bytes());
+                        h.u8(frame.track);
                     } else {
-                        h.put_u8(SOUND_FORMAT_EX << 4 | pt);
-                        h.put_slice(frame.codec.fourcc().as_bytes());
+                        h.u8(SOUND_FORMAT_EX << 4 | pt);
+                        h.put(frame.codec.fourcc().as_bytes());
                     }
                 }
             }
             TAG_AUDIO
         }
     };
-    let payload = if eos {
-        Bytes::new()
-    } else {
-        frame.payload.clone()
+    let head = TagHeader {
+        tag_type,
+        with_payload: !eos,
+        len: h.len as u8,
+        bytes: h.bytes,
     };
-    if h.len() + payload.len() > MAX_TAG_SIZE {
+    let body_len = head.body_len(frame.payload.len());
+    if body_len > MAX_TAG_SIZE {
         return Err(RtmpError::limit(
             "FLV tag size",
-            (h.len() + payload.len()) as u64,
+            body_len as u64,
             MAX_TAG_SIZE as u64,
         ));
     }
+    Ok(Some(head))
+}
+
+/// Build the FLV tag for `frame` (see [`tag_header`]); the timestamp is the
+/// frame's dts and the composition time its `pts - dts`.
+pub fn mux_frame(frame: &MediaFrame) -> Result<Option<MuxedTag>> {
+    let dts = frame.dts_ms();
+    let cts = (frame.pts_ms() - dts).clamp(-0x80_0000, 0x7f_ffff) as i32;
+    let Some(head) = tag_header(frame, cts)? else {
+        return Ok(None);
+    };
     Ok(Some(MuxedTag {
-        tag_type,
-        timestamp,
-        header: h.freeze(),
-        payload,
+        tag_type: head.tag_type,
+        timestamp: dts as u32,
+        header: Bytes::copy_from_slice(head.as_bytes()),
+        payload: if head.with_payload {
+            frame.payload.clone()
+        } else {
+            Bytes::new()
+        },
     }))
 }
 

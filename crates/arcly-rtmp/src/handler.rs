@@ -33,7 +33,7 @@ use arcly_core::inbound::{IngestContext, PublishSession};
 use arcly_core::ingest::{IngestLimits, RateLimiter, TcpIngest};
 use arcly_core::registry::{PlayRequest, PublishRequest};
 use arcly_core::traits::{Connection, ProtocolHandler};
-use arcly_core::{FrameType, MediaFrame, StreamError, StreamPath, TimeBase};
+use arcly_core::{FrameType, MediaFrame, StreamError, StreamPath};
 use async_trait::async_trait;
 use bytes::Bytes;
 use std::collections::HashMap;
@@ -41,7 +41,7 @@ use std::future::Future;
 use std::io::IoSlice;
 use std::net::SocketAddr;
 use std::sync::Arc;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::{AsyncReadExt, AsyncWrite, AsyncWriteExt};
 
 /// The protocol name used in requests, logs and metrics.
 pub const PROTOCOL: &str = "rtmp";
@@ -53,6 +53,13 @@ pub const REPUBLISH_GAP_MS: i64 = 40;
 pub const CLOSE_LINGER: std::time::Duration = std::time::Duration::from_millis(500);
 /// Most buffers handed to one `writev` call (below every platform's `IOV_MAX`).
 pub const MAX_IOVECS: usize = 512;
+/// Buffers gathered per `writev` from a session's queue (on the stack of
+/// the write, never kept per connection).
+const WRITE_IOVECS: usize = 64;
+/// Read buffer of a connection that does not publish: players send a
+/// handshake, a few commands and acknowledgements, and every byte of a
+/// buffer kept per player counts thousands of times.
+pub const SMALL_READ_BUFFER: usize = 512;
 
 /// A token-bucket bound on what one connection may send us.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -85,11 +92,14 @@ pub struct RtmpConfig {
     /// connections still handshaking read through a 4 KiB buffer: they send
     /// little, and a big buffer per player is most of its memory.
     pub read_buffer_size: usize,
-    /// Merge a player's media writes: after a write, wait this long and send
-    /// everything that arrived meanwhile in one vectored write, instead of
-    /// waking and writing per frame (SRS calls this "merged write"). The
-    /// first write after play starts (the cached GOP) is never delayed.
-    /// Zero writes every frame at once.
+    /// Merge a player's media writes (SRS calls this "merged write"): while
+    /// media flows, a player wakes once per interval, on a grid shared by
+    /// every connection of the handler, and sends everything that arrived
+    /// meanwhile in one vectored write, instead of waking and writing per
+    /// frame. All players wake at the same instants, so the runtime's
+    /// threads wake once per tick for all of them. The first write after
+    /// play starts (the cached GOP) is never delayed. Zero writes every
+    /// frame at once.
     pub merge_writes: std::time::Duration,
 }
 
@@ -109,15 +119,26 @@ impl Default for RtmpConfig {
 
 /// Serves RTMP publishers and players from the registries of an
 /// [`IngestContext`]. Run it with [`into_protocol`](Self::into_protocol).
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone)]
 pub struct RtmpHandler {
     cfg: RtmpConfig,
+    /// Origin of the merged-write grid shared by all connections.
+    epoch: tokio::time::Instant,
+}
+
+impl Default for RtmpHandler {
+    fn default() -> Self {
+        Self::new(RtmpConfig::default())
+    }
 }
 
 impl RtmpHandler {
     /// A handler with `cfg`.
     pub fn new(cfg: RtmpConfig) -> Self {
-        Self { cfg }
+        Self {
+            cfg,
+            epoch: tokio::time::Instant::now(),
+        }
     }
 
     /// The handler's settings.
@@ -150,15 +171,16 @@ impl ProtocolHandler for RtmpHandler {
         peer: SocketAddr,
         ctx: IngestContext,
     ) -> arcly_core::Result<()> {
-        let mut c = Conn::new(&self.cfg, conn, peer, ctx);
+        let mut c = Conn::new(&self.cfg, self.epoch, conn, peer, ctx);
         let r = c.run().await;
         // Whatever happened, try to deliver the last status messages.
         let _ = c.flush().await;
         let _ = c.io.shutdown().await;
         // Read (and drop) what the peer still sends for a moment: closing a
         // socket with unread input resets it, and the peer could lose the
-        // status that says why it was closed.
-        let mut sink = [0u8; 4096];
+        // status that says why it was closed. (On the heap: a buffer held
+        // in this future would be part of every connection's task.)
+        let mut sink = vec![0u8; 4096];
         let _ = tokio::time::timeout(CLOSE_LINGER, async {
             while matches!(c.io.read(&mut sink).await, Ok(n) if n > 0) {}
         })
@@ -241,6 +263,7 @@ struct Play {
 
 struct Conn<'a> {
     cfg: &'a RtmpConfig,
+    epoch: tokio::time::Instant,
     io: Box<dyn Connection>,
     peer: SocketAddr,
     ctx: IngestContext,
@@ -249,28 +272,31 @@ struct Conn<'a> {
     connected: bool,
     publishers: HashMap<u32, PublishSession>,
     plays: Vec<Play>,
-    out: Vec<Bytes>,
     limiter: Option<RateLimiter>,
     /// Set when the connection must close after the next flush.
     closing: Option<StreamError>,
-    /// While set, player frames wait in their subscriptions until then.
-    merge_until: Option<tokio::time::Instant>,
-    /// Whether media has been written to a player yet (the first write is
+    /// While set, player media is merged: frames wait in the subscriptions
+    /// (and queued bytes in the session) until this tick of the grid.
+    tick: Option<tokio::time::Instant>,
+    /// Write what the session holds at the top of the loop even while
+    /// merging (a tick just drained the subscriptions).
+    flush_due: bool,
+    /// Whether media has been queued for a player yet (the first batch is
     /// never merged, so the first picture arrives at once).
     media_written: bool,
-    /// Whether player media was queued since the last flush.
-    media_queued: bool,
 }
 
 impl<'a> Conn<'a> {
     fn new(
         cfg: &'a RtmpConfig,
+        epoch: tokio::time::Instant,
         io: Box<dyn Connection>,
         peer: SocketAddr,
         ctx: IngestContext,
     ) -> Self {
         Self {
             cfg,
+            epoch,
             io,
             peer,
             ctx,
@@ -278,29 +304,39 @@ impl<'a> Conn<'a> {
             app: None,
             connected: false,
             publishers: HashMap::new(),
-            plays: Vec::new(),
-            out: Vec::new(),
+            plays: Vec::with_capacity(1),
             limiter: cfg
                 .rate_limit
                 .map(|r| RateLimiter::new(r.bytes_per_sec, r.messages_per_sec, r.burst_secs)),
             closing: None,
-            merge_until: None,
+            tick: None,
+            flush_due: false,
             media_written: false,
-            media_queued: false,
         }
     }
 
+    /// The next point of the merged-write grid after now.
+    fn next_tick(&self) -> tokio::time::Instant {
+        let now = tokio::time::Instant::now();
+        let every = self.cfg.merge_writes.as_nanos().max(1);
+        let since = now.saturating_duration_since(self.epoch).as_nanos();
+        let n = since / every + 1;
+        let at = u64::try_from(n.saturating_mul(every)).unwrap_or(u64::MAX);
+        self.epoch + std::time::Duration::from_nanos(at)
+    }
+
     async fn run(&mut self) -> arcly_core::Result<()> {
-        let mut buf = vec![0u8; 4096];
+        let mut buf = vec![0u8; SMALL_READ_BUFFER];
         let hs_timeout = self.cfg.limits.handshake_timeout;
         let hs_deadline = tokio::time::Instant::now() + hs_timeout;
         let shutdown = self.ctx.shutdown.clone();
+        // Registered once: a fresh `cancelled()` per wake-up would lock the
+        // token's waiter list twice per wake-up of every player.
+        let shutdown_signal = shutdown.cancelled();
+        tokio::pin!(shutdown_signal);
         loop {
-            if self.merge_until.is_none() {
+            if self.tick.is_none() || std::mem::take(&mut self.flush_due) {
                 self.flush().await?;
-                if self.media_queued {
-                    self.media_written = true;
-                }
             }
             if let Some(e) = self.closing.take() {
                 return Err(e);
@@ -309,7 +345,7 @@ impl<'a> Conn<'a> {
                 buf.resize(self.cfg.read_buffer_size, 0);
             }
             let connected = self.connected;
-            let merge_until = self.merge_until;
+            let tick = self.tick;
             // An operator may kick any publisher of this connection.
             let mut kicks: Vec<_> = self
                 .publishers
@@ -325,7 +361,7 @@ impl<'a> Conn<'a> {
             });
             tokio::select! {
                 biased;
-                _ = shutdown.cancelled() => {
+                _ = &mut shutdown_signal => {
                     // Tell players the stream ended before the connection goes.
                     for p in std::mem::take(&mut self.plays) {
                         let sid = p.stream_id;
@@ -350,35 +386,56 @@ impl<'a> Conn<'a> {
                     }
                     self.on_input(&buf[..n]).await?;
                 }
-                _ = sleep_until_opt(merge_until), if merge_until.is_some() => {
-                    self.merge_until = None;
+                _ = sleep_until_opt(tick), if tick.is_some() => {
+                    // One wake-up per tick while media flows: take all that
+                    // arrived, write it, sleep to the next tick without
+                    // waiting on the bus. A tick that finds nothing goes
+                    // back to waiting for the next frame.
+                    let (mut got, mut full) = (0usize, false);
                     for i in 0..self.plays.len() {
-                        self.drain_play(i)?;
+                        let (n, f) = self.drain_play(i, 0)?;
+                        got += n;
+                        full |= f;
                     }
+                    self.flush_due = true;
+                    self.tick = if full {
+                        Some(tokio::time::Instant::now())
+                    } else if got > 0 {
+                        Some(self.next_tick())
+                    } else {
+                        None
+                    };
                 }
-                (i, r) = recv_any(&mut self.plays), if merge_until.is_none() => {
+                (i, r) = recv_any(&mut self.plays), if tick.is_none() => {
                     self.on_play_frame(i, r)?;
-                    self.drain_play(i)?;
-                    self.media_queued = true;
+                    self.drain_play(i, 1)?;
                     if self.media_written && !self.cfg.merge_writes.is_zero() {
-                        self.merge_until = Some(tokio::time::Instant::now() + self.cfg.merge_writes);
+                        self.tick = Some(self.next_tick());
                     }
+                    self.media_written = true;
                 }
             }
         }
     }
 
-    /// Write everything the session holds with vectored writes.
+    /// Write everything the session holds, straight from its queue (the
+    /// payloads are the bus's frames), with as few `writev` calls as the
+    /// socket allows.
     async fn flush(&mut self) -> std::io::Result<()> {
-        self.session.poll_transmit_vectored(&mut self.out);
-        let r = write_all_vectored(&mut self.io, &self.out).await;
-        self.out.clear();
-        // A join replays a whole GOP in one batch; don't keep that batch's
-        // capacity for the life of every player.
-        if self.out.capacity() > 128 {
-            self.out.shrink_to(128);
+        while self.session.has_transmit() {
+            let (session, io) = (&self.session, &mut self.io);
+            let n = std::future::poll_fn(|cx| {
+                let mut iov = [IoSlice::new(&[]); WRITE_IOVECS];
+                let k = session.transmit_vectored(&mut iov);
+                std::pin::Pin::new(&mut *io).poll_write_vectored(cx, iov.get(..k).unwrap_or(&[]))
+            })
+            .await?;
+            if n == 0 {
+                return Err(std::io::ErrorKind::WriteZero.into());
+            }
+            self.session.advance_transmit(n);
         }
-        r
+        Ok(())
     }
 
     async fn on_input(&mut self, data: &[u8]) -> arcly_core::Result<()> {
@@ -563,17 +620,19 @@ impl<'a> Conn<'a> {
     }
 
     /// Take more ready frames of play `i` (without waiting) into the same
-    /// batch, so one vectored write carries them all.
-    fn drain_play(&mut self, i: usize) -> arcly_core::Result<()> {
+    /// batch, so one vectored write carries them all; `taken` frames are
+    /// already in it. Returns the frames taken here and whether the batch
+    /// bound stopped the drain.
+    fn drain_play(&mut self, i: usize, taken: usize) -> arcly_core::Result<(usize, bool)> {
         let (max_frames, max_bytes) = (self.cfg.max_batch_frames, self.cfg.max_batch_bytes);
-        let (mut frames, mut bytes) = (1usize, 0usize);
+        let (mut frames, mut bytes) = (taken, 0usize);
         while frames < max_frames && bytes < max_bytes {
             let Some(p) = self.plays.get_mut(i) else {
-                return Ok(());
+                return Ok((frames - taken, false));
             };
             let r = match p.sub.try_recv() {
                 Ok(Some(f)) => Ok(f),
-                Ok(None) => return Ok(()),
+                Ok(None) => return Ok((frames - taken, false)),
                 Err(e) => Err(e),
             };
             if let Ok(f) = &r {
@@ -582,7 +641,7 @@ impl<'a> Conn<'a> {
             frames += 1;
             self.on_play_frame(i, r)?;
         }
-        Ok(())
+        Ok((frames - taken, true))
     }
 
     fn on_play_frame(
@@ -668,8 +727,8 @@ impl<'a> Conn<'a> {
 }
 
 /// Queue `f` for player `p` on its timeline. The payload is shared, not
-/// copied: only the small FLV and chunk headers are built per player.
-fn send(session: &mut ServerSession, p: &mut Play, f: &MediaFrame) -> arcly_core::Result<()> {
+/// copied: only the small FLV and chunk headers are written per player.
+fn send(session: &mut ServerSession, p: &mut Play, f: &Arc<MediaFrame>) -> arcly_core::Result<()> {
     send_rebased(session, p.stream_id, &mut p.clock, f)
 }
 
@@ -677,14 +736,10 @@ fn send_rebased(
     session: &mut ServerSession,
     stream_id: u32,
     clock: &mut Rebaser,
-    f: &MediaFrame,
+    f: &Arc<MediaFrame>,
 ) -> arcly_core::Result<()> {
     let (dts, pts) = clock.map(f);
-    let mut out = f.clone();
-    out.time_base = TimeBase::MILLIS;
-    out.dts = dts;
-    out.pts = pts;
-    match session.send_frame(stream_id, &out) {
+    match session.send_frame_at(stream_id, f, dts, pts) {
         Ok(()) => Ok(()),
         Err(crate::RtmpError::Limit { .. } | crate::RtmpError::Unsupported(_)) => Ok(()),
         Err(e) => Err(e.into()),
@@ -834,7 +889,7 @@ mod tests {
         let f = MediaFrame::video(CodecId::H264, 5000, 5040, payload.clone())
             .with_flags(FrameFlags::KEYFRAME);
         let mut clock = Rebaser::new();
-        send_rebased(&mut s, sid, &mut clock, &f).unwrap();
+        send_rebased(&mut s, sid, &mut clock, &Arc::new(f)).unwrap();
         let mut out = Vec::new();
         s.poll_transmit_vectored(&mut out);
         let range = payload.as_ptr_range();

@@ -41,6 +41,7 @@ pub mod handler;
 pub mod handshake;
 pub mod message;
 pub mod session;
+mod tx;
 
 pub use error::{Result, RtmpError};
 pub use handler::{RtmpConfig, RtmpHandler};

@@ -11,9 +11,12 @@ use crate::error::{Result, RtmpError};
 use crate::flv::{self, TagDemuxer};
 use crate::handshake::{ClientHandshake, ServerHandshake};
 use crate::message::{self, csid, status, status_object, type_id, Command, UserControl};
+use crate::tx::TxQueue;
 use arcly_core::MediaFrame;
 use bytes::{Buf, BufMut, Bytes, BytesMut};
 use std::collections::{HashMap, VecDeque};
+use std::io::IoSlice;
+use std::sync::Arc;
 
 /// Most message streams (`createStream`) one connection may hold.
 pub const MAX_STREAMS: usize = 16;
@@ -42,6 +45,9 @@ impl Default for SessionConfig {
     }
 }
 
+/// Input buffer capacity kept while nothing is pending in it.
+const INPUT_KEEP: usize = 512;
+
 /// The connection-level machinery both ends share: chunk codec, control
 /// messages, acknowledgements and the transmit queue.
 #[derive(Debug)]
@@ -49,8 +55,7 @@ struct Core {
     input: BytesMut,
     decoder: ChunkDecoder,
     encoder: ChunkEncoder,
-    tx: VecDeque<Bytes>,
-    scratch: BytesMut,
+    tx: TxQueue,
     received: u64,
     last_ack: u64,
     peer_window: u32,
@@ -62,17 +67,10 @@ impl Core {
             input: BytesMut::new(),
             decoder: ChunkDecoder::new(cfg.limits),
             encoder: ChunkEncoder::new(),
-            tx: VecDeque::new(),
-            scratch: BytesMut::new(),
+            tx: TxQueue::default(),
             received: 0,
             last_ack: 0,
             peer_window: 0,
-        }
-    }
-
-    fn flush_scratch(&mut self) {
-        if !self.scratch.is_empty() {
-            self.tx.push_back(self.scratch.split().freeze());
         }
     }
 
@@ -83,7 +81,8 @@ impl Core {
             type_id,
             stream_id,
         };
-        self.encoder.write(&h, body, &mut self.scratch);
+        let plan = self.encoder.plan(&h, body.len());
+        self.tx.push_message(&plan, body);
     }
 
     fn send_control(&mut self, type_id: u8, value: u32) {
@@ -119,33 +118,48 @@ impl Core {
         self.send_command(stream_id, &c);
     }
 
-    /// Send a media frame as a vectored message (payload shared).
-    fn send_frame(&mut self, stream_id: u32, frame: &MediaFrame) -> Result<()> {
-        let Some(tag) = flv::mux_frame(frame)? else {
+    /// Send a media frame as a message whose payload is shared, not copied:
+    /// only the chunk and FLV tag headers are written per call. `dts_ms`
+    /// and `pts_ms` place it on the receiver's timeline.
+    fn send_frame_at(
+        &mut self,
+        stream_id: u32,
+        frame: &Arc<MediaFrame>,
+        dts_ms: i64,
+        pts_ms: i64,
+    ) -> Result<()> {
+        let cts = pts_ms.saturating_sub(dts_ms).clamp(-0x80_0000, 0x7f_ffff) as i32;
+        let Some(head) = flv::tag_header(frame, cts)? else {
             return Ok(());
         };
-        let (cs, body_header) = match tag.tag_type {
-            flv::TAG_AUDIO => (csid::AUDIO, tag.header),
-            flv::TAG_VIDEO => (csid::VIDEO, tag.header),
-            _ => (csid::DATA, Bytes::new()),
+        // Players receive `onMetaData` as a plain data message (its tag
+        // header is empty).
+        let cs = match head.tag_type {
+            flv::TAG_AUDIO => csid::AUDIO,
+            flv::TAG_VIDEO => csid::VIDEO,
+            _ => csid::DATA,
         };
-        let parts: Vec<Bytes> = if tag.tag_type == flv::TAG_SCRIPT {
-            // Players receive `onMetaData` as a plain data message.
-            vec![tag.payload]
-        } else {
-            vec![body_header, tag.payload]
-        };
-        self.flush_scratch();
         let h = MessageHeader {
             csid: cs,
-            timestamp: tag.timestamp,
-            type_id: tag.tag_type,
+            timestamp: dts_ms as u32,
+            type_id: head.tag_type,
             stream_id,
         };
-        let mut v = Vec::with_capacity(4);
-        self.encoder.write_vectored_parts(&h, &parts, &mut v);
-        self.tx.extend(v);
+        let payload_len = if head.with_payload {
+            frame.payload.len()
+        } else {
+            0
+        };
+        let plan = self.encoder.plan(&h, head.body_len(frame.payload.len()));
+        self.tx
+            .push_frame_message(&plan, head.as_bytes(), frame, payload_len);
         Ok(())
+    }
+
+    /// [`send_frame_at`](Self::send_frame_at) the frame's own timestamps.
+    fn send_frame(&mut self, stream_id: u32, frame: &MediaFrame) -> Result<()> {
+        let (dts, pts) = (frame.dts_ms(), frame.pts_ms());
+        self.send_frame_at(stream_id, &Arc::new(frame.clone()), dts, pts)
     }
 
     /// Decode the next message, handling protocol control messages here.
@@ -182,31 +196,24 @@ impl Core {
     }
 
     fn poll_transmit(&mut self, out: &mut BytesMut) -> usize {
-        self.flush_scratch();
-        let mut n = 0;
-        while let Some(b) = self.tx.pop_front() {
-            n += b.len();
-            out.put_slice(&b);
-        }
-        n
+        self.tx.drain_into(out)
     }
 
     fn poll_transmit_vectored(&mut self, out: &mut Vec<Bytes>) -> usize {
-        self.flush_scratch();
-        let mut n = 0;
-        for b in self.tx.drain(..) {
-            n += b.len();
-            out.push(b);
-        }
-        // Don't keep a join burst's queue capacity for the whole session.
-        if self.tx.capacity() > 128 {
-            self.tx.shrink_to(128);
-        }
-        n
+        self.tx.drain_into_vectored(out)
     }
 
     fn has_transmit(&self) -> bool {
-        !self.tx.is_empty() || !self.scratch.is_empty()
+        !self.tx.is_empty()
+    }
+
+    /// Give back the input buffer once everything in it was parsed: a
+    /// player sends little after its handshake, and keeping the
+    /// handshake's buffer would cost every player kilobytes.
+    fn release_input(&mut self) {
+        if self.input.is_empty() && self.input.capacity() > INPUT_KEEP {
+            self.input = BytesMut::new();
+        }
     }
 }
 
@@ -360,11 +367,10 @@ impl ServerSession {
     pub fn handle_input(&mut self, data: &[u8]) -> Result<()> {
         self.core.input.extend_from_slice(data);
         if self.state == ConnState::Handshake {
-            self.core.flush_scratch();
             let mut out = BytesMut::new();
             let done = self.hs.handle(&mut self.core.input, &mut out)?;
             if !out.is_empty() {
-                self.core.tx.push_back(out.freeze());
+                self.core.tx.push_copy(&out);
             }
             if !done {
                 return Ok(());
@@ -383,6 +389,7 @@ impl ServerSession {
                 ));
             }
         }
+        self.core.release_input();
         Ok(())
     }
 
@@ -405,6 +412,24 @@ impl ServerSession {
     /// Whether bytes are waiting to be sent.
     pub fn has_transmit(&self) -> bool {
         self.core.has_transmit()
+    }
+
+    /// Bytes waiting to be sent.
+    pub fn pending_transmit(&self) -> usize {
+        self.core.tx.len()
+    }
+
+    /// Fill `dst` with the queued outgoing byte ranges, in order, without
+    /// taking them (for a `writev` straight from the queue: media payloads
+    /// are the frames' own memory); returns how many slices were filled.
+    /// Follow the write with [`advance_transmit`](Self::advance_transmit).
+    pub fn transmit_vectored<'a>(&'a self, dst: &mut [IoSlice<'a>]) -> usize {
+        self.core.tx.chunks_vectored(dst)
+    }
+
+    /// Drop the first `n` queued bytes (those a write took).
+    pub fn advance_transmit(&mut self, n: usize) {
+        self.core.tx.advance(n);
     }
 
     fn on_message(&mut self, m: RawMessage) -> Result<()> {
@@ -772,6 +797,20 @@ impl ServerSession {
     pub fn send_frame(&mut self, stream_id: u32, frame: &MediaFrame) -> Result<()> {
         self.core.send_frame(stream_id, frame)
     }
+
+    /// Send a frame shared with the bus to a player on `stream_id` at the
+    /// player's `dts_ms`/`pts_ms`: the chunk and FLV headers are written
+    /// into the session's buffer and the payload is referenced, so a
+    /// frame costs no allocation and no copy per player.
+    pub fn send_frame_at(
+        &mut self,
+        stream_id: u32,
+        frame: &Arc<MediaFrame>,
+        dts_ms: i64,
+        pts_ms: i64,
+    ) -> Result<()> {
+        self.core.send_frame_at(stream_id, frame, dts_ms, pts_ms)
+    }
 }
 
 /// Something the client session learned from the server.
@@ -847,7 +886,7 @@ impl ClientSession {
         };
         let mut out = BytesMut::new();
         s.hs.start(&mut out);
-        s.core.tx.push_back(out.freeze());
+        s.core.tx.push_copy(&out);
         s
     }
 
@@ -945,11 +984,10 @@ impl ClientSession {
     pub fn handle_input(&mut self, data: &[u8]) -> Result<()> {
         self.core.input.extend_from_slice(data);
         if !self.handshaken {
-            self.core.flush_scratch();
             let mut out = BytesMut::new();
             let done = self.hs.handle(&mut self.core.input, &mut out)?;
             if !out.is_empty() {
-                self.core.tx.push_back(out.freeze());
+                self.core.tx.push_copy(&out);
             }
             if !done {
                 return Ok(());

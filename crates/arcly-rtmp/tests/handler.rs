@@ -879,3 +879,136 @@ async fn players_are_told_when_the_server_shuts_down() {
     let (code, _) = next_status(&mut player).await;
     assert_eq!(code, "NetStream.Play.Stop");
 }
+
+/// Every connection is a task holding this future for its whole life: with
+/// thousands of players, each byte of it counts thousands of times (a
+/// buffer held across an await inside it once made it 5 KB).
+#[tokio::test]
+async fn a_connection_task_stays_small() {
+    use arcly_core::traits::ProtocolHandler;
+    let engine = engine_with(None);
+    let (conn, _peer_end) = tokio::io::duplex(64);
+    let handler = RtmpHandler::default();
+    let fut = handler.handle_connection(
+        Box::new(conn),
+        "127.0.0.1:1".parse().unwrap(),
+        engine.ingest_context(),
+    );
+    let size = std::mem::size_of_val(&*fut);
+    eprintln!("handle_connection future: {size} bytes");
+    assert!(size <= 2048, "a connection's future takes {size} bytes");
+}
+
+/// Drive a player over an in-memory connection; returns, per read that
+/// carried media, when it arrived and how many frames it held.
+async fn duplex_player(mut io: tokio::io::DuplexStream) -> Vec<(tokio::time::Instant, usize)> {
+    use arcly_rtmp::session::{ClientSession, SessionConfig};
+    use bytes::BytesMut;
+    let mut c = ClientSession::new("live", "rtmp://x/live", SessionConfig::default());
+    c.play("cam");
+    let (mut out, mut buf, mut log) = (BytesMut::new(), vec![0u8; 1 << 16], Vec::new());
+    loop {
+        out.clear();
+        c.poll_transmit(&mut out);
+        if !out.is_empty() {
+            io.write_all(&out).await.expect("player write");
+        }
+        let n = match tokio::time::timeout(Duration::from_secs(1), io.read(&mut buf)).await {
+            Ok(Ok(n)) if n > 0 => n,
+            _ => return log,
+        };
+        c.handle_input(&buf[..n]).expect("player input");
+        let media = std::iter::from_fn(|| c.poll_event())
+            .filter(|e| matches!(e, ClientEvent::Media(_)))
+            .count();
+        if media > 0 {
+            log.push((tokio::time::Instant::now(), media));
+        }
+    }
+}
+
+/// Merged writes: the cached GOP goes out at once; then, while frames keep
+/// coming every 10 ms, a player gets one write per 100 ms tick, and every
+/// player of the handler gets it at the same instants (one wake-up of the
+/// runtime per tick for all of them). Runs on tokio's paused clock, so the
+/// instants are exact.
+#[tokio::test(start_paused = true)]
+async fn merged_writes_go_out_once_per_tick_on_a_shared_grid() {
+    use arcly_core::registry::{PublishRegistry, PublishRequest};
+    use arcly_core::traits::ProtocolHandler;
+    use arcly_core::{CodecId, FrameFlags, StreamPath};
+    use bytes::Bytes;
+    let engine = engine_with(None);
+    let ctx = engine.ingest_context();
+    let handler = Arc::new(RtmpHandler::default());
+    let epoch = tokio::time::Instant::now();
+    let tick = handler.config().merge_writes;
+    assert_eq!(tick, Duration::from_millis(100));
+    let req = PublishRequest::new(StreamPath::parse("live", "cam").unwrap(), "test");
+    let mut publisher = engine.publish(req).await.expect("publish");
+    let frame = |i: i64| {
+        let f = MediaFrame::video(
+            CodecId::H264,
+            i * 10,
+            i * 10,
+            Bytes::from(vec![i as u8; 900]),
+        );
+        if i % 50 == 0 {
+            f.with_flags(FrameFlags::KEYFRAME)
+        } else {
+            f
+        }
+    };
+    publisher.push(MediaFrame::config(
+        CodecId::H264,
+        0,
+        Bytes::from_static(&[1, 2, 3, 4]),
+    ));
+    for i in 0..10 {
+        publisher.push(frame(i));
+    }
+    // Two players join mid-GOP, 37 ms apart.
+    let mut players = Vec::new();
+    for k in 0..2u64 {
+        tokio::time::sleep(Duration::from_millis(37 * k + 3)).await;
+        let (a, b) = tokio::io::duplex(1 << 20);
+        let (h, ctx) = (Arc::clone(&handler), ctx.clone());
+        tokio::spawn(async move {
+            let _ = h
+                .handle_connection(Box::new(a), "127.0.0.1:9".parse().unwrap(), ctx)
+                .await;
+        });
+        let joined = tokio::time::Instant::now();
+        players.push((joined, tokio::spawn(duplex_player(b))));
+    }
+    for i in 10..210 {
+        tokio::time::sleep(Duration::from_millis(10)).await;
+        publisher.push(frame(i));
+    }
+    drop(publisher);
+    for (joined, p) in players {
+        let log = p.await.expect("player");
+        let frames: usize = log.iter().map(|(_, n)| n).sum();
+        assert!(frames >= 200, "every frame arrives ({frames})");
+        // The join's batch (config + the GOP so far) is not delayed.
+        let (first, n) = log[0];
+        assert!(
+            first - joined < Duration::from_millis(2),
+            "first batch after {:?}",
+            first - joined
+        );
+        assert!(n >= 10, "the join batch holds the cached GOP ({n} frames)");
+        // Afterwards: writes land on the grid, one per tick.
+        let mut instants: Vec<_> = log[1..].iter().map(|(t, _)| *t).collect();
+        instants.dedup();
+        for t in &instants {
+            let off = (*t - epoch).as_nanos() % tick.as_nanos();
+            assert!(off < 2_000_000, "a write {off} ns off the grid");
+        }
+        assert!(
+            (18..=24).contains(&instants.len()),
+            "2 s of frames every 10 ms went out in {} writes",
+            instants.len()
+        );
+    }
+}
