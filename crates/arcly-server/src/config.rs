@@ -33,6 +33,8 @@ pub const DEFAULT_GOP_CACHE_FRAMES: usize = 600;
 pub const MAX_SEGMENT_SECS: f64 = 60.0;
 /// Largest HLS window accepted.
 pub const MAX_HLS_WINDOW: usize = 1000;
+/// Longest HTTP-FLV merged-write interval accepted.
+pub const MAX_MERGE_WRITES_MS: u64 = 1000;
 /// Longest webhook timeout accepted.
 pub const MAX_WEBHOOK_TIMEOUT_MS: u64 = 60_000;
 
@@ -139,6 +141,11 @@ pub struct Cli {
     /// Serve HTTP-FLV at /APP/KEY.flv [default: true].
     #[arg(long, value_name = "BOOL", num_args = 0..=1, default_missing_value = "true")]
     pub http_flv: Option<bool>,
+    /// Merge an HTTP-FLV player's writes: send what arrived in one write per
+    /// this many milliseconds, on a grid shared by all players (0 writes
+    /// every frame at once) [default: 100].
+    #[arg(long, value_name = "MS")]
+    pub http_flv_merge_writes_ms: Option<u64>,
     /// Package HLS at /APP/KEY/index.m3u8 [default: true].
     #[arg(long, value_name = "BOOL", num_args = 0..=1, default_missing_value = "true")]
     pub hls: Option<bool>,
@@ -270,6 +277,8 @@ pub struct FileHttp {
     pub listen: Option<String>,
     /// `http.flv`: serve HTTP-FLV.
     pub flv: Option<bool>,
+    /// `http.flv_merge_writes_ms`: HTTP-FLV merged-write interval.
+    pub flv_merge_writes_ms: Option<u64>,
     /// `http.public_host`.
     pub public_host: Option<String>,
 }
@@ -476,6 +485,8 @@ pub struct Settings {
     pub apps: Vec<AppSettings>,
     /// HTTP-FLV on.
     pub http_flv: bool,
+    /// HTTP-FLV merged-write interval (zero: every frame at once).
+    pub http_flv_merge_writes: Duration,
     /// HLS.
     pub hls: HlsSettings,
     /// Recording.
@@ -755,6 +766,18 @@ impl Settings {
             timeout: Duration::from_millis(timeout_ms),
         };
 
+        let merge_ms = cli
+            .http_flv_merge_writes_ms
+            .or(file.http.flv_merge_writes_ms)
+            .unwrap_or(100);
+        if merge_ms > MAX_MERGE_WRITES_MS {
+            return Err(ConfigError::new(
+                "http.flv_merge_writes_ms",
+                Some("--http-flv-merge-writes-ms"),
+                format!("must be 0 to {MAX_MERGE_WRITES_MS} ms, got {merge_ms}"),
+            ));
+        }
+
         let shutdown_grace = secs(
             "shutdown_grace_seconds",
             "--shutdown-grace",
@@ -770,6 +793,7 @@ impl Settings {
             public_host,
             apps,
             http_flv: cli.http_flv.or(file.http.flv).unwrap_or(true),
+            http_flv_merge_writes: Duration::from_millis(merge_ms),
             hls,
             record,
             limits,
@@ -1025,6 +1049,7 @@ mod tests {
         assert_eq!(s.apps[0].name, "live");
         assert!(s.apps[0].gop_cache > 0);
         assert!(s.hls.enabled && s.http_flv && !s.hls.low_latency);
+        assert_eq!(s.http_flv_merge_writes, Duration::from_millis(100));
         assert_eq!(s.hls.format, HlsFormat::Auto);
         assert_eq!(s.apps[0].record, RecordModeArg::Off);
         assert_eq!(s.log_format, LogFormat::Pretty);
@@ -1072,6 +1097,10 @@ mod tests {
             (&["--publish-token", "other=x"], "publish_token"),
             (&["--on-publish", "https://x/"], "webhooks.on_publish"),
             (&["--webhook-timeout-ms", "0"], "webhooks.timeout_ms"),
+            (
+                &["--http-flv-merge-writes-ms", "1001"],
+                "http.flv_merge_writes_ms",
+            ),
             (&["--admin-token", ""], "admin.token"),
         ];
         for (args, key) in cases {

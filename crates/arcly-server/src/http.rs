@@ -81,6 +81,11 @@ pub async fn serve(
         ..IngestLimits::default()
     };
     let tracker = Arc::new(ConnectionTracker::default());
+    // One grid for every HTTP-FLV player of this server.
+    let merge = crate::httpflv::MergeClock::new(
+        tokio::time::Instant::now(),
+        state.settings.http_flv_merge_writes,
+    );
     let mut conns = tokio::task::JoinSet::new();
     loop {
         let (tcp, peer) = tokio::select! {
@@ -109,7 +114,9 @@ pub async fn serve(
             let _permit = permit;
             let svc = hyper::service::service_fn(move |req| {
                 let state = state.clone();
-                async move { Ok::<_, std::convert::Infallible>(route(&state, req, peer).await) }
+                async move {
+                    Ok::<_, std::convert::Infallible>(route(&state, req, peer, merge).await)
+                }
             });
             let conn = hyper::server::conn::http1::Builder::new()
                 .timer(TokioTimer::new())
@@ -176,9 +183,14 @@ fn play_error(e: &StreamError) -> StatusCode {
     }
 }
 
-/// Route one request.
-pub async fn route(state: &HttpState, req: Request<Incoming>, peer: SocketAddr) -> Response<Body> {
-    let mut resp = route_inner(state, req, peer).await;
+/// Route one request (HTTP-FLV players merge their writes on `merge`).
+pub async fn route(
+    state: &HttpState,
+    req: Request<Incoming>,
+    peer: SocketAddr,
+    merge: crate::httpflv::MergeClock,
+) -> Response<Body> {
+    let mut resp = route_inner(state, req, peer, merge).await;
     resp.headers_mut().insert(
         header::ACCESS_CONTROL_ALLOW_ORIGIN,
         HeaderValue::from_static("*"),
@@ -190,6 +202,7 @@ async fn route_inner(
     state: &HttpState,
     req: Request<Incoming>,
     peer: SocketAddr,
+    merge: crate::httpflv::MergeClock,
 ) -> Response<Body> {
     let path = req.uri().path().to_owned();
     let query = req.uri().query().map(str::to_owned);
@@ -251,7 +264,7 @@ async fn route_inner(
         if !state.settings.http_flv {
             return text(StatusCode::NOT_FOUND, "HTTP-FLV is off");
         }
-        return play_flv(state, app, key, query, peer).await;
+        return play_flv(state, app, key, query, peer, merge).await;
     }
     if let Some(hls) = &state.hls {
         if hls.owns(&path) {
@@ -269,6 +282,7 @@ async fn play_flv(
     key: &str,
     query: Option<String>,
     peer: SocketAddr,
+    merge: crate::httpflv::MergeClock,
 ) -> Response<Body> {
     let path = match StreamPath::parse(app, key) {
         Ok(p) => p,
@@ -283,7 +297,7 @@ async fn play_flv(
     };
     match state.engine.subscribe(req).await {
         Ok(sub) => {
-            let body = crate::httpflv::stream(sub, peer, state.engine.shutdown_token());
+            let body = crate::httpflv::stream(sub, peer, merge, state.engine.shutdown_token());
             let mut r = Response::new(body.boxed());
             let h = r.headers_mut();
             h.insert(

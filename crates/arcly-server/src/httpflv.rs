@@ -3,10 +3,17 @@
 //! with timestamps rebased to start near zero (FLV 10.1 §E.2–§E.4, tags
 //! built by [`arcly_rtmp::flv::mux_frame`]).
 //!
-//! The feeder task reads the bus [`Subscription`] and sends batches into a
-//! bounded [`ChannelBody`]; when the client reads slowly the send waits, the
-//! subscription falls behind on the bus and skips ahead to the next
-//! keyframe there. Nothing grows here.
+//! A [`Feeder`] reads the bus [`Subscription`] and turns it into batches of
+//! tags. Writes are merged (what SRS calls "merged write"): the first batch
+//! (the cached GOP) goes out at once, then a player wakes only on the ticks
+//! of a [`MergeClock`], a grid shared by every player of the server, and
+//! sends everything that arrived since in one batch. While frames keep
+//! flowing a player sleeps tick to tick without registering on the bus; only
+//! a tick that finds nothing makes it wait on the bus again.
+//!
+//! The feeder task sends batches into a bounded [`ChannelBody`]; when the
+//! client reads slowly the send waits, the subscription falls behind on the
+//! bus and skips ahead to the next keyframe there. Nothing grows here.
 
 use crate::body::{ChannelBody, Chunks};
 use arcly_core::bus::Subscription;
@@ -16,12 +23,14 @@ use arcly_rtmp::handler::Rebaser;
 use bytes::{BufMut, BytesMut};
 use std::net::SocketAddr;
 use std::sync::Arc;
+use std::time::Duration;
+use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
 /// The protocol name of HTTP-FLV players.
 pub const PROTOCOL: &str = "http-flv";
 /// Batches queued for one client before its feeder waits.
-pub const CHANNEL_BATCHES: usize = 4;
+pub const CHANNEL_BATCHES: usize = 2;
 /// Most frames in one batch.
 pub const MAX_BATCH_FRAMES: usize = 64;
 /// Most payload bytes in one batch.
@@ -30,18 +39,64 @@ pub const MAX_BATCH_BYTES: usize = 512 * 1024;
 /// Start streaming `sub` as FLV; returns the response body. The feeder
 /// ends when the publisher leaves, the client goes away, the subscription
 /// fails or `shutdown` is cancelled.
-pub fn stream(sub: Subscription, peer: SocketAddr, shutdown: CancellationToken) -> ChannelBody {
+pub fn stream(
+    sub: Subscription,
+    peer: SocketAddr,
+    merge: MergeClock,
+    shutdown: CancellationToken,
+) -> ChannelBody {
     let (tx, body) = ChannelBody::new(CHANNEL_BATCHES);
-    tokio::spawn(feed(sub, tx, peer, shutdown));
+    tokio::spawn(feed(Feeder::new(sub, merge), tx, peer, shutdown));
     body
+}
+
+/// The grid merged writes wake on: the multiples of `interval` counted from
+/// `epoch`. Every player of a server shares one, so the runtime wakes once
+/// per tick for all of them rather than once per player.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct MergeClock {
+    epoch: Instant,
+    interval: Duration,
+}
+
+impl MergeClock {
+    /// Ticks every `interval` from `epoch`; a zero interval turns merging off
+    /// (every frame is written at once).
+    pub fn new(epoch: Instant, interval: Duration) -> Self {
+        Self { epoch, interval }
+    }
+
+    /// No merging: every frame is written as soon as it arrives.
+    pub fn off() -> Self {
+        Self::new(Instant::now(), Duration::ZERO)
+    }
+
+    /// The interval (zero when off).
+    pub fn interval(&self) -> Duration {
+        self.interval
+    }
+
+    /// The first tick strictly after `now`, or `None` when merging is off.
+    pub fn next_tick(&self, now: Instant) -> Option<Instant> {
+        let iv = self.interval.as_nanos();
+        if iv == 0 {
+            return None;
+        }
+        let since = now.saturating_duration_since(self.epoch).as_nanos();
+        let k = since / iv + 1;
+        let off = u64::try_from(k * iv).ok()?;
+        Some(self.epoch + Duration::from_nanos(off))
+    }
 }
 
 fn publisher_left(f: &MediaFrame) -> bool {
     f.is_end_of_stream() && f.frame_type == FrameType::Data && f.payload.is_empty()
 }
 
-/// Most bytes reserved at once for the small per-tag headers.
-const SCRATCH_BYTES: usize = 8 * 1024;
+/// Most bytes reserved at once for the small per-tag headers: one merged
+/// batch of a typical stream (about 40 bytes a tag). A player keeps its last
+/// block until the batch is written, so this is per-player memory.
+const SCRATCH_BYTES: usize = 512;
 
 /// Writes frames as FLV tags on one player's timeline. The small headers
 /// (tag header, codec header, `PreviousTagSize`) go into one scratch buffer
@@ -100,71 +155,133 @@ impl TagWriter {
     }
 }
 
-async fn feed(
-    mut sub: Subscription,
-    tx: tokio::sync::mpsc::Sender<Chunks>,
-    peer: SocketAddr,
-    shutdown: CancellationToken,
-) {
-    let path = sub.stream().path().clone();
+/// Why a [`Feeder`] stopped.
+pub type StopReason = &'static str;
+
+/// One player's source of batches: the subscription, its FLV timeline and
+/// the merged-write schedule.
+#[derive(Debug)]
+pub struct Feeder {
+    sub: Subscription,
+    writer: TagWriter,
+    merge: MergeClock,
+    /// The tick to sleep until before draining; `None` waits on the bus.
+    wake_at: Option<Instant>,
+    /// A batch went out already (the first one is never delayed).
+    started: bool,
+}
+
+impl Feeder {
+    /// A feeder of `sub` on the schedule of `merge`.
+    pub fn new(sub: Subscription, merge: MergeClock) -> Self {
+        Self {
+            sub,
+            writer: TagWriter::new(),
+            merge,
+            wake_at: None,
+            started: false,
+        }
+    }
+
+    /// The subscription.
+    pub fn subscription(&self) -> &Subscription {
+        &self.sub
+    }
+
+    /// Append the next batch of tags to `out`: the first call returns what
+    /// is ready at once, later ones wait for the next tick of the merge
+    /// clock (or the next frame, when the stream had gone quiet) and take
+    /// everything available, up to [`MAX_BATCH_FRAMES`] and
+    /// [`MAX_BATCH_BYTES`]. `Err` means the stream ended for this player;
+    /// `out` may still hold a last batch to send.
+    pub async fn next_batch(&mut self, out: &mut Chunks) -> Result<(), StopReason> {
+        loop {
+            let mut frames = 0usize;
+            let mut bytes = 0usize;
+            match self.wake_at {
+                Some(t) => tokio::time::sleep_until(t).await,
+                None => {
+                    let r = self.sub.recv().await;
+                    self.push(r, out, &mut frames, &mut bytes)?;
+                    if self.started {
+                        // The stream had gone quiet: merge what follows this
+                        // frame up to the next tick.
+                        if let Some(t) = self.merge.next_tick(Instant::now()) {
+                            tokio::time::sleep_until(t).await;
+                        }
+                    }
+                }
+            }
+            while frames < MAX_BATCH_FRAMES && bytes < MAX_BATCH_BYTES {
+                let r = match self.sub.try_recv() {
+                    Ok(Some(f)) => Ok(f),
+                    Ok(None) => break,
+                    Err(e) => Err(e),
+                };
+                self.push(r, out, &mut frames, &mut bytes)?;
+            }
+            self.writer.finish_batch(out);
+            let full = frames >= MAX_BATCH_FRAMES || bytes >= MAX_BATCH_BYTES;
+            if frames == 0 {
+                // A tick that found nothing: wait on the bus.
+                self.wake_at = None;
+                continue;
+            }
+            self.started = true;
+            self.wake_at = if full {
+                // More is waiting: the next batch goes as soon as this one.
+                Some(Instant::now())
+            } else {
+                self.merge.next_tick(Instant::now())
+            };
+            return Ok(());
+        }
+    }
+
+    fn push(
+        &mut self,
+        r: arcly_core::Result<Arc<MediaFrame>>,
+        out: &mut Chunks,
+        frames: &mut usize,
+        bytes: &mut usize,
+    ) -> Result<(), StopReason> {
+        match r {
+            Ok(f) if publisher_left(&f) => {
+                self.writer.finish_batch(out);
+                Err("publisher left")
+            }
+            Ok(f) => {
+                *bytes += self.writer.append(&f, out);
+                *frames += 1;
+                Ok(())
+            }
+            Err(e) => {
+                self.writer.finish_batch(out);
+                Err(
+                    if matches!(e, arcly_core::StreamError::SlowSubscriber { .. }) {
+                        "client too slow"
+                    } else {
+                        "stream closed"
+                    },
+                )
+            }
+        }
+    }
+}
+
+/// The FLV file header for the stream `sub` plays (audio and video flags
+/// from its configuration; both when it has none yet).
+fn file_header(sub: &Subscription) -> bytes::Bytes {
     let configs = sub.stream().configs();
     let (mut has_audio, mut has_video) = (!configs.audio.is_empty(), !configs.video.is_empty());
     if !has_audio && !has_video {
         (has_audio, has_video) = (true, true);
     }
-    let mut writer = TagWriter::new();
-    let mut first = Chunks::new();
-    first.push(FlvWriter::header(has_audio, has_video));
-    if tx.send(first).await.is_err() {
-        return;
-    }
-    let mut why = "client left";
-    'outer: loop {
-        let r = tokio::select! {
-            biased;
-            _ = shutdown.cancelled() => { why = "server stopping"; break }
-            _ = tx.closed() => break,
-            r = sub.recv() => r,
-        };
-        let mut batch = Chunks::new();
-        let (mut frames, mut bytes) = (0usize, 0usize);
-        let mut next: Option<arcly_core::Result<Arc<MediaFrame>>> = Some(r);
-        while let Some(r) = next.take() {
-            match r {
-                Ok(f) if publisher_left(&f) => {
-                    why = "publisher left";
-                    writer.finish_batch(&mut batch);
-                    if batch.parts() > 0 {
-                        let _ = tx.send(batch).await;
-                    }
-                    break 'outer;
-                }
-                Ok(f) => {
-                    bytes += writer.append(&f, &mut batch);
-                    frames += 1;
-                }
-                Err(e) => {
-                    why = if matches!(e, arcly_core::StreamError::SlowSubscriber { .. }) {
-                        "client too slow"
-                    } else {
-                        "stream closed"
-                    };
-                    writer.finish_batch(&mut batch);
-                    if batch.parts() > 0 {
-                        let _ = tx.send(batch).await;
-                    }
-                    break 'outer;
-                }
-            }
-            if frames < MAX_BATCH_FRAMES && bytes < MAX_BATCH_BYTES {
-                next = sub.try_recv().transpose();
-            }
-        }
-        writer.finish_batch(&mut batch);
-        if batch.parts() > 0 && tx.send(batch).await.is_err() {
-            break;
-        }
-    }
+    FlvWriter::header(has_audio, has_video)
+}
+
+fn audit_stop(sub: &Subscription, peer: SocketAddr, why: StopReason) {
+    let path = sub.stream().path();
     tracing::info!(
         target: "arcly::audit",
         event = "stop",
@@ -176,4 +293,157 @@ async fn feed(
         skipped = sub.skipped(),
         "stop"
     );
+}
+
+async fn feed(
+    mut feeder: Feeder,
+    tx: tokio::sync::mpsc::Sender<Chunks>,
+    peer: SocketAddr,
+    shutdown: CancellationToken,
+) {
+    let why = 'run: {
+        if tx
+            .send(Chunks::from(file_header(&feeder.sub)))
+            .await
+            .is_err()
+        {
+            break 'run "client left";
+        }
+        loop {
+            let mut batch = Chunks::new();
+            let r = tokio::select! {
+                biased;
+                _ = shutdown.cancelled() => break 'run "server stopping",
+                _ = tx.closed() => break 'run "client left",
+                r = feeder.next_batch(&mut batch) => r,
+            };
+            let sent = batch.parts() == 0 || tx.send(batch).await.is_ok();
+            match r {
+                Err(why) => break 'run why,
+                Ok(()) if !sent => break 'run "client left",
+                Ok(()) => {}
+            }
+        }
+    };
+    audit_stop(&feeder.sub, peer, why);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use arcly_core::engine::{AppSpec, Engine};
+    use arcly_core::registry::{PlayRequest, PlaybackRegistry, PublishRegistry, PublishRequest};
+    use arcly_core::{CodecId, StreamPath};
+    use bytes::{Buf, Bytes};
+
+    const TICK: Duration = Duration::from_millis(100);
+
+    fn video(ts: i64, key: bool) -> MediaFrame {
+        let f = MediaFrame::video(CodecId::H264, ts, ts, Bytes::from(vec![0u8; 1000]));
+        if key {
+            f.with_flags(FrameFlags::KEYFRAME)
+        } else {
+            f
+        }
+    }
+
+    async fn setup() -> (arcly_core::inbound::PublishSession, Subscription) {
+        let engine = Engine::builder()
+            .application(AppSpec::new("live").gop_cache(600))
+            .build();
+        let path = StreamPath::parse("live", "cam").unwrap();
+        let mut publisher = engine
+            .publish(PublishRequest::new(path.clone(), "test"))
+            .await
+            .unwrap();
+        publisher.push(MediaFrame::config(
+            CodecId::H264,
+            0,
+            Bytes::from_static(&[1, 0x64, 0, 0x1f, 0xff]),
+        ));
+        for i in 0..30 {
+            publisher.push(video(i * 10, i == 0));
+        }
+        let sub = engine
+            .subscribe(PlayRequest::new(path, PROTOCOL))
+            .await
+            .unwrap();
+        (publisher, sub)
+    }
+
+    /// Frames arriving every 10 ms go out once per 100 ms tick, on the
+    /// shared grid; the cached GOP is not delayed.
+    #[tokio::test(start_paused = true)]
+    async fn merged_writes_batch_per_tick() {
+        let epoch = Instant::now();
+        let (mut publisher, sub) = setup().await;
+        // Join 30 ms into a tick: the grid is the epoch's, not the player's.
+        tokio::time::advance(Duration::from_millis(30)).await;
+        let mut feeder = Feeder::new(sub, MergeClock::new(epoch, TICK));
+        let mut out = Chunks::new();
+        let t0 = Instant::now();
+        feeder.next_batch(&mut out).await.unwrap();
+        assert_eq!(Instant::now(), t0, "the GOP batch must not wait");
+        assert!(out.remaining() > 30 * 1000, "config + 30 cached frames");
+
+        let producer = tokio::spawn(async move {
+            for i in 30..130 {
+                tokio::time::sleep(Duration::from_millis(10)).await;
+                publisher.push(video(i * 10, i % 60 == 0));
+            }
+            publisher
+        });
+        let mut sizes = Vec::new();
+        while sizes.iter().sum::<usize>() < 100 {
+            let mut out = Chunks::new();
+            feeder.next_batch(&mut out).await.unwrap();
+            let at = Instant::now() - epoch;
+            assert_eq!(
+                at.as_nanos() % TICK.as_nanos(),
+                0,
+                "woke off the grid at {at:?}"
+            );
+            // A tag: header + codec header, payload, PreviousTagSize.
+            let frames = out.remaining() / (11 + 5 + 1000 + 4);
+            sizes.push(frames);
+        }
+        drop(producer.await.unwrap());
+        // 100 frames over 1 s: about ten batches of about ten, not 100 writes.
+        assert!(sizes.len() <= 12, "not merged: {sizes:?}");
+        assert!(sizes.iter().filter(|&&n| n >= 9).count() >= 8, "{sizes:?}");
+    }
+
+    /// With merging off every frame goes out on its own.
+    #[tokio::test(start_paused = true)]
+    async fn merge_off_writes_each_frame() {
+        let (mut publisher, sub) = setup().await;
+        let mut feeder = Feeder::new(sub, MergeClock::off());
+        let mut out = Chunks::new();
+        feeder.next_batch(&mut out).await.unwrap();
+        for i in 30..35 {
+            publisher.push(video(i * 10, false));
+            let mut out = Chunks::new();
+            feeder.next_batch(&mut out).await.unwrap();
+            assert_eq!(out.remaining(), 11 + 5 + 1000 + 4);
+        }
+    }
+
+    #[test]
+    fn ticks_are_multiples_of_the_interval() {
+        let epoch = Instant::now();
+        let c = MergeClock::new(epoch, TICK);
+        assert_eq!(c.next_tick(epoch), Some(epoch + TICK));
+        assert_eq!(
+            c.next_tick(epoch + Duration::from_millis(250)),
+            Some(epoch + Duration::from_millis(300))
+        );
+        assert_eq!(
+            c.next_tick(epoch + Duration::from_millis(300)),
+            Some(epoch + Duration::from_millis(400))
+        );
+        assert_eq!(
+            MergeClock::new(epoch, Duration::ZERO).next_tick(epoch),
+            None
+        );
+    }
 }
