@@ -13,6 +13,10 @@
 //! | `POST`/`DELETE /api/streams/APP/KEY/kick` | disconnect the publisher |
 //! | `POST`/`DELETE /api/streams/APP/KEY/record` | start / stop recording |
 //!
+//! A plain `GET` of a `.flv` is served outside hyper, straight on the socket
+//! ([`crate::httpflv::play_direct`]): the request head is read here first,
+//! and any other request is handed to hyper with those bytes replayed.
+//!
 //! The API answers 401 without `Authorization: Bearer TOKEN` when an admin
 //! token is set. Connections are bounded in total and per address.
 
@@ -30,9 +34,12 @@ use hyper::header::{self, HeaderValue};
 use hyper::{Method, Request, Response, StatusCode};
 use hyper_util::rt::{TokioIo, TokioTimer};
 use std::net::SocketAddr;
+use std::pin::Pin;
 use std::sync::Arc;
+use std::task::{Context, Poll};
 use std::time::Duration;
-use tokio::net::TcpListener;
+use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt, ReadBuf};
+use tokio::net::{TcpListener, TcpStream};
 use tokio_util::sync::CancellationToken;
 
 /// How long a client may take to send its request headers.
@@ -112,28 +119,28 @@ pub async fn serve(
         let shutdown = shutdown.clone();
         conns.spawn(async move {
             let _permit = permit;
-            let svc = hyper::service::service_fn(move |req| {
-                let state = state.clone();
-                async move {
-                    Ok::<_, std::convert::Infallible>(route(&state, req, peer, merge).await)
-                }
-            });
-            let conn = hyper::server::conn::http1::Builder::new()
-                .timer(TokioTimer::new())
-                .header_read_timeout(HEADER_READ_TIMEOUT)
-                .serve_connection(TokioIo::new(tcp), svc);
-            tokio::pin!(conn);
-            tokio::select! {
-                r = conn.as_mut() => {
-                    if let Err(e) = r {
-                        tracing::debug!(%peer, error = %e, "http connection ended");
-                    }
-                }
-                _ = shutdown.cancelled() => {
-                    conn.as_mut().graceful_shutdown();
-                    let _ = conn.await;
-                }
+            let mut head = Vec::new();
+            match tokio::time::timeout(HEADER_READ_TIMEOUT, read_head(&tcp, &mut head)).await {
+                Ok(Ok(true)) => {}
+                // Longer than a head we look into: hyper takes it (and its limits).
+                Ok(Ok(false)) if head.len() >= SNIFF_LIMIT => {}
+                // Closed, failed or timed out before a whole head.
+                _ => return,
             }
+            if let Some(flv) = direct_flv(&state, &head) {
+                drop(head);
+                play_flv_direct(&state, tcp, flv, peer, merge, shutdown).await;
+                return;
+            }
+            // Boxed: an HTTP-FLV player's task does not carry hyper's state.
+            Box::pin(serve_hyper(
+                Rewind::new(head, tcp),
+                state,
+                peer,
+                merge,
+                shutdown,
+            ))
+            .await;
         });
     }
     drop(listener);
@@ -142,6 +149,199 @@ pub async fn serve(
         .is_err()
     {
         conns.abort_all();
+    }
+}
+
+/// Most bytes of a request head read before the connection is handed to
+/// hyper as it is (which then applies its own limits).
+const SNIFF_LIMIT: usize = 8 * 1024;
+
+/// Read from `tcp` into `buf` until it holds a whole request head (`true`),
+/// [`SNIFF_LIMIT`] bytes, or the client closes (`false`).
+async fn read_head(tcp: &TcpStream, buf: &mut Vec<u8>) -> std::io::Result<bool> {
+    let mut scanned = 0usize;
+    loop {
+        if buf[scanned.saturating_sub(3)..]
+            .windows(4)
+            .any(|w| w == b"\r\n\r\n")
+        {
+            return Ok(true);
+        }
+        scanned = buf.len();
+        if buf.len() >= SNIFF_LIMIT {
+            return Ok(false);
+        }
+        buf.reserve((SNIFF_LIMIT - buf.len()).min(1024));
+        match tcp.try_read_buf(buf) {
+            Ok(0) => return Ok(false),
+            Ok(_) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => tcp.readable().await?,
+            Err(e) => return Err(e),
+        }
+    }
+}
+
+/// An HTTP-FLV play request to serve outside hyper.
+#[derive(Debug)]
+struct FlvRequest {
+    path: StreamPath,
+    query: Option<String>,
+}
+
+/// `head` as a plain `GET /APP/KEY.flv` of a served app with no request
+/// body, when HTTP-FLV is on; anything else (including what hyper answers
+/// with an error) is `None` and goes to hyper.
+fn direct_flv(state: &HttpState, head: &[u8]) -> Option<FlvRequest> {
+    if !state.settings.http_flv {
+        return None;
+    }
+    let mut headers = [httparse::EMPTY_HEADER; 48];
+    let mut req = httparse::Request::new(&mut headers);
+    if !matches!(req.parse(head), Ok(httparse::Status::Complete(_))) || req.method != Some("GET") {
+        return None;
+    }
+    for h in req.headers.iter() {
+        let body = h.name.eq_ignore_ascii_case("transfer-encoding")
+            || (h.name.eq_ignore_ascii_case("content-length") && h.value.trim_ascii() != b"0");
+        if body || h.name.eq_ignore_ascii_case("upgrade") {
+            return None;
+        }
+    }
+    let target = req.path?;
+    let (path, query) = match target.split_once('?') {
+        Some((p, q)) => (p, Some(q.to_owned())),
+        None => (target, None),
+    };
+    let (app, key) = path.strip_prefix('/')?.split_once('/')?;
+    let key = key.strip_suffix(".flv").filter(|k| !k.contains('/'))?;
+    state.settings.app(app)?;
+    let path = StreamPath::parse(app, key).ok()?;
+    Some(FlvRequest { path, query })
+}
+
+/// Subscribe and stream straight on the socket, or answer the refusal.
+async fn play_flv_direct(
+    state: &HttpState,
+    mut tcp: TcpStream,
+    flv: FlvRequest,
+    peer: SocketAddr,
+    merge: crate::httpflv::MergeClock,
+    shutdown: CancellationToken,
+) {
+    let req = PlayRequest {
+        path: flv.path,
+        query: flv.query,
+        peer: Some(peer),
+        protocol: crate::httpflv::PROTOCOL,
+        wait_for_publisher: false,
+    };
+    match state.engine.subscribe(req).await {
+        Ok(sub) => crate::httpflv::play_direct(tcp, sub, peer, merge, shutdown).await,
+        Err(e) => {
+            let status = play_error(&e);
+            let msg = format!("{e}\n");
+            let resp = format!(
+                "HTTP/1.1 {} {}\r\nContent-Type: text/plain; charset=utf-8\r\n\
+                 Access-Control-Allow-Origin: *\r\nContent-Length: {}\r\n\
+                 Connection: close\r\n\r\n{msg}",
+                status.as_u16(),
+                status.canonical_reason().unwrap_or(""),
+                msg.len()
+            );
+            let _ = tokio::time::timeout(HEADER_READ_TIMEOUT, tcp.write_all(resp.as_bytes())).await;
+            let _ = tcp.shutdown().await;
+        }
+    }
+}
+
+/// A socket whose first reads replay bytes already read from it.
+struct Rewind {
+    pre: Bytes,
+    io: TcpStream,
+}
+
+impl Rewind {
+    fn new(pre: Vec<u8>, io: TcpStream) -> Self {
+        Self {
+            pre: Bytes::from(pre),
+            io,
+        }
+    }
+}
+
+impl AsyncRead for Rewind {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<std::io::Result<()>> {
+        if !self.pre.is_empty() {
+            let n = self.pre.len().min(buf.remaining());
+            let pre = self.pre.split_to(n);
+            buf.put_slice(&pre);
+            return Poll::Ready(Ok(()));
+        }
+        Pin::new(&mut self.io).poll_read(cx, buf)
+    }
+}
+
+impl AsyncWrite for Rewind {
+    fn poll_write(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<std::io::Result<usize>> {
+        Pin::new(&mut self.io).poll_write(cx, buf)
+    }
+
+    fn poll_write_vectored(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[std::io::IoSlice<'_>],
+    ) -> Poll<std::io::Result<usize>> {
+        Pin::new(&mut self.io).poll_write_vectored(cx, bufs)
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        self.io.is_write_vectored()
+    }
+
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.io).poll_flush(cx)
+    }
+
+    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.io).poll_shutdown(cx)
+    }
+}
+
+/// Serve one connection with hyper.
+async fn serve_hyper(
+    tcp: Rewind,
+    state: HttpState,
+    peer: SocketAddr,
+    merge: crate::httpflv::MergeClock,
+    shutdown: CancellationToken,
+) {
+    let svc = hyper::service::service_fn(move |req| {
+        let state = state.clone();
+        async move { Ok::<_, std::convert::Infallible>(route(&state, req, peer, merge).await) }
+    });
+    let conn = hyper::server::conn::http1::Builder::new()
+        .timer(TokioTimer::new())
+        .header_read_timeout(HEADER_READ_TIMEOUT)
+        .serve_connection(TokioIo::new(tcp), svc);
+    tokio::pin!(conn);
+    tokio::select! {
+        r = conn.as_mut() => {
+            if let Err(e) = r {
+                tracing::debug!(%peer, error = %e, "http connection ended");
+            }
+        }
+        _ = shutdown.cancelled() => {
+            conn.as_mut().graceful_shutdown();
+            let _ = conn.await;
+        }
     }
 }
 

@@ -11,19 +11,26 @@
 //! flowing a player sleeps tick to tick without registering on the bus; only
 //! a tick that finds nothing makes it wait on the bus again.
 //!
-//! The feeder task sends batches into a bounded [`ChannelBody`]; when the
-//! client reads slowly the send waits, the subscription falls behind on the
-//! bus and skips ahead to the next keyframe there. Nothing grows here.
+//! A `GET` of a `.flv` is served straight on its socket by [`play_direct`]:
+//! one task per player that writes each batch with vectored writes, the
+//! body delimited by the end of the connection (no chunked framing, no
+//! hyper buffers). Other requests for a `.flv` (`HEAD`, …) go through hyper
+//! with [`stream`]: a feeder task sends batches into a bounded
+//! [`ChannelBody`]. Either way, when the client reads slowly the write
+//! waits, the subscription falls behind on the bus and skips ahead to the
+//! next keyframe there. Nothing grows here.
 
 use crate::body::{ChannelBody, Chunks};
 use arcly_core::bus::Subscription;
 use arcly_core::{FrameFlags, FrameType, MediaFrame};
 use arcly_rtmp::flv::{mux_frame, FlvWriter};
 use arcly_rtmp::handler::Rebaser;
-use bytes::{BufMut, BytesMut};
+use bytes::{Buf, BufMut, Bytes, BytesMut};
+use std::io::IoSlice;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
+use tokio::net::TcpStream;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
@@ -198,6 +205,8 @@ impl Feeder {
         loop {
             let mut frames = 0usize;
             let mut bytes = 0usize;
+            // Cancel-safe: what was appended to `out` stays there, and a
+            // tick being waited for is kept in `wake_at`.
             match self.wake_at {
                 Some(t) => tokio::time::sleep_until(t).await,
                 None => {
@@ -207,6 +216,7 @@ impl Feeder {
                         // The stream had gone quiet: merge what follows this
                         // frame up to the next tick.
                         if let Some(t) = self.merge.next_tick(Instant::now()) {
+                            self.wake_at = Some(t);
                             tokio::time::sleep_until(t).await;
                         }
                     }
@@ -222,7 +232,7 @@ impl Feeder {
             }
             self.writer.finish_batch(out);
             let full = frames >= MAX_BATCH_FRAMES || bytes >= MAX_BATCH_BYTES;
-            if frames == 0 {
+            if out.remaining() == 0 {
                 // A tick that found nothing: wait on the bus.
                 self.wake_at = None;
                 continue;
@@ -328,6 +338,98 @@ async fn feed(
     audit_stop(&feeder.sub, peer, why);
 }
 
+/// The response head of an HTTP-FLV stream served by [`play_direct`]: the
+/// body runs until the connection closes (RFC 9112 §6.3 rule 8).
+pub const DIRECT_RESPONSE_HEAD: &[u8] = b"HTTP/1.1 200 OK\r\n\
+Content-Type: video/x-flv\r\n\
+Cache-Control: no-cache\r\n\
+Access-Control-Allow-Origin: *\r\n\
+Connection: close\r\n\r\n";
+
+/// Serve `sub` as FLV straight on `tcp` (whose request was read already):
+/// the response head, then one vectored write per batch, until the
+/// publisher leaves, the client goes away, the subscription fails or
+/// `shutdown` is cancelled. The connection is closed at the end.
+pub async fn play_direct(
+    tcp: TcpStream,
+    sub: Subscription,
+    peer: SocketAddr,
+    merge: MergeClock,
+    shutdown: CancellationToken,
+) {
+    let mut feeder = Feeder::new(sub, merge);
+    let why = 'run: {
+        let mut out = Chunks::new();
+        out.push(Bytes::from_static(DIRECT_RESPONSE_HEAD));
+        out.push(file_header(&feeder.sub));
+        let mut stop = None;
+        loop {
+            let w = tokio::select! {
+                biased;
+                _ = shutdown.cancelled() => break 'run "server stopping",
+                w = write_all(&tcp, &mut out) => w,
+            };
+            if w.is_err() {
+                break 'run "client left";
+            }
+            if let Some(why) = stop {
+                break 'run why;
+            }
+            // A fresh list per batch: an idle player holds no capacity (a
+            // GOP batch's would otherwise stay for the connection's life).
+            out = Chunks::new();
+            let r = tokio::select! {
+                biased;
+                _ = shutdown.cancelled() => break 'run "server stopping",
+                _ = client_gone(&tcp) => break 'run "client left",
+                r = feeder.next_batch(&mut out) => r,
+            };
+            stop = r.err();
+        }
+    };
+    audit_stop(&feeder.sub, peer, why);
+}
+
+/// Completes when the client closes its side or the socket fails; what it
+/// sends meanwhile is read and dropped.
+async fn client_gone(tcp: &TcpStream) {
+    loop {
+        if tcp.readable().await.is_err() {
+            return;
+        }
+        let mut b = [0u8; 64];
+        match tcp.try_read(&mut b) {
+            Ok(0) => return,
+            Ok(_) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {}
+            Err(_) => return,
+        }
+    }
+}
+
+/// Write all of `out` with non-blocking vectored writes.
+async fn write_all(tcp: &TcpStream, out: &mut Chunks) -> std::io::Result<()> {
+    while out.remaining() > 0 {
+        match write_some(tcp, out) {
+            Ok(0) => return Err(std::io::ErrorKind::WriteZero.into()),
+            Ok(n) => out.advance(n),
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => tcp.writable().await?,
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(())
+}
+
+/// Most buffers handed to one `writev` (the slices live on the stack of this
+/// synchronous call, not in the player's future).
+const IOV_MAX: usize = 128;
+
+fn write_some(tcp: &TcpStream, out: &Chunks) -> std::io::Result<usize> {
+    let mut iov = [IoSlice::new(&[]); IOV_MAX];
+    let n = out.chunks_vectored(&mut iov);
+    tcp.try_write_vectored(&iov[..n])
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -426,6 +528,20 @@ mod tests {
             feeder.next_batch(&mut out).await.unwrap();
             assert_eq!(out.remaining(), 11 + 5 + 1000 + 4);
         }
+    }
+
+    /// A player's future lives as long as the player: keep it small.
+    #[tokio::test]
+    async fn direct_player_future_is_small() {
+        let (_publisher, sub) = setup().await;
+        let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let peer = l.local_addr().unwrap();
+        let _client = TcpStream::connect(peer).await.unwrap();
+        let (tcp, _) = l.accept().await.unwrap();
+        let fut = play_direct(tcp, sub, peer, MergeClock::off(), CancellationToken::new());
+        let size = std::mem::size_of_val(&fut);
+        eprintln!("play_direct future: {size} bytes");
+        assert!(size < 2048, "{size} bytes");
     }
 
     #[test]
