@@ -15,7 +15,6 @@
 
 use crate::error::{Result, RtmpError};
 use bytes::{Buf, BufMut, Bytes, BytesMut};
-use std::collections::HashMap;
 
 /// The chunk size both ends start with (§5.4.1).
 pub const DEFAULT_CHUNK_SIZE: u32 = 128;
@@ -88,8 +87,40 @@ struct InState {
 pub struct ChunkDecoder {
     chunk_size: u32,
     limits: ChunkLimits,
-    streams: HashMap<u32, InState>,
+    streams: StreamTable,
     buffered: usize,
+}
+
+/// Per-chunk-stream input state. A peer uses a handful of chunk streams
+/// (bounded by [`ChunkLimits::max_chunk_streams`]), so a short list is
+/// smaller than a hash map and as fast.
+#[derive(Debug, Default)]
+struct StreamTable(Vec<(u32, InState)>);
+
+impl StreamTable {
+    fn get(&self, csid: &u32) -> Option<&InState> {
+        self.0.iter().find(|(c, _)| c == csid).map(|(_, s)| s)
+    }
+    fn get_mut(&mut self, csid: &u32) -> Option<&mut InState> {
+        self.0.iter_mut().find(|(c, _)| c == csid).map(|(_, s)| s)
+    }
+    fn contains_key(&self, csid: &u32) -> bool {
+        self.get(csid).is_some()
+    }
+    fn len(&self) -> usize {
+        self.0.len()
+    }
+    fn entry_or_default(&mut self, csid: u32) -> &mut InState {
+        let i = match self.0.iter().position(|(c, _)| *c == csid) {
+            Some(i) => i,
+            None => {
+                self.0.push((csid, InState::default()));
+                self.0.len() - 1
+            }
+        };
+        // `i` was found or pushed just above.
+        &mut self.0[i].1
+    }
 }
 
 impl Default for ChunkDecoder {
@@ -123,7 +154,7 @@ impl ChunkDecoder {
         Self {
             chunk_size: DEFAULT_CHUNK_SIZE,
             limits,
-            streams: HashMap::new(),
+            streams: StreamTable::default(),
             buffered: 0,
         }
     }
@@ -268,7 +299,7 @@ impl ChunkDecoder {
                     self.limits.max_message_size.into(),
                 ));
             }
-            let st = self.streams.entry(h.csid).or_default();
+            let st = self.streams.entry_or_default(h.csid);
             let have = st.partial.as_ref().map_or(0, BytesMut::len);
             let starts_message = h.fmt != 3 || st.partial.is_none();
             let already = if starts_message { 0 } else { have };

@@ -395,7 +395,13 @@ impl ServerSession {
 
     /// The next event, if any.
     pub fn poll_event(&mut self) -> Option<ServerEvent> {
-        self.events.pop_front()
+        let ev = self.events.pop_front();
+        if self.events.is_empty() && self.events.capacity() > 0 {
+            // Commands come in bursts at connect and rarely after: don't
+            // keep their queue for the life of every player.
+            self.events = VecDeque::new();
+        }
+        ev
     }
 
     /// Move every queued outgoing byte into `out`; returns the count.

@@ -18,8 +18,9 @@ use std::sync::Arc;
 
 /// Segments kept allocated once a burst (a GOP replay) has been sent.
 const KEEP_SEGMENTS: usize = 32;
-/// Local bytes kept allocated once a burst has been sent.
-const KEEP_LOCAL: usize = 1024;
+/// Local bytes kept allocated once a burst has been sent (a 100 ms batch
+/// of a 30 fps stream with audio needs about 200).
+const KEEP_LOCAL: usize = 256;
 
 #[derive(Debug)]
 enum Seg {
@@ -204,7 +205,7 @@ impl TxQueue {
         if self.segs.capacity() > KEEP_SEGMENTS * 2 {
             self.segs.shrink_to(KEEP_SEGMENTS);
         }
-        if self.local.capacity() > KEEP_LOCAL * 2 {
+        if self.local.capacity() > KEEP_LOCAL * 4 {
             self.local.shrink_to(KEEP_LOCAL);
         }
     }
@@ -342,6 +343,6 @@ mod tests {
         q.advance(n);
         assert!(q.is_empty());
         assert!(q.segs.capacity() <= KEEP_SEGMENTS * 2);
-        assert!(q.local.capacity() <= KEEP_LOCAL * 2);
+        assert!(q.local.capacity() <= KEEP_LOCAL * 4);
     }
 }
