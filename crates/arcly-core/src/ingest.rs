@@ -254,9 +254,14 @@ impl InboundProtocol for TcpIngest {
 
 /// A connection wrapper that fails reads and writes with `TimedOut` when no
 /// byte moved in either direction for the idle timeout.
+///
+/// Traffic only records when it happened; the timer is re-armed when it
+/// fires (once per timeout period), not on every read and write: a timer
+/// moved per write costs a timer-wheel update per write per connection.
 pub struct IdleTimeout<T> {
     inner: T,
     timeout: Duration,
+    last_activity: tokio::time::Instant,
     deadline: Pin<Box<tokio::time::Sleep>>,
 }
 
@@ -271,20 +276,31 @@ impl<T> std::fmt::Debug for IdleTimeout<T> {
 impl<T> IdleTimeout<T> {
     /// Wrap `inner`.
     pub fn new(inner: T, timeout: Duration) -> Self {
+        let now = tokio::time::Instant::now();
         Self {
             inner,
             timeout,
-            deadline: Box::pin(tokio::time::sleep(timeout)),
+            last_activity: now,
+            deadline: Box::pin(tokio::time::sleep_until(now + timeout)),
         }
     }
 
     fn reset(&mut self) {
-        let next = tokio::time::Instant::now() + self.timeout;
-        self.deadline.as_mut().reset(next);
+        self.last_activity = tokio::time::Instant::now();
     }
 
     fn expired(&mut self, cx: &mut Context<'_>) -> bool {
-        self.deadline.as_mut().poll(cx).is_ready()
+        loop {
+            if self.deadline.as_mut().poll(cx).is_pending() {
+                return false;
+            }
+            // The timer ran out: idle only if nothing moved since it was set.
+            let due = self.last_activity + self.timeout;
+            if due <= tokio::time::Instant::now() {
+                return true;
+            }
+            self.deadline.as_mut().reset(due);
+        }
     }
 }
 
@@ -512,5 +528,36 @@ mod tests {
             .await
             .unwrap_err();
         assert_eq!(e.kind(), io::ErrorKind::TimedOut);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn the_idle_clock_counts_from_the_last_byte() {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let (a, mut b) = tokio::io::duplex(64);
+        let mut c = IdleTimeout::new(a, Duration::from_secs(10));
+        let start = tokio::time::Instant::now();
+        let peer = tokio::spawn(async move {
+            for at in [5u64, 12, 19] {
+                tokio::time::sleep_until(start + Duration::from_secs(at)).await;
+                b.write_all(b"x").await.unwrap();
+            }
+            b // keep the connection open, silent
+        });
+        let mut buf = [0u8; 8];
+        let mut got = 0;
+        let e = loop {
+            match c.read(&mut buf).await {
+                Ok(n) => got += n,
+                Err(e) => break e,
+            }
+        };
+        assert_eq!(e.kind(), io::ErrorKind::TimedOut);
+        assert_eq!(got, 3);
+        let idle_at = tokio::time::Instant::now() - start;
+        assert!(
+            idle_at >= Duration::from_secs(29) && idle_at < Duration::from_secs(30),
+            "timed out at {idle_at:?}, want 10 s after the last byte at 19 s"
+        );
+        drop(peer.await.unwrap());
     }
 }

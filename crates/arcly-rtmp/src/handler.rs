@@ -328,7 +328,12 @@ impl<'a> Conn<'a> {
     async fn run(&mut self) -> arcly_core::Result<()> {
         let mut buf = vec![0u8; SMALL_READ_BUFFER];
         let hs_timeout = self.cfg.limits.handshake_timeout;
-        let hs_deadline = tokio::time::Instant::now() + hs_timeout;
+        // On the heap and gone once connected: every byte of this future
+        // is kept by every player for its whole life.
+        let mut hs_timer = Some(Box::pin(tokio::time::sleep(hs_timeout)));
+        // One timer for the merge ticks, re-armed per tick.
+        let tick_timer = tokio::time::sleep_until(tokio::time::Instant::now());
+        tokio::pin!(tick_timer);
         let shutdown = self.ctx.shutdown.clone();
         // Registered once: a fresh `cancelled()` per wake-up would lock the
         // token's waiter list twice per wake-up of every player.
@@ -344,8 +349,15 @@ impl<'a> Conn<'a> {
             if !self.publishers.is_empty() && buf.len() < self.cfg.read_buffer_size {
                 buf.resize(self.cfg.read_buffer_size, 0);
             }
-            let connected = self.connected;
+            if self.connected {
+                hs_timer = None;
+            }
             let tick = self.tick;
+            if let Some(t) = tick {
+                if tick_timer.deadline() != t {
+                    tick_timer.as_mut().reset(t);
+                }
+            }
             // An operator may kick any publisher of this connection.
             let mut kicks: Vec<_> = self
                 .publishers
@@ -376,7 +388,12 @@ impl<'a> Conn<'a> {
                         reason: "publisher kicked by the operator".into(),
                     });
                 }
-                _ = tokio::time::sleep_until(hs_deadline), if !connected => {
+                _ = async {
+                    match hs_timer.as_mut() {
+                        Some(t) => t.await,
+                        None => std::future::pending().await,
+                    }
+                }, if hs_timer.is_some() => {
                     return Err(StreamError::Timeout(hs_timeout));
                 }
                 r = self.io.read(&mut buf) => {
@@ -384,9 +401,11 @@ impl<'a> Conn<'a> {
                     if n == 0 {
                         return Ok(());
                     }
-                    self.on_input(&buf[..n]).await?;
+                    // Boxed: commands are rare for a player, and their
+                    // futures would otherwise size every connection's task.
+                    Box::pin(self.on_input(&buf[..n])).await?;
                 }
-                _ = sleep_until_opt(tick), if tick.is_some() => {
+                _ = &mut tick_timer, if tick.is_some() => {
                     // One wake-up per tick while media flows: take all that
                     // arrived, write it, sleep to the next tick without
                     // waiting on the bus. A tick that finds nothing goes
@@ -747,13 +766,6 @@ fn send_rebased(
 }
 
 /// The next frame of any play (pending forever when there is none).
-async fn sleep_until_opt(t: Option<tokio::time::Instant>) {
-    match t {
-        Some(t) => tokio::time::sleep_until(t).await,
-        None => std::future::pending().await,
-    }
-}
-
 async fn recv_any(plays: &mut [Play]) -> (usize, arcly_core::Result<Arc<MediaFrame>>) {
     match plays {
         [] => std::future::pending().await,

@@ -205,7 +205,7 @@ impl TxQueue {
         if self.segs.capacity() > KEEP_SEGMENTS * 2 {
             self.segs.shrink_to(KEEP_SEGMENTS);
         }
-        if self.local.capacity() > KEEP_LOCAL * 4 {
+        if self.local.capacity() > KEEP_LOCAL * 2 {
             self.local.shrink_to(KEEP_LOCAL);
         }
     }
@@ -343,6 +343,6 @@ mod tests {
         q.advance(n);
         assert!(q.is_empty());
         assert!(q.segs.capacity() <= KEEP_SEGMENTS * 2);
-        assert!(q.local.capacity() <= KEEP_LOCAL * 4);
+        assert!(q.local.capacity() <= KEEP_LOCAL * 2);
     }
 }
