@@ -1,6 +1,7 @@
-//! Response bodies: [`Chunks`], a list of shared `Bytes` written with one
-//! vectored write (media payloads are never copied into the response), and
-//! [`ChannelBody`], a streaming body fed through a bounded channel.
+//! Response bodies: [`Chunks`], a list of shared `Bytes` and small inline
+//! buffers written with one vectored write (media payloads are never copied
+//! into the response), and [`ChannelBody`], a streaming body fed through a
+//! bounded channel.
 
 use bytes::{Buf, Bytes};
 use http_body_util::combinators::BoxBody;
@@ -17,11 +18,52 @@ use tokio::sync::mpsc;
 pub type Body = BoxBody<Chunks, Infallible>;
 
 /// A sequence of byte buffers read as one [`Buf`]; `chunks_vectored` hands
-/// all of them to the socket at once.
+/// all of them to the socket at once. Small pieces (tag headers) are held
+/// inline, so they cost no allocation of their own.
 #[derive(Debug, Default, Clone)]
 pub struct Chunks {
-    parts: VecDeque<Bytes>,
+    parts: VecDeque<Part>,
     remaining: usize,
+}
+
+/// Most bytes [`Chunks::push_inline`] keeps without an allocation.
+pub const INLINE_CAP: usize = 38;
+
+#[derive(Debug, Clone)]
+enum Part {
+    Shared(Bytes),
+    Inline {
+        pos: u8,
+        len: u8,
+        buf: [u8; INLINE_CAP],
+    },
+}
+
+impl Part {
+    fn as_slice(&self) -> &[u8] {
+        match self {
+            Part::Shared(b) => b,
+            Part::Inline { pos, len, buf } => {
+                buf.get(usize::from(*pos)..usize::from(*len)).unwrap_or(&[])
+            }
+        }
+    }
+
+    fn len(&self) -> usize {
+        self.as_slice().len()
+    }
+
+    /// Drop the first `n` bytes (`n` < `len()`).
+    fn advance(&mut self, n: usize) {
+        match self {
+            Part::Shared(b) => b.advance(n),
+            Part::Inline { pos, len, .. } => {
+                *pos = pos
+                    .saturating_add(u8::try_from(n).unwrap_or(u8::MAX))
+                    .min(*len);
+            }
+        }
+    }
 }
 
 impl Chunks {
@@ -34,7 +76,21 @@ impl Chunks {
     pub fn push(&mut self, b: Bytes) {
         if !b.is_empty() {
             self.remaining += b.len();
-            self.parts.push_back(b);
+            self.parts.push_back(Part::Shared(b));
+        }
+    }
+
+    /// Append a copy of `b`: inline when it is at most [`INLINE_CAP`] bytes,
+    /// in a buffer of its own otherwise.
+    pub fn push_inline(&mut self, b: &[u8]) {
+        let mut buf = [0u8; INLINE_CAP];
+        match (buf.get_mut(..b.len()), u8::try_from(b.len())) {
+            (Some(dst), Ok(len)) if len > 0 => {
+                dst.copy_from_slice(b);
+                self.remaining += b.len();
+                self.parts.push_back(Part::Inline { pos: 0, len, buf });
+            }
+            _ => self.push(Bytes::copy_from_slice(b)),
         }
     }
 
@@ -58,7 +114,7 @@ impl Buf for Chunks {
     }
 
     fn chunk(&self) -> &[u8] {
-        self.parts.front().map_or(&[], |b| b.as_ref())
+        self.parts.front().map_or(&[], Part::as_slice)
     }
 
     fn advance(&mut self, mut cnt: usize) {
@@ -80,7 +136,7 @@ impl Buf for Chunks {
     fn chunks_vectored<'a>(&'a self, dst: &mut [IoSlice<'a>]) -> usize {
         let mut n = 0;
         for (slot, part) in dst.iter_mut().zip(self.parts.iter()) {
-            *slot = IoSlice::new(part);
+            *slot = IoSlice::new(part.as_slice());
             n += 1;
         }
         n
@@ -144,13 +200,21 @@ mod tests {
         c.push(Bytes::from_static(b"abc"));
         c.push(Bytes::new());
         c.push(Bytes::from_static(b"defg"));
-        assert_eq!((c.remaining(), c.parts()), (7, 2));
+        c.push_inline(b"hij");
+        c.push_inline(&[]);
+        c.push_inline(&[b'k'; INLINE_CAP + 1]);
+        assert_eq!((c.remaining(), c.parts()), (10 + INLINE_CAP + 1, 4));
         let mut io = [IoSlice::new(&[]); 4];
-        assert_eq!(c.chunks_vectored(&mut io), 2);
+        assert_eq!(c.chunks_vectored(&mut io), 4);
+        assert_eq!(&*io[2], b"hij");
         c.advance(4);
         assert_eq!(c.chunk(), b"efg");
-        let rest = c.copy_to_bytes(3);
-        assert_eq!(&rest[..], b"efg");
-        assert_eq!(c.remaining(), 0);
+        c.advance(4);
+        assert_eq!(c.chunk(), b"ij");
+        let rest = c.copy_to_bytes(2);
+        assert_eq!(&rest[..], b"ij");
+        assert_eq!(c.remaining(), INLINE_CAP + 1);
+        c.advance(INLINE_CAP + 1);
+        assert_eq!((c.remaining(), c.parts()), (0, 0));
     }
 }

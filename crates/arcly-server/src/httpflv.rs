@@ -1,7 +1,7 @@
 //! HTTP-FLV: `GET /APP/KEY.flv` streams the FLV header, `onMetaData`, the
-//! sequence headers, the GOP cache and then live tags as one chunked body,
-//! with timestamps rebased to start near zero (FLV 10.1 §E.2–§E.4, tags
-//! built by [`arcly_rtmp::flv::mux_frame`]).
+//! sequence headers, the GOP cache and then live tags as one body, with
+//! timestamps rebased to start near zero (FLV 10.1 §E.2–§E.4, tag headers
+//! built by [`arcly_rtmp::flv::tag_header`]).
 //!
 //! A [`Feeder`] reads the bus [`Subscription`] and turns it into batches of
 //! tags. Writes are merged (what SRS calls "merged write"): the first batch
@@ -23,9 +23,9 @@
 use crate::body::{ChannelBody, Chunks};
 use arcly_core::bus::Subscription;
 use arcly_core::{FrameFlags, FrameType, MediaFrame};
-use arcly_rtmp::flv::{mux_frame, FlvWriter};
+use arcly_rtmp::flv::{tag_header, FlvWriter, TagHeader};
 use arcly_rtmp::handler::Rebaser;
-use bytes::{Buf, BufMut, Bytes, BytesMut};
+use bytes::{Buf, Bytes};
 use std::io::IoSlice;
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -100,19 +100,16 @@ fn publisher_left(f: &MediaFrame) -> bool {
     f.is_end_of_stream() && f.frame_type == FrameType::Data && f.payload.is_empty()
 }
 
-/// Most bytes reserved at once for the small per-tag headers: one merged
-/// batch of a typical stream (about 40 bytes a tag). A player keeps its last
-/// block until the batch is written, so this is per-player memory.
-const SCRATCH_BYTES: usize = 512;
-
 /// Writes frames as FLV tags on one player's timeline. The small headers
-/// (tag header, codec header, `PreviousTagSize`) go into one scratch buffer
-/// and are split off as shared slices, so a frame costs no allocation of
-/// its own; payloads are shared with the bus, never copied.
+/// (the previous tag's `PreviousTagSize`, the tag header and the codec
+/// header) are built on the stack and held inline in the batch, so a frame
+/// costs no allocation of its own; payloads are shared with the bus, never
+/// copied.
 #[derive(Debug, Default)]
 pub struct TagWriter {
     clock: Rebaser,
-    scratch: BytesMut,
+    /// The last tag's `PreviousTagSize`, not yet written.
+    pending: Option<u32>,
 }
 
 impl TagWriter {
@@ -121,43 +118,51 @@ impl TagWriter {
         Self::default()
     }
 
-    /// Append `f`'s tag to `out` (its `PreviousTagSize` waits in the scratch
-    /// buffer until the next tag or [`finish_batch`](Self::finish_batch)).
-    /// Returns the payload bytes appended (0 for frames FLV does not carry).
+    /// Append `f`'s tag to `out` (its `PreviousTagSize` waits until the next
+    /// tag or [`finish_batch`](Self::finish_batch)). Returns the payload
+    /// bytes appended (0 for frames FLV does not carry).
     pub fn append(&mut self, f: &MediaFrame, out: &mut Chunks) -> usize {
         if f.flags.contains(FrameFlags::DISCONTINUITY) {
             self.clock.discontinuity();
         }
         let (dts, _) = self.clock.map(f);
-        let mut tag = match mux_frame(f) {
-            Ok(Some(t)) => t,
+        // FLV 10.1 §E.4.1: the composition offset in the tag body is
+        // relative, so only the tag timestamp moves to the player's timeline.
+        let cts = (f.pts_ms() - f.dts_ms()).clamp(-0x80_0000, 0x7f_ffff) as i32;
+        let head = match tag_header(f, cts) {
+            Ok(Some(h)) => h,
             Ok(None) => return 0,
             Err(e) => {
                 tracing::debug!(error = %e, codec = %f.codec, "frame not carried over HTTP-FLV");
                 return 0;
             }
         };
-        // FLV 10.1 §E.4.1: the composition offset in the tag body is
-        // relative, so only the tag timestamp moves to the player's timeline.
-        tag.timestamp = dts as u32;
-        let len = tag.body_len();
-        if self.scratch.capacity() - self.scratch.len() < 16 + tag.header.len() {
-            self.scratch.reserve(SCRATCH_BYTES);
+        let len = head.body_len(f.payload.len());
+        let mut b = [0u8; 4 + 11 + TagHeader::MAX_LEN];
+        let mut n = 0;
+        if let Some(p) = self.pending.take() {
+            b[..4].copy_from_slice(&p.to_be_bytes());
+            n = 4;
         }
-        self.scratch
-            .put_slice(&FlvWriter::tag_header(tag.tag_type, tag.timestamp, len));
-        self.scratch.put_slice(&tag.header);
-        out.push(self.scratch.split().freeze());
-        let n = tag.payload.len();
-        out.push(tag.payload);
-        self.scratch.put_u32((11 + len) as u32);
-        n
+        b[n..n + 11].copy_from_slice(&FlvWriter::tag_header(head.tag_type, dts as u32, len));
+        n += 11;
+        let h = head.as_bytes();
+        b[n..n + h.len()].copy_from_slice(h);
+        n += h.len();
+        out.push_inline(&b[..n]);
+        self.pending = Some((11 + len) as u32);
+        if head.with_payload {
+            out.push(f.payload.clone());
+            f.payload.len()
+        } else {
+            0
+        }
     }
 
     /// Move the pending `PreviousTagSize` into `out` (end of a batch).
     pub fn finish_batch(&mut self, out: &mut Chunks) {
-        if !self.scratch.is_empty() {
-            out.push(self.scratch.split().freeze());
+        if let Some(p) = self.pending.take() {
+            out.push_inline(&p.to_be_bytes());
         }
     }
 }
@@ -311,6 +316,8 @@ async fn feed(
     peer: SocketAddr,
     shutdown: CancellationToken,
 ) {
+    let cancelled = shutdown.cancelled();
+    tokio::pin!(cancelled);
     let why = 'run: {
         if tx
             .send(Chunks::from(file_header(&feeder.sub)))
@@ -323,7 +330,7 @@ async fn feed(
             let mut batch = Chunks::new();
             let r = tokio::select! {
                 biased;
-                _ = shutdown.cancelled() => break 'run "server stopping",
+                _ = &mut cancelled => break 'run "server stopping",
                 _ = tx.closed() => break 'run "client left",
                 r = feeder.next_batch(&mut batch) => r,
             };
@@ -358,6 +365,10 @@ pub async fn play_direct(
     shutdown: CancellationToken,
 ) {
     let mut feeder = Feeder::new(sub, merge);
+    // Registered once: a fresh `cancelled()` per batch would take the
+    // shared token's lock twice a tick for every player.
+    let cancelled = shutdown.cancelled();
+    tokio::pin!(cancelled);
     let why = 'run: {
         let mut out = Chunks::new();
         out.push(Bytes::from_static(DIRECT_RESPONSE_HEAD));
@@ -366,7 +377,7 @@ pub async fn play_direct(
         loop {
             let w = tokio::select! {
                 biased;
-                _ = shutdown.cancelled() => break 'run "server stopping",
+                _ = &mut cancelled => break 'run "server stopping",
                 w = write_all(&tcp, &mut out) => w,
             };
             if w.is_err() {
@@ -380,7 +391,7 @@ pub async fn play_direct(
             out = Chunks::new();
             let r = tokio::select! {
                 biased;
-                _ = shutdown.cancelled() => break 'run "server stopping",
+                _ = &mut cancelled => break 'run "server stopping",
                 _ = client_gone(&tcp) => break 'run "client left",
                 r = feeder.next_batch(&mut out) => r,
             };
@@ -542,6 +553,34 @@ mod tests {
         let size = std::mem::size_of_val(&fut);
         eprintln!("play_direct future: {size} bytes");
         assert!(size < 2048, "{size} bytes");
+    }
+
+    /// The inline headers make the same bytes as the FLV file writer.
+    #[test]
+    fn tags_match_the_file_writer() {
+        let frames = [
+            MediaFrame::config(CodecId::H264, 0, Bytes::from_static(&[1, 0x64, 0, 0x1f])),
+            MediaFrame::config(CodecId::Aac, 0, Bytes::from_static(&[0x11, 0x90])),
+            video(0, true),
+            MediaFrame::audio(CodecId::Aac, 5, Bytes::from(vec![3u8; 300])),
+            MediaFrame::video(CodecId::H264, 40, 120, Bytes::from(vec![9u8; 700])),
+            MediaFrame::video(CodecId::H265, 80, 80, Bytes::from(vec![8u8; 50])),
+            MediaFrame::audio(CodecId::Opus, 90, Bytes::from(vec![2u8; 80])),
+        ];
+        let mut want = bytes::BytesMut::new();
+        for f in &frames {
+            FlvWriter::write_frame(f, &mut want).unwrap();
+        }
+        let mut w = TagWriter::new();
+        let mut out = Chunks::new();
+        for (i, f) in frames.iter().enumerate() {
+            w.append(f, &mut out);
+            if i == 3 {
+                w.finish_batch(&mut out);
+            }
+        }
+        w.finish_batch(&mut out);
+        assert_eq!(out.copy_to_bytes(out.remaining()), want.freeze());
     }
 
     #[test]
