@@ -53,6 +53,13 @@ pub const REPUBLISH_GAP_MS: i64 = 40;
 pub const CLOSE_LINGER: std::time::Duration = std::time::Duration::from_millis(500);
 /// Most buffers handed to one `writev` call (below every platform's `IOV_MAX`).
 pub const MAX_IOVECS: usize = 512;
+/// Default merged-write interval ([`RtmpConfig::merge_writes`]). Most of
+/// what a player costs the server is per write (the send path and, on
+/// loopback, waking the reader), so the interval sets players per core:
+/// measured with `cargo xtask bench e2e`, 200 ms costs about two thirds of
+/// 100 ms per player. SRS merges 350 ms by default; zero writes each frame
+/// at once for the lowest latency.
+pub const DEFAULT_MERGE_WRITES: std::time::Duration = std::time::Duration::from_millis(200);
 /// Buffers gathered per `writev` from a session's queue (on the stack of
 /// the write, never kept per connection).
 const WRITE_IOVECS: usize = 64;
@@ -112,7 +119,7 @@ impl Default for RtmpConfig {
             max_batch_frames: 64,
             max_batch_bytes: 1 << 20,
             read_buffer_size: 64 * 1024,
-            merge_writes: std::time::Duration::from_millis(100),
+            merge_writes: DEFAULT_MERGE_WRITES,
         }
     }
 }

@@ -928,7 +928,7 @@ async fn duplex_player(mut io: tokio::io::DuplexStream) -> Vec<(tokio::time::Ins
 }
 
 /// Merged writes: the cached GOP goes out at once; then, while frames keep
-/// coming every 10 ms, a player gets one write per 100 ms tick, and every
+/// coming every 10 ms, a player gets one write per merge tick, and every
 /// player of the handler gets it at the same instants (one wake-up of the
 /// runtime per tick for all of them). Runs on tokio's paused clock, so the
 /// instants are exact.
@@ -943,7 +943,11 @@ async fn merged_writes_go_out_once_per_tick_on_a_shared_grid() {
     let handler = Arc::new(RtmpHandler::default());
     let epoch = tokio::time::Instant::now();
     let tick = handler.config().merge_writes;
-    assert_eq!(tick, Duration::from_millis(100));
+    assert!(
+        tick >= Duration::from_millis(50),
+        "a tick spans several frames"
+    );
+    let ticks_in_2s = (2000 / tick.as_millis()) as usize;
     let req = PublishRequest::new(StreamPath::parse("live", "cam").unwrap(), "test");
     let mut publisher = engine.publish(req).await.expect("publish");
     let frame = |i: i64| {
@@ -1006,7 +1010,7 @@ async fn merged_writes_go_out_once_per_tick_on_a_shared_grid() {
             assert!(off < 2_000_000, "a write {off} ns off the grid");
         }
         assert!(
-            (18..=24).contains(&instants.len()),
+            (ticks_in_2s - 2..=ticks_in_2s + 3).contains(&instants.len()),
             "2 s of frames every 10 ms went out in {} writes",
             instants.len()
         );
