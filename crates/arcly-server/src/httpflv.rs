@@ -369,6 +369,9 @@ pub async fn play_direct(
     // shared token's lock twice a tick for every player.
     let cancelled = shutdown.cancelled();
     tokio::pin!(cancelled);
+    // Likewise registered once for the socket's read readiness.
+    let gone = client_gone(&tcp);
+    tokio::pin!(gone);
     let why = 'run: {
         let mut out = Chunks::new();
         out.push(Bytes::from_static(DIRECT_RESPONSE_HEAD));
@@ -392,7 +395,7 @@ pub async fn play_direct(
             let r = tokio::select! {
                 biased;
                 _ = &mut cancelled => break 'run "server stopping",
-                _ = client_gone(&tcp) => break 'run "client left",
+                _ = &mut gone => break 'run "client left",
                 r = feeder.next_batch(&mut out) => r,
             };
             stop = r.err();
@@ -408,7 +411,7 @@ async fn client_gone(tcp: &TcpStream) {
         if tcp.readable().await.is_err() {
             return;
         }
-        let mut b = [0u8; 64];
+        let mut b = [0u8; 1024];
         match tcp.try_read(&mut b) {
             Ok(0) => return,
             Ok(_) => {}
@@ -553,6 +556,40 @@ mod tests {
         let size = std::mem::size_of_val(&fut);
         eprintln!("play_direct future: {size} bytes");
         assert!(size < 2048, "{size} bytes");
+    }
+
+    /// A direct player gets the head, the FLV header and the GOP at once,
+    /// and its task ends when the client leaves or the server stops.
+    #[tokio::test]
+    async fn direct_player_ends_with_the_client_or_the_server() {
+        use tokio::io::AsyncReadExt;
+        let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = l.local_addr().unwrap();
+        for client_leaves in [true, false] {
+            let (_publisher, sub) = setup().await;
+            let mut client = TcpStream::connect(addr).await.unwrap();
+            let (tcp, peer) = l.accept().await.unwrap();
+            let stop = CancellationToken::new();
+            let merge = MergeClock::new(Instant::now(), TICK);
+            let player = tokio::spawn(play_direct(tcp, sub, peer, merge, stop.clone()));
+            let want = DIRECT_RESPONSE_HEAD.len() + 13 + 30 * (11 + 5 + 1000 + 4);
+            let mut got = vec![0u8; want];
+            tokio::time::timeout(Duration::from_secs(5), client.read_exact(&mut got))
+                .await
+                .unwrap()
+                .unwrap();
+            assert!(got.starts_with(DIRECT_RESPONSE_HEAD));
+            assert_eq!(&got[DIRECT_RESPONSE_HEAD.len()..][..3], b"FLV");
+            if client_leaves {
+                drop(client);
+            } else {
+                stop.cancel();
+            }
+            tokio::time::timeout(Duration::from_secs(5), player)
+                .await
+                .expect("the player did not end")
+                .unwrap();
+        }
     }
 
     /// The inline headers make the same bytes as the FLV file writer.
