@@ -91,7 +91,15 @@ pub fn run(args: &[String]) -> Result<(), String> {
     let ratios = print_table(&measures);
     let baseline_path = root.join("benches/baseline.json");
     if save {
-        let mut map = Map::new();
+        // With a filter, only the measured ratios change; the rest of the
+        // baseline stays.
+        let mut map = if filter.is_empty() {
+            Map::new()
+        } else {
+            read_json(baseline_path.clone())
+                .and_then(|d| d.get("ratios").and_then(|r| r.as_object().cloned()))
+                .unwrap_or_default()
+        };
         for (k, v) in &ratios {
             map.insert(k.clone(), json!((v * 1000.0).round() / 1000.0));
         }
