@@ -33,6 +33,10 @@ pub const DEFAULT_GOP_CACHE_FRAMES: usize = 600;
 pub const MAX_SEGMENT_SECS: f64 = 60.0;
 /// Largest HLS window accepted.
 pub const MAX_HLS_WINDOW: usize = 1000;
+/// HTTP-FLV merged-write interval when none is set: the one RTMP players
+/// of the same server use.
+pub const DEFAULT_MERGE_WRITES_MS: u64 =
+    arcly_rtmp::handler::DEFAULT_MERGE_WRITES.as_millis() as u64;
 /// Longest HTTP-FLV merged-write interval accepted.
 pub const MAX_MERGE_WRITES_MS: u64 = 1000;
 /// Longest webhook timeout accepted.
@@ -143,7 +147,7 @@ pub struct Cli {
     pub http_flv: Option<bool>,
     /// Merge an HTTP-FLV player's writes: send what arrived in one write per
     /// this many milliseconds, on a grid shared by all players (0 writes
-    /// every frame at once) [default: 100].
+    /// every frame at once) [default: RTMP players' interval, 200].
     #[arg(long, value_name = "MS")]
     pub http_flv_merge_writes_ms: Option<u64>,
     /// Package HLS at /APP/KEY/index.m3u8 [default: true].
@@ -769,7 +773,7 @@ impl Settings {
         let merge_ms = cli
             .http_flv_merge_writes_ms
             .or(file.http.flv_merge_writes_ms)
-            .unwrap_or(100);
+            .unwrap_or(DEFAULT_MERGE_WRITES_MS);
         if merge_ms > MAX_MERGE_WRITES_MS {
             return Err(ConfigError::new(
                 "http.flv_merge_writes_ms",
@@ -1049,7 +1053,10 @@ mod tests {
         assert_eq!(s.apps[0].name, "live");
         assert!(s.apps[0].gop_cache > 0);
         assert!(s.hls.enabled && s.http_flv && !s.hls.low_latency);
-        assert_eq!(s.http_flv_merge_writes, Duration::from_millis(100));
+        assert_eq!(
+            s.http_flv_merge_writes,
+            arcly_rtmp::handler::DEFAULT_MERGE_WRITES
+        );
         assert_eq!(s.hls.format, HlsFormat::Auto);
         assert_eq!(s.apps[0].record, RecordModeArg::Off);
         assert_eq!(s.log_format, LogFormat::Pretty);

@@ -42,6 +42,15 @@ pub const CHANNEL_BATCHES: usize = 2;
 pub const MAX_BATCH_FRAMES: usize = 64;
 /// Most payload bytes in one batch.
 pub const MAX_BATCH_BYTES: usize = 512 * 1024;
+/// A stream that would bring this many frames or more per merge interval
+/// (measured from the last batches) is fast: the player then wakes on a
+/// grid [`BUSY_DIVISOR`] times finer, so that what arrives between two
+/// wake-ups stays well within the bus's ring and the player does not lag
+/// (and skip) merely for having slept. So does a player that has no
+/// measure yet, right after its first batch.
+pub const BUSY_BATCH_FRAMES: usize = MAX_BATCH_FRAMES / 2;
+/// How much finer the grid of a fast stream is.
+pub const BUSY_DIVISOR: u32 = 8;
 
 /// Start streaming `sub` as FLV; returns the response body. The feeder
 /// ends when the publisher leaves, the client goes away, the subscription
@@ -85,7 +94,12 @@ impl MergeClock {
 
     /// The first tick strictly after `now`, or `None` when merging is off.
     pub fn next_tick(&self, now: Instant) -> Option<Instant> {
-        let iv = self.interval.as_nanos();
+        self.next_tick_of(now, 1)
+    }
+
+    /// The first point strictly after `now` of the grid `div` times finer.
+    fn next_tick_of(&self, now: Instant, div: u32) -> Option<Instant> {
+        let iv = (self.interval / div.max(1)).as_nanos();
         if iv == 0 {
             return None;
         }
@@ -181,6 +195,8 @@ pub struct Feeder {
     wake_at: Option<Instant>,
     /// A batch went out already (the first one is never delayed).
     started: bool,
+    /// When the last batch was taken (to measure the stream's frame rate).
+    last_batch: Option<Instant>,
 }
 
 impl Feeder {
@@ -192,6 +208,7 @@ impl Feeder {
             merge,
             wake_at: None,
             started: false,
+            last_batch: None,
         }
     }
 
@@ -243,11 +260,22 @@ impl Feeder {
                 continue;
             }
             self.started = true;
+            let now = Instant::now();
+            let busy = match self.last_batch.replace(now) {
+                // Frames this batch took, scaled to one merge interval.
+                Some(t) if now > t => {
+                    frames as f64 * self.merge.interval.as_secs_f64() / (now - t).as_secs_f64()
+                        >= BUSY_BATCH_FRAMES as f64
+                }
+                _ => true,
+            };
             self.wake_at = if full {
                 // More is waiting: the next batch goes as soon as this one.
-                Some(Instant::now())
+                Some(now)
+            } else if busy {
+                self.merge.next_tick_of(now, BUSY_DIVISOR)
             } else {
-                self.merge.next_tick(Instant::now())
+                self.merge.next_tick(now)
             };
             return Ok(());
         }
@@ -527,6 +555,53 @@ mod tests {
         // 100 frames over 1 s: about ten batches of about ten, not 100 writes.
         assert!(sizes.len() <= 12, "not merged: {sizes:?}");
         assert!(sizes.iter().filter(|&&n| n >= 9).count() >= 8, "{sizes:?}");
+    }
+
+    /// A stream far faster than real time (2 000 frames a second into a
+    /// 256-frame ring, 200 ms ticks) is followed on a finer grid: the player
+    /// never lags, skips or misses a frame.
+    #[tokio::test(start_paused = true)]
+    async fn a_fast_stream_does_not_lag_between_ticks() {
+        let engine = Engine::builder()
+            .application(AppSpec::new("live").gop_cache(600).channel_capacity(256))
+            .build();
+        let path = StreamPath::parse("live", "fast").unwrap();
+        let mut publisher = engine
+            .publish(PublishRequest::new(path.clone(), "test"))
+            .await
+            .unwrap();
+        publisher.push(video(0, true));
+        let sub = engine
+            .subscribe(PlayRequest::new(path, PROTOCOL))
+            .await
+            .unwrap();
+        let tick = Duration::from_millis(200);
+        let mut feeder = Feeder::new(sub, MergeClock::new(Instant::now(), tick));
+        let producer = tokio::spawn(async move {
+            for i in 1..=2000 {
+                if i % 2 == 0 {
+                    tokio::time::sleep(Duration::from_millis(1)).await;
+                }
+                publisher.push(video(i, i % 500 == 0));
+            }
+            publisher
+        });
+        let tag = 11 + 5 + 1000 + 4;
+        let mut got = 0;
+        while got < 2001 * tag {
+            let mut out = Chunks::new();
+            let r = tokio::time::timeout(Duration::from_secs(5), feeder.next_batch(&mut out)).await;
+            assert!(
+                matches!(r, Ok(Ok(()))),
+                "stuck after {} frames, {} skipped",
+                got / tag,
+                feeder.subscription().skipped()
+            );
+            got += out.remaining();
+        }
+        drop(producer.await.unwrap());
+        assert_eq!(feeder.subscription().skipped(), 0);
+        assert_eq!(got, 2001 * tag);
     }
 
     /// With merging off every frame goes out on its own.
