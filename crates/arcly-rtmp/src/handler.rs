@@ -67,6 +67,9 @@ const WRITE_IOVECS: usize = 64;
 /// handshake, a few commands and acknowledgements, and every byte of a
 /// buffer kept per player counts thousands of times.
 pub const SMALL_READ_BUFFER: usize = 512;
+/// Read buffer of a connection that only plays, once playing: what it
+/// still sends is acknowledgements and the odd command.
+pub const PLAYER_READ_BUFFER: usize = 128;
 
 /// A token-bucket bound on what one connection may send us.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -355,6 +358,11 @@ impl<'a> Conn<'a> {
             }
             if !self.publishers.is_empty() && buf.len() < self.cfg.read_buffer_size {
                 buf.resize(self.cfg.read_buffer_size, 0);
+            } else if self.publishers.is_empty()
+                && !self.plays.is_empty()
+                && buf.len() > PLAYER_READ_BUFFER
+            {
+                buf = vec![0u8; PLAYER_READ_BUFFER];
             }
             if self.connected {
                 hs_timer = None;

@@ -16,11 +16,11 @@ use std::collections::VecDeque;
 use std::io::IoSlice;
 use std::sync::Arc;
 
-/// Segments kept allocated once a burst (a GOP replay) has been sent.
-const KEEP_SEGMENTS: usize = 32;
-/// Local bytes kept allocated once a burst has been sent (a 100 ms batch
-/// of a 30 fps stream with audio needs about 200).
-const KEEP_LOCAL: usize = 256;
+/// Segments reserved when a batch starts (a 200 ms batch of a 30 fps
+/// stream with audio takes about 30).
+const BATCH_SEGMENTS: usize = 32;
+/// Local bytes reserved when a batch starts (such a batch needs about 300).
+const BATCH_LOCAL: usize = 384;
 
 #[derive(Debug)]
 enum Seg {
@@ -56,6 +56,15 @@ impl TxQueue {
 
     pub(crate) fn len(&self) -> usize {
         self.len
+    }
+
+    /// Reserve room for a typical batch when the queue starts one (it holds
+    /// no memory between batches).
+    fn begin(&mut self) {
+        if self.segs.capacity() == 0 {
+            self.segs.reserve(BATCH_SEGMENTS);
+            self.local.reserve(BATCH_LOCAL);
+        }
     }
 
     /// Register `local[start..]` as the next segment (merged with the
@@ -117,6 +126,7 @@ impl TxQueue {
         frame: &Arc<MediaFrame>,
         payload_len: usize,
     ) {
+        self.begin();
         let cs = plan.chunk_size();
         let total = plan.body_len();
         let payload_len = payload_len.min(frame.payload.len());
@@ -195,19 +205,15 @@ impl TxQueue {
         }
     }
 
-    /// Forget everything queued, keeping a small allocation for the next
-    /// batch (a join burst's capacity is not kept for the whole session).
+    /// Forget everything queued and give the memory back: a player spends
+    /// most of its life between batches, and with thousands of players
+    /// what each keeps between batches is most of the server's memory
+    /// (an allocation per batch costs nothing next to the write).
     fn clear(&mut self) {
-        self.segs.clear();
-        self.local.clear();
+        self.segs = VecDeque::new();
+        self.local = Vec::new();
         self.front_sent = 0;
         self.len = 0;
-        if self.segs.capacity() > KEEP_SEGMENTS * 2 {
-            self.segs.shrink_to(KEEP_SEGMENTS);
-        }
-        if self.local.capacity() > KEEP_LOCAL * 2 {
-            self.local.shrink_to(KEEP_LOCAL);
-        }
     }
 
     /// Move everything into `out` (copying).
@@ -327,7 +333,7 @@ mod tests {
     }
 
     #[test]
-    fn a_burst_does_not_keep_its_capacity() {
+    fn nothing_is_kept_between_batches() {
         let mut q = TxQueue::default();
         let f = Arc::new(MediaFrame::video(
             CodecId::H264,
@@ -342,7 +348,7 @@ mod tests {
         let n = q.len();
         q.advance(n);
         assert!(q.is_empty());
-        assert!(q.segs.capacity() <= KEEP_SEGMENTS * 2);
-        assert!(q.local.capacity() <= KEEP_LOCAL * 2);
+        assert_eq!(q.segs.capacity(), 0);
+        assert_eq!(q.local.capacity(), 0);
     }
 }
