@@ -60,6 +60,15 @@ pub const MAX_IOVECS: usize = 512;
 /// 100 ms per player. SRS merges 350 ms by default; zero writes each frame
 /// at once for the lowest latency.
 pub const DEFAULT_MERGE_WRITES: std::time::Duration = std::time::Duration::from_millis(200);
+/// Frames per tick from which a player's ticks come on a grid
+/// [`FINE_GRID`] times finer: a stream sent faster than real time (a
+/// backlog, a file pushed without `-re`) could otherwise lap the bus's ring
+/// (512 frames by default) within one interval and make a healthy player
+/// skip ahead.
+pub const FAST_BATCH: usize = 32;
+/// How much finer the grid is for fast streams (and for the first ticks of
+/// a play, before the stream's rate is known).
+pub const FINE_GRID: u32 = 8;
 /// Buffers gathered per `writev` from a session's queue (on the stack of
 /// the write, never kept per connection).
 const WRITE_IOVECS: usize = 64;
@@ -291,6 +300,9 @@ struct Conn<'a> {
     /// Write what the session holds at the top of the loop even while
     /// merging (a tick just drained the subscriptions).
     flush_due: bool,
+    /// Tick on the fine grid: a play just started or the last tick found
+    /// [`FAST_BATCH`] frames or more.
+    fine_ticks: bool,
     /// Whether media has been queued for a player yet (the first batch is
     /// never merged, so the first picture arrives at once).
     media_written: bool,
@@ -321,14 +333,19 @@ impl<'a> Conn<'a> {
             closing: None,
             tick: None,
             flush_due: false,
+            fine_ticks: true,
             media_written: false,
         }
     }
 
-    /// The next point of the merged-write grid after now.
+    /// The next point of the merged-write grid after now (of the fine grid,
+    /// which contains the coarse one, while `fine_ticks`).
     fn next_tick(&self) -> tokio::time::Instant {
         let now = tokio::time::Instant::now();
-        let every = self.cfg.merge_writes.as_nanos().max(1);
+        let mut every = self.cfg.merge_writes.as_nanos().max(1);
+        if self.fine_ticks {
+            every = every.div_ceil(u128::from(FINE_GRID)).max(1);
+        }
         let since = now.saturating_duration_since(self.epoch).as_nanos();
         let n = since / every + 1;
         let at = u64::try_from(n.saturating_mul(every)).unwrap_or(u64::MAX);
@@ -432,6 +449,7 @@ impl<'a> Conn<'a> {
                         full |= f;
                     }
                     self.flush_due = true;
+                    self.fine_ticks = got >= FAST_BATCH;
                     self.tick = if full {
                         Some(tokio::time::Instant::now())
                     } else if got > 0 {

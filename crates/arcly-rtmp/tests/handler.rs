@@ -1002,12 +1002,16 @@ async fn merged_writes_go_out_once_per_tick_on_a_shared_grid() {
             first - joined
         );
         assert!(n >= 10, "the join batch holds the cached GOP ({n} frames)");
-        // Afterwards: writes land on the grid, one per tick.
+        // Afterwards: writes land on the grid, one per tick (the first
+        // tick of a play is on the finer grid, until the stream's rate is
+        // known).
         let mut instants: Vec<_> = log[1..].iter().map(|(t, _)| *t).collect();
         instants.dedup();
-        for t in &instants {
-            let off = (*t - epoch).as_nanos() % tick.as_nanos();
-            assert!(off < 2_000_000, "a write {off} ns off the grid");
+        let fine = tick / arcly_rtmp::handler::FINE_GRID;
+        for (k, t) in instants.iter().enumerate() {
+            let grid = if k == 0 { fine } else { tick };
+            let off = (*t - epoch).as_nanos() % grid.as_nanos();
+            assert!(off < 2_000_000, "write {k} is {off} ns off the grid");
         }
         assert!(
             (ticks_in_2s - 2..=ticks_in_2s + 3).contains(&instants.len()),
@@ -1015,4 +1019,56 @@ async fn merged_writes_go_out_once_per_tick_on_a_shared_grid() {
             instants.len()
         );
     }
+}
+
+/// A stream sent far faster than real time (2000 frames/s into a 256-frame
+/// ring: 400 frames per 200 ms tick) reaches a player whole: its ticks move
+/// to the finer grid instead of letting the ring lap it.
+#[tokio::test(start_paused = true)]
+async fn a_fast_stream_is_not_lapped_between_merged_writes() {
+    use arcly_core::registry::{PublishRegistry, PublishRequest};
+    use arcly_core::traits::ProtocolHandler;
+    use arcly_core::{CodecId, FrameFlags, StreamPath};
+    use bytes::Bytes;
+    let engine = Engine::builder()
+        .application(AppSpec::new("live").gop_cache(1000).channel_capacity(256))
+        .build();
+    let handler = Arc::new(RtmpHandler::default());
+    let req = PublishRequest::new(StreamPath::parse("live", "cam").unwrap(), "test");
+    let mut publisher = engine.publish(req).await.expect("publish");
+    publisher.push(MediaFrame::config(
+        CodecId::H264,
+        0,
+        Bytes::from_static(&[1, 2, 3, 4]),
+    ));
+    publisher.push(
+        MediaFrame::video(CodecId::H264, 0, 0, Bytes::from_static(&[5; 100]))
+            .with_flags(FrameFlags::KEYFRAME),
+    );
+    let (a, b) = tokio::io::duplex(1 << 22);
+    let ctx = engine.ingest_context();
+    let h = Arc::clone(&handler);
+    tokio::spawn(async move {
+        let _ = h
+            .handle_connection(Box::new(a), "127.0.0.1:9".parse().unwrap(), ctx)
+            .await;
+    });
+    let player = tokio::spawn(duplex_player(b));
+    tokio::time::sleep(Duration::from_millis(5)).await;
+    for ms in 1..=1000i64 {
+        tokio::time::sleep(Duration::from_millis(1)).await;
+        for k in 0..2 {
+            let ts = ms * 2 + k;
+            publisher.push(MediaFrame::video(
+                CodecId::H264,
+                ts,
+                ts,
+                Bytes::from_static(&[6; 100]),
+            ));
+        }
+    }
+    drop(publisher);
+    let log = player.await.expect("player");
+    let frames: usize = log.iter().map(|(_, n)| n).sum();
+    assert!(frames >= 2002, "{frames} of 2002 frames arrived");
 }
