@@ -33,11 +33,11 @@ pub const DEFAULT_GOP_CACHE_FRAMES: usize = 600;
 pub const MAX_SEGMENT_SECS: f64 = 60.0;
 /// Largest HLS window accepted.
 pub const MAX_HLS_WINDOW: usize = 1000;
-/// HTTP-FLV merged-write interval when none is set: the one RTMP players
-/// of the same server use.
+/// RTMP merged-write interval when none is set (HTTP-FLV players follow
+/// the RTMP players' interval unless set apart).
 pub const DEFAULT_MERGE_WRITES_MS: u64 =
     arcly_rtmp::handler::DEFAULT_MERGE_WRITES.as_millis() as u64;
-/// Longest HTTP-FLV merged-write interval accepted.
+/// Longest merged-write interval accepted (RTMP and HTTP-FLV).
 pub const MAX_MERGE_WRITES_MS: u64 = 1000;
 /// Longest webhook timeout accepted.
 pub const MAX_WEBHOOK_TIMEOUT_MS: u64 = 60_000;
@@ -123,6 +123,11 @@ pub struct Cli {
     /// Serve RTMP at all [default: true].
     #[arg(long, value_name = "BOOL", num_args = 0..=1, default_missing_value = "true")]
     pub rtmp: Option<bool>,
+    /// Merge an RTMP player's writes: send what arrived in one write per
+    /// this many milliseconds, on a grid shared by all players (0 writes
+    /// every frame at once: lowest latency, most CPU per player) [default: 200].
+    #[arg(long, value_name = "MS")]
+    pub rtmp_merge_writes_ms: Option<u64>,
     /// Address HTTP (HTTP-FLV, HLS, API, web page, metrics) listens on [default: 0.0.0.0:8080].
     #[arg(long, value_name = "ADDR")]
     pub http_listen: Option<String>,
@@ -271,6 +276,8 @@ pub struct FileRtmp {
     pub enabled: Option<bool>,
     /// `rtmp.listen`.
     pub listen: Option<String>,
+    /// `rtmp.merge_writes_ms`: RTMP players' merged-write interval.
+    pub merge_writes_ms: Option<u64>,
 }
 
 /// `[http]` of the file.
@@ -491,6 +498,8 @@ pub struct Settings {
     pub http_flv: bool,
     /// HTTP-FLV merged-write interval (zero: every frame at once).
     pub http_flv_merge_writes: Duration,
+    /// RTMP players' merged-write interval (zero: every frame at once).
+    pub rtmp_merge_writes: Duration,
     /// HLS.
     pub hls: HlsSettings,
     /// Recording.
@@ -770,10 +779,22 @@ impl Settings {
             timeout: Duration::from_millis(timeout_ms),
         };
 
+        let rtmp_merge_ms = cli
+            .rtmp_merge_writes_ms
+            .or(file.rtmp.merge_writes_ms)
+            .unwrap_or(DEFAULT_MERGE_WRITES_MS);
+        if rtmp_merge_ms > MAX_MERGE_WRITES_MS {
+            return Err(ConfigError::new(
+                "rtmp.merge_writes_ms",
+                Some("--rtmp-merge-writes-ms"),
+                format!("must be 0 to {MAX_MERGE_WRITES_MS} ms, got {rtmp_merge_ms}"),
+            ));
+        }
+
         let merge_ms = cli
             .http_flv_merge_writes_ms
             .or(file.http.flv_merge_writes_ms)
-            .unwrap_or(DEFAULT_MERGE_WRITES_MS);
+            .unwrap_or(rtmp_merge_ms);
         if merge_ms > MAX_MERGE_WRITES_MS {
             return Err(ConfigError::new(
                 "http.flv_merge_writes_ms",
@@ -798,6 +819,7 @@ impl Settings {
             apps,
             http_flv: cli.http_flv.or(file.http.flv).unwrap_or(true),
             http_flv_merge_writes: Duration::from_millis(merge_ms),
+            rtmp_merge_writes: Duration::from_millis(rtmp_merge_ms),
             hls,
             record,
             limits,
@@ -1045,6 +1067,29 @@ mod tests {
     }
 
     #[test]
+    fn http_flv_follows_the_rtmp_merge_interval_unless_set_apart() {
+        let s = Settings::merge(
+            &FileConfig::default(),
+            &cli(&["--rtmp-merge-writes-ms", "0"]),
+        )
+        .unwrap();
+        assert_eq!(s.rtmp_merge_writes, Duration::ZERO);
+        assert_eq!(s.http_flv_merge_writes, Duration::ZERO);
+        let s = Settings::merge(
+            &FileConfig::default(),
+            &cli(&[
+                "--rtmp-merge-writes-ms",
+                "50",
+                "--http-flv-merge-writes-ms",
+                "300",
+            ]),
+        )
+        .unwrap();
+        assert_eq!(s.rtmp_merge_writes, Duration::from_millis(50));
+        assert_eq!(s.http_flv_merge_writes, Duration::from_millis(300));
+    }
+
+    #[test]
     fn defaults_match_the_issue() {
         let s = Settings::merge(&FileConfig::default(), &cli(&[])).unwrap();
         assert_eq!(s.rtmp_listen, Some("0.0.0.0:1935".parse().unwrap()));
@@ -1055,6 +1100,10 @@ mod tests {
         assert!(s.hls.enabled && s.http_flv && !s.hls.low_latency);
         assert_eq!(
             s.http_flv_merge_writes,
+            arcly_rtmp::handler::DEFAULT_MERGE_WRITES
+        );
+        assert_eq!(
+            s.rtmp_merge_writes,
             arcly_rtmp::handler::DEFAULT_MERGE_WRITES
         );
         assert_eq!(s.hls.format, HlsFormat::Auto);
@@ -1108,6 +1157,7 @@ mod tests {
                 &["--http-flv-merge-writes-ms", "1001"],
                 "http.flv_merge_writes_ms",
             ),
+            (&["--rtmp-merge-writes-ms", "5000"], "rtmp.merge_writes_ms"),
             (&["--admin-token", ""], "admin.token"),
         ];
         for (args, key) in cases {

@@ -249,6 +249,7 @@ impl Server {
                             messages_per_sec: 10_000,
                             burst_secs: 2.0,
                         }),
+                    merge_writes: s.rtmp_merge_writes,
                     ..RtmpConfig::default()
                 };
                 let ingest = TcpIngest::new(
