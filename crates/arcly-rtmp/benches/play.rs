@@ -7,37 +7,16 @@
 #![allow(missing_docs)]
 
 use arcly_core::{CodecId, FrameFlags, MediaFrame};
-use arcly_rtmp::session::{ClientSession, ServerEvent, ServerSession, SessionConfig};
-use bytes::{Bytes, BytesMut};
+use arcly_rtmp::session::ServerSession;
+use bytes::Bytes;
 use criterion::{black_box, criterion_group, criterion_main, Criterion, Throughput};
 use std::io::IoSlice;
 use std::sync::Arc;
 
 /// A server session with one accepted play; returns it and the stream id.
 fn playing_session() -> (ServerSession, u32) {
-    let mut s = ServerSession::default();
-    let mut c = ClientSession::new("live", "rtmp://x/live", SessionConfig::default());
-    c.play("cam");
-    let mut sid = None;
-    for _ in 0..8 {
-        let mut b = BytesMut::new();
-        c.poll_transmit(&mut b);
-        s.handle_input(&b).unwrap();
-        while let Some(e) = s.poll_event() {
-            match e {
-                ServerEvent::ConnectRequested { .. } => s.accept_connect().unwrap(),
-                ServerEvent::PlayRequested { stream_id, .. } => {
-                    s.accept_play(stream_id, true).unwrap();
-                    sid = Some(stream_id);
-                }
-                _ => {}
-            }
-        }
-        let mut b = BytesMut::new();
-        s.poll_transmit(&mut b);
-        c.handle_input(&b).unwrap();
-    }
-    (s, sid.expect("play accepted"))
+    let (s, _, sid) = arcly_rtmp::testing::playing_pair().expect("in-memory play");
+    (s, sid)
 }
 
 /// 200 ms of a 2.5 Mb/s 30 fps H.264 stream with 48 kHz AAC: one merged

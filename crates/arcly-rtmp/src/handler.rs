@@ -905,31 +905,7 @@ mod tests {
 
     #[test]
     fn the_play_path_shares_the_payload() {
-        use crate::session::{ClientSession, ServerEvent};
-        use bytes::BytesMut;
-        let mut s = ServerSession::default();
-        let mut c = ClientSession::new("live", "rtmp://x/live", SessionConfig::default());
-        c.play("cam");
-        let mut sid = None;
-        for _ in 0..8 {
-            let mut b = BytesMut::new();
-            c.poll_transmit(&mut b);
-            s.handle_input(&b).unwrap();
-            while let Some(e) = s.poll_event() {
-                match e {
-                    ServerEvent::ConnectRequested { .. } => s.accept_connect().unwrap(),
-                    ServerEvent::PlayRequested { stream_id, .. } => {
-                        s.accept_play(stream_id, true).unwrap();
-                        sid = Some(stream_id);
-                    }
-                    _ => {}
-                }
-            }
-            let mut b = BytesMut::new();
-            s.poll_transmit(&mut b);
-            c.handle_input(&b).unwrap();
-        }
-        let sid = sid.expect("play accepted");
+        let (mut s, mut c, sid) = crate::testing::playing_pair().unwrap();
         let payload = Bytes::from(vec![7u8; 150_000]);
         let f = MediaFrame::video(CodecId::H264, 5000, 5040, payload.clone())
             .with_flags(FrameFlags::KEYFRAME);

@@ -12,6 +12,7 @@
 //!   `poll_transmit`).
 //! - [`flv`]: FLV and Enhanced RTMP tags to and from `arcly_core::MediaFrame`,
 //!   and an FLV file/stream reader and writer.
+//! - [`testing`]: sessions set up in memory for tests and benchmarks.
 //! - [`client`]: a thin tokio client (`RtmpClient::publish` / `play`).
 //! - [`handler`]: [`RtmpHandler`], the server: publish into and play from
 //!   the registries of an `arcly_core::inbound::IngestContext`, run by the
@@ -41,6 +42,7 @@ pub mod handler;
 pub mod handshake;
 pub mod message;
 pub mod session;
+pub mod testing;
 mod tx;
 
 pub use error::{Result, RtmpError};

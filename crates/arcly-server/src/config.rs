@@ -779,29 +779,19 @@ impl Settings {
             timeout: Duration::from_millis(timeout_ms),
         };
 
-        let rtmp_merge_ms = cli
-            .rtmp_merge_writes_ms
-            .or(file.rtmp.merge_writes_ms)
-            .unwrap_or(DEFAULT_MERGE_WRITES_MS);
-        if rtmp_merge_ms > MAX_MERGE_WRITES_MS {
-            return Err(ConfigError::new(
-                "rtmp.merge_writes_ms",
-                Some("--rtmp-merge-writes-ms"),
-                format!("must be 0 to {MAX_MERGE_WRITES_MS} ms, got {rtmp_merge_ms}"),
-            ));
-        }
-
-        let merge_ms = cli
-            .http_flv_merge_writes_ms
-            .or(file.http.flv_merge_writes_ms)
-            .unwrap_or(rtmp_merge_ms);
-        if merge_ms > MAX_MERGE_WRITES_MS {
-            return Err(ConfigError::new(
-                "http.flv_merge_writes_ms",
-                Some("--http-flv-merge-writes-ms"),
-                format!("must be 0 to {MAX_MERGE_WRITES_MS} ms, got {merge_ms}"),
-            ));
-        }
+        let rtmp_merge_ms = merge_interval(
+            "rtmp.merge_writes_ms",
+            "--rtmp-merge-writes-ms",
+            cli.rtmp_merge_writes_ms.or(file.rtmp.merge_writes_ms),
+            DEFAULT_MERGE_WRITES_MS,
+        )?;
+        let merge_ms = merge_interval(
+            "http.flv_merge_writes_ms",
+            "--http-flv-merge-writes-ms",
+            cli.http_flv_merge_writes_ms
+                .or(file.http.flv_merge_writes_ms),
+            rtmp_merge_ms,
+        )?;
 
         let shutdown_grace = secs(
             "shutdown_grace_seconds",
@@ -1054,6 +1044,25 @@ fn apply_tokens(
         }
     }
     Ok(())
+}
+
+/// A merged-write interval in milliseconds: `value` or `default`, at most
+/// [`MAX_MERGE_WRITES_MS`].
+fn merge_interval(
+    key: &'static str,
+    flag: &'static str,
+    value: Option<u64>,
+    default: u64,
+) -> Result<u64, ConfigError> {
+    let ms = value.unwrap_or(default);
+    if ms > MAX_MERGE_WRITES_MS {
+        return Err(ConfigError::new(
+            key,
+            Some(flag),
+            format!("must be 0 to {MAX_MERGE_WRITES_MS} ms, got {ms}"),
+        ));
+    }
+    Ok(ms)
 }
 
 #[cfg(test)]
