@@ -300,8 +300,9 @@ struct Conn<'a> {
     /// Write what the session holds at the top of the loop even while
     /// merging (a tick just drained the subscriptions).
     flush_due: bool,
-    /// Tick on the fine grid: a play just started or the last tick found
-    /// [`FAST_BATCH`] frames or more.
+    /// Tick on the fine grid: a play just started, the last tick found
+    /// nothing (the rate is unknown again), [`FAST_BATCH`] frames or more,
+    /// or a play that had to skip.
     fine_ticks: bool,
     /// Whether media has been queued for a player yet (the first batch is
     /// never merged, so the first picture arrives at once).
@@ -336,6 +337,11 @@ impl<'a> Conn<'a> {
             fine_ticks: true,
             media_written: false,
         }
+    }
+
+    /// Frames the plays of this connection skipped to catch up so far.
+    fn skipped(&self) -> u64 {
+        self.plays.iter().map(|p| p.sub.skipped()).sum()
     }
 
     /// The next point of the merged-write grid after now (of the fine grid,
@@ -443,13 +449,20 @@ impl<'a> Conn<'a> {
                     // waiting on the bus. A tick that finds nothing goes
                     // back to waiting for the next frame.
                     let (mut got, mut full) = (0usize, false);
+                    let skipped_before = self.skipped();
                     for i in 0..self.plays.len() {
                         let (n, f) = self.drain_play(i, 0)?;
                         got += n;
                         full |= f;
                     }
                     self.flush_due = true;
-                    self.fine_ticks = got >= FAST_BATCH;
+                    // Fine while the stream is fast, while its rate is not
+                    // known (after an idle tick) and after a skip: a player
+                    // the ring lapped takes few frames (it waits for a
+                    // keyframe) and would otherwise go back to coarse ticks
+                    // and be lapped again and again.
+                    self.fine_ticks =
+                        got == 0 || got >= FAST_BATCH || self.skipped() > skipped_before;
                     self.tick = if full {
                         Some(tokio::time::Instant::now())
                     } else if got > 0 {

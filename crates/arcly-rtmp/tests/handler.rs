@@ -1022,8 +1022,9 @@ async fn merged_writes_go_out_once_per_tick_on_a_shared_grid() {
 }
 
 /// A stream sent far faster than real time (2000 frames/s into a 256-frame
-/// ring: 400 frames per 200 ms tick) reaches a player whole: its ticks move
-/// to the finer grid instead of letting the ring lap it.
+/// ring: 400 frames per 200 ms tick) reaches a player whole, also after a
+/// pause: its ticks move to the finer grid instead of letting the ring lap
+/// it.
 #[tokio::test(start_paused = true)]
 async fn a_fast_stream_is_not_lapped_between_merged_writes() {
     use arcly_core::registry::{PublishRegistry, PublishRequest};
@@ -1057,6 +1058,11 @@ async fn a_fast_stream_is_not_lapped_between_merged_writes() {
     tokio::time::sleep(Duration::from_millis(5)).await;
     for ms in 1..=1000i64 {
         tokio::time::sleep(Duration::from_millis(1)).await;
+        if ms == 500 {
+            // A pause (a publisher's loop point, a stall): the player goes
+            // idle, and must not come back on coarse ticks.
+            tokio::time::sleep(Duration::from_millis(300)).await;
+        }
         for k in 0..2 {
             let ts = ms * 2 + k;
             publisher.push(MediaFrame::video(
