@@ -36,6 +36,12 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
 /// A player is "behind" when its media is more than this far behind real time.
+/// Steps with fewer players than this measure over
+/// [`SMALL_STEP_WINDOWS`] windows (and so does the 0-player baseline).
+const SMALL_STEP: usize = 500;
+/// How many windows a small step (and the baseline) measures over.
+const SMALL_STEP_WINDOWS: f64 = 3.0;
+
 const BEHIND_US: i64 = 2_000_000;
 /// Longest a player may take from TCP connect to `NetStream.Play.Start` / HTTP 200.
 const SETUP_TIMEOUT: Duration = Duration::from_secs(20);
@@ -483,9 +489,12 @@ async fn ramp(o: Opts) -> Result<(), String> {
     let me = std::process::id().to_string();
     // Baseline: publisher on, no players.
     // and its CPU over one window: the publisher's ingest, not the players.
+    // Three windows: the baseline is subtracted from every step, and CPU
+    // time is counted in clock ticks (10 ms), so a short baseline would add
+    // its rounding to every per-player figure.
     let c0 = cpu_ticks(&o.pid)?;
     let t0 = Instant::now();
-    tokio::time::sleep(Duration::from_secs_f64(o.window)).await;
+    tokio::time::sleep(Duration::from_secs_f64(o.window * SMALL_STEP_WINDOWS)).await;
     let base_cpu =
         (cpu_ticks(&o.pid)? - c0) as f64 / o.clk_tck / t0.elapsed().as_secs_f64() * 100.0;
     let base_rss = rss_kb(&o.pid)?;
@@ -540,7 +549,14 @@ async fn ramp(o: Opts) -> Result<(), String> {
         let h0 = host_ticks();
         let b0: u64 = slots.iter().map(|s| s.bytes.load(Relaxed)).sum();
         let t0 = Instant::now();
-        tokio::time::sleep(Duration::from_secs_f64(o.window)).await;
+        // Few players use little CPU: a longer window keeps the tick
+        // rounding of the server's CPU time small against it.
+        let window = if n < SMALL_STEP {
+            o.window * SMALL_STEP_WINDOWS
+        } else {
+            o.window
+        };
+        tokio::time::sleep(Duration::from_secs_f64(window)).await;
         let secs = t0.elapsed().as_secs_f64();
         let c1 = cpu_ticks(&o.pid)?;
         let l1 = cpu_ticks(&me)?;

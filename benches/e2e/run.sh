@@ -6,7 +6,8 @@
 #
 # Run through `cargo xtask bench e2e [options]`, or directly:
 #   benches/e2e/run.sh [--steps 100,500,1000,2000] [--servers arcly,nginx]
-# (the full ramp with the HTTP-FLV series takes about 6 minutes on 2 cores)
+# (the full ramp with the HTTP-FLV series takes about 10 minutes on 2 cores;
+# steps under 500 players and the 0-player baseline measure over 3 windows)
 #                      [--flv | --no-flv] [--settle S] [--window S] [--rate R]
 #                      [--workers W] [--perf] [--protos rtmp,flv]
 # --protos (E2E_PROTOS) picks the series: rtmp (every server), flv (arcly's
@@ -178,10 +179,10 @@ publish() { # url -> pid of ffmpeg
 
 # Longest a load-generator run may take.
 budget() {
-    local total=60 prev=0 n
+    local total=$((60 + WINDOW * 3)) prev=0 n
     IFS=, read -ra ns <<<"$STEPS"
     for n in "${ns[@]}"; do
-        total=$((total + (n - prev) / RATE + 60 + SETTLE + WINDOW * (1 + PERF)))
+        total=$((total + (n - prev) / RATE + 60 + SETTLE + WINDOW * (3 + PERF)))
         prev=$n
     done
     echo "$total"
