@@ -11,7 +11,8 @@
 //!
 //! For each step (total players N) it prints and appends one TSV row:
 //! server CPU (% of one core: utime+stime from `/proc/PID/stat` over a fixed
-//! window after the ramp settled), server RSS (`VmRSS`), RSS per player above
+//! window after the ramp settled), server RSS (`VmRSS`, the mean of samples every
+//! 100 ms over the window), RSS per player above
 //! the 0-player baseline, players behind real time, and the median/p99 time
 //! from starting to connect to the first video keyframe for the players that
 //! joined in that step.
@@ -383,6 +384,24 @@ fn rss_kb(pid: &str) -> Result<u64, String> {
         .ok_or_else(|| "no VmRSS".to_string())
 }
 
+/// Sleep `secs`, sampling the server's RSS every 100 ms; returns the mean.
+/// One reading would measure the GOP cache's phase as much as the players:
+/// it holds between nothing and a whole GOP (about 600 KB of a 2.5 Mb/s
+/// stream with 2 s GOPs), which at 100 players is 6 KB per player.
+async fn sleep_sampling_rss(pid: &str, secs: f64) -> Result<u64, String> {
+    let end = Instant::now() + Duration::from_secs_f64(secs);
+    let (mut sum, mut n) = (0u64, 0u64);
+    loop {
+        sum += rss_kb(pid)?;
+        n += 1;
+        let Some(left) = end.checked_duration_since(Instant::now()) else {
+            break;
+        };
+        tokio::time::sleep(left.min(Duration::from_millis(100))).await;
+    }
+    Ok(sum / n.max(1))
+}
+
 /// (busy, total) jiffies of the whole host from `/proc/stat`.
 fn host_ticks() -> (u64, u64) {
     let s = std::fs::read_to_string("/proc/stat").unwrap_or_default();
@@ -494,10 +513,9 @@ async fn ramp(o: Opts) -> Result<(), String> {
     // its rounding to every per-player figure.
     let c0 = cpu_ticks(&o.pid)?;
     let t0 = Instant::now();
-    tokio::time::sleep(Duration::from_secs_f64(o.window * SMALL_STEP_WINDOWS)).await;
+    let base_rss = sleep_sampling_rss(&o.pid, o.window * SMALL_STEP_WINDOWS).await?;
     let base_cpu =
         (cpu_ticks(&o.pid)? - c0) as f64 / o.clk_tck / t0.elapsed().as_secs_f64() * 100.0;
-    let base_rss = rss_kb(&o.pid)?;
     let mut slots: Vec<Arc<Slot>> = Vec::new();
     let mut tasks = Vec::new();
     let mut rows = Vec::new();
@@ -556,13 +574,12 @@ async fn ramp(o: Opts) -> Result<(), String> {
         } else {
             o.window
         };
-        tokio::time::sleep(Duration::from_secs_f64(window)).await;
+        let rss = sleep_sampling_rss(&o.pid, window).await?;
         let secs = t0.elapsed().as_secs_f64();
         let c1 = cpu_ticks(&o.pid)?;
         let l1 = cpu_ticks(&me)?;
         let h1 = host_ticks();
         let b1: u64 = slots.iter().map(|s| s.bytes.load(Relaxed)).sum();
-        let rss = rss_kb(&o.pid)?;
         let cpu = (c1 - c0) as f64 / o.clk_tck / secs * 100.0;
         let lg = (l1 - l0) as f64 / o.clk_tck / secs * 100.0;
         let host = if h1.1 > h0.1 {
