@@ -727,11 +727,16 @@ fn report(path: &str) -> Result<(), String> {
             .unwrap_or(f64::NAN)
     };
     println!(
-        "\n{:<7} {:<5} {:>6} {:>7} {:>6} {:>8} {:>7} {:>10} {:>9} {:>10} {:>7} {:>9} {:>9} {:>8} {:>8} {:>6}",
-        "server", "proto", "N", "playing", "failed", "CPU %", "base %", "%/player", "RSS MB", "KB/player", "behind",
+        "\n{:<7} {:<5} {:>6} {:>7} {:>6} {:>8} {:>7} {:>10} {:>9} {:>10} {:>9} {:>7} {:>9} {:>9} {:>8} {:>8} {:>6}",
+        "server", "proto", "N", "playing", "failed", "CPU %", "base %", "%/player", "RSS MB", "KB/player", "KB/pl+", "behind",
         "TTFK p50", "TTFK p99", "kb/s/pl", "loadgen%", "host%"
     );
-    println!("{}", "-".repeat(139));
+    println!("{}", "-".repeat(149));
+    // KB/pl+: RSS added per player added since the previous step of the
+    // same series (the first step: since the baseline), which leaves out
+    // what the first players cost once (a second worker thread's stack and
+    // allocator arena, the join bursts' freed buffers).
+    let mut prev: std::collections::HashMap<(String, String), (f64, f64)> = Default::default();
     // CPU per player above the 0-player baseline (the publisher's ingest).
     let cpu_per = |r: &Row| {
         let base = f(r, "base_cpu_pct");
@@ -745,8 +750,15 @@ fn report(path: &str) -> Result<(), String> {
     for r in &rows {
         let sat = saturated(r);
         any_saturated |= sat;
+        let key = (r["label"].clone(), r["proto"].clone());
+        let (n0, rss0) = prev
+            .get(&key)
+            .copied()
+            .unwrap_or((0.0, f(r, "base_rss_kb")));
+        let marginal = (f(r, "rss_kb") - rss0) / (f(r, "players") - n0);
+        prev.insert(key, (f(r, "players"), f(r, "rss_kb")));
         println!(
-            "{:<7} {:<5} {:>6} {:>7} {:>6} {:>8.1} {:>7.1} {:>10.4} {:>9.1} {:>10.1} {:>7} {:>7.1}ms {:>7.1}ms {:>8.0} {:>8.0} {:>6.0}{}",
+            "{:<7} {:<5} {:>6} {:>7} {:>6} {:>8.1} {:>7.1} {:>10.4} {:>9.1} {:>10.1} {:>9.1} {:>7} {:>7.1}ms {:>7.1}ms {:>8.0} {:>8.0} {:>6.0}{}",
             r["label"],
             r["proto"],
             r["players"],
@@ -757,6 +769,7 @@ fn report(path: &str) -> Result<(), String> {
             cpu_per(r),
             f(r, "rss_kb") / 1024.0,
             f(r, "rss_per_player_kb"),
+            marginal,
             r["behind"],
             f(r, "ttfk_med_ms"),
             f(r, "ttfk_p99_ms"),
