@@ -141,8 +141,8 @@ impl Default for RtmpConfig {
 #[derive(Debug, Clone)]
 pub struct RtmpHandler {
     cfg: RtmpConfig,
-    /// Origin of the merged-write grid shared by all connections.
-    epoch: tokio::time::Instant,
+    /// The merged-write grid shared by all connections.
+    clock: MergeClock,
 }
 
 impl Default for RtmpHandler {
@@ -155,8 +155,8 @@ impl RtmpHandler {
     /// A handler with `cfg`.
     pub fn new(cfg: RtmpConfig) -> Self {
         Self {
+            clock: MergeClock::new(tokio::time::Instant::now(), cfg.merge_writes),
             cfg,
-            epoch: tokio::time::Instant::now(),
         }
     }
 
@@ -190,7 +190,7 @@ impl ProtocolHandler for RtmpHandler {
         peer: SocketAddr,
         ctx: IngestContext,
     ) -> arcly_core::Result<()> {
-        let mut c = Conn::new(&self.cfg, self.epoch, conn, peer, ctx);
+        let mut c = Conn::new(&self.cfg, self.clock, conn, peer, ctx);
         let r = c.run().await;
         // Whatever happened, try to deliver the last status messages.
         let _ = c.flush().await;
@@ -210,8 +210,56 @@ impl ProtocolHandler for RtmpHandler {
 
 /// Is `f` the bus's in-band marker that the publisher left (as opposed to a
 /// codec's end-of-sequence, which is a video or audio frame)?
-fn publisher_left(f: &MediaFrame) -> bool {
+pub fn publisher_left(f: &MediaFrame) -> bool {
     f.is_end_of_stream() && f.frame_type == FrameType::Data && f.payload.is_empty()
+}
+
+/// The grid merged writes wake on: the multiples of `interval` counted from
+/// `epoch`. Every player of a server (RTMP and HTTP-FLV) shares one, so the runtime wakes once
+/// per tick for all of them rather than once per player.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct MergeClock {
+    epoch: tokio::time::Instant,
+    interval: std::time::Duration,
+}
+
+impl MergeClock {
+    /// Ticks every `interval` from `epoch`; a zero interval turns merging off
+    /// (every frame is written at once).
+    pub fn new(epoch: tokio::time::Instant, interval: std::time::Duration) -> Self {
+        Self { epoch, interval }
+    }
+
+    /// No merging: every frame is written as soon as it arrives.
+    pub fn off() -> Self {
+        Self::new(tokio::time::Instant::now(), std::time::Duration::ZERO)
+    }
+
+    /// The interval (zero when off).
+    pub fn interval(&self) -> std::time::Duration {
+        self.interval
+    }
+
+    /// The first tick strictly after `now`, or `None` when merging is off.
+    pub fn next_tick(&self, now: tokio::time::Instant) -> Option<tokio::time::Instant> {
+        self.next_tick_of(now, 1)
+    }
+
+    /// The first point strictly after `now` of the grid `div` times finer.
+    pub fn next_tick_of(
+        &self,
+        now: tokio::time::Instant,
+        div: u32,
+    ) -> Option<tokio::time::Instant> {
+        let iv = (self.interval / div.max(1)).as_nanos();
+        if iv == 0 {
+            return None;
+        }
+        let since = now.saturating_duration_since(self.epoch).as_nanos();
+        let k = since / iv + 1;
+        let off = u64::try_from(k * iv).ok()?;
+        Some(self.epoch + std::time::Duration::from_nanos(off))
+    }
 }
 
 /// Maps a publisher's timestamps onto a player's timeline: starting near
@@ -282,7 +330,7 @@ struct Play {
 
 struct Conn<'a> {
     cfg: &'a RtmpConfig,
-    epoch: tokio::time::Instant,
+    clock: MergeClock,
     io: Box<dyn Connection>,
     peer: SocketAddr,
     ctx: IngestContext,
@@ -312,14 +360,14 @@ struct Conn<'a> {
 impl<'a> Conn<'a> {
     fn new(
         cfg: &'a RtmpConfig,
-        epoch: tokio::time::Instant,
+        clock: MergeClock,
         io: Box<dyn Connection>,
         peer: SocketAddr,
         ctx: IngestContext,
     ) -> Self {
         Self {
             cfg,
-            epoch,
+            clock,
             io,
             peer,
             ctx,
@@ -345,17 +393,12 @@ impl<'a> Conn<'a> {
     }
 
     /// The next point of the merged-write grid after now (of the fine grid,
-    /// which contains the coarse one, while `fine_ticks`).
+    /// which contains the coarse one, while `fine_ticks`); now itself when
+    /// merging is off.
     fn next_tick(&self) -> tokio::time::Instant {
         let now = tokio::time::Instant::now();
-        let mut every = self.cfg.merge_writes.as_nanos().max(1);
-        if self.fine_ticks {
-            every = every.div_ceil(u128::from(FINE_GRID)).max(1);
-        }
-        let since = now.saturating_duration_since(self.epoch).as_nanos();
-        let n = since / every + 1;
-        let at = u64::try_from(n.saturating_mul(every)).unwrap_or(u64::MAX);
-        self.epoch + std::time::Duration::from_nanos(at)
+        let div = if self.fine_ticks { FINE_GRID } else { 1 };
+        self.clock.next_tick_of(now, div).unwrap_or(now)
     }
 
     async fn run(&mut self) -> arcly_core::Result<()> {

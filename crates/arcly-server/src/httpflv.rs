@@ -22,14 +22,14 @@
 
 use crate::body::{ChannelBody, Chunks};
 use arcly_core::bus::Subscription;
-use arcly_core::{FrameFlags, FrameType, MediaFrame};
+use arcly_core::{FrameFlags, MediaFrame};
 use arcly_rtmp::flv::{tag_header, FlvWriter, TagHeader};
-use arcly_rtmp::handler::Rebaser;
+pub use arcly_rtmp::handler::MergeClock;
+use arcly_rtmp::handler::{publisher_left, Rebaser};
 use bytes::{Buf, Bytes};
 use std::io::IoSlice;
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::time::Duration;
 use tokio::net::TcpStream;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
@@ -50,7 +50,7 @@ pub const MAX_BATCH_BYTES: usize = 512 * 1024;
 /// measure yet, right after its first batch.
 pub const BUSY_BATCH_FRAMES: usize = MAX_BATCH_FRAMES / 2;
 /// How much finer the grid of a fast stream is.
-pub const BUSY_DIVISOR: u32 = 8;
+pub const BUSY_DIVISOR: u32 = arcly_rtmp::handler::FINE_GRID;
 
 /// Start streaming `sub` as FLV; returns the response body. The feeder
 /// ends when the publisher leaves, the client goes away, the subscription
@@ -64,54 +64,6 @@ pub fn stream(
     let (tx, body) = ChannelBody::new(CHANNEL_BATCHES);
     tokio::spawn(feed(Feeder::new(sub, merge), tx, peer, shutdown));
     body
-}
-
-/// The grid merged writes wake on: the multiples of `interval` counted from
-/// `epoch`. Every player of a server shares one, so the runtime wakes once
-/// per tick for all of them rather than once per player.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct MergeClock {
-    epoch: Instant,
-    interval: Duration,
-}
-
-impl MergeClock {
-    /// Ticks every `interval` from `epoch`; a zero interval turns merging off
-    /// (every frame is written at once).
-    pub fn new(epoch: Instant, interval: Duration) -> Self {
-        Self { epoch, interval }
-    }
-
-    /// No merging: every frame is written as soon as it arrives.
-    pub fn off() -> Self {
-        Self::new(Instant::now(), Duration::ZERO)
-    }
-
-    /// The interval (zero when off).
-    pub fn interval(&self) -> Duration {
-        self.interval
-    }
-
-    /// The first tick strictly after `now`, or `None` when merging is off.
-    pub fn next_tick(&self, now: Instant) -> Option<Instant> {
-        self.next_tick_of(now, 1)
-    }
-
-    /// The first point strictly after `now` of the grid `div` times finer.
-    fn next_tick_of(&self, now: Instant, div: u32) -> Option<Instant> {
-        let iv = (self.interval / div.max(1)).as_nanos();
-        if iv == 0 {
-            return None;
-        }
-        let since = now.saturating_duration_since(self.epoch).as_nanos();
-        let k = since / iv + 1;
-        let off = u64::try_from(k * iv).ok()?;
-        Some(self.epoch + Duration::from_nanos(off))
-    }
-}
-
-fn publisher_left(f: &MediaFrame) -> bool {
-    f.is_end_of_stream() && f.frame_type == FrameType::Data && f.payload.is_empty()
 }
 
 /// Writes frames as FLV tags on one player's timeline. The small headers
@@ -279,7 +231,7 @@ impl Feeder {
             let fast = match self.last_batch.replace(now) {
                 // Frames this batch took, scaled to one merge interval.
                 Some(t) if now > t => {
-                    frames as f64 * self.merge.interval.as_secs_f64() / (now - t).as_secs_f64()
+                    frames as f64 * self.merge.interval().as_secs_f64() / (now - t).as_secs_f64()
                         >= BUSY_BATCH_FRAMES as f64
                 }
                 _ => true,
@@ -491,6 +443,7 @@ fn write_some(tcp: &TcpStream, out: &Chunks) -> std::io::Result<usize> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::time::Duration;
     use arcly_core::engine::{AppSpec, Engine};
     use arcly_core::registry::{PlayRequest, PlaybackRegistry, PublishRegistry, PublishRequest};
     use arcly_core::{CodecId, StreamPath};
