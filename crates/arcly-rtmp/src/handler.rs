@@ -35,7 +35,6 @@ use arcly_core::registry::{PlayRequest, PublishRequest};
 use arcly_core::traits::{Connection, ProtocolHandler};
 use arcly_core::{FrameType, MediaFrame, StreamError, StreamPath};
 use async_trait::async_trait;
-use bytes::Bytes;
 use std::collections::HashMap;
 use std::future::Future;
 use std::io::IoSlice;
@@ -51,8 +50,6 @@ pub const REPUBLISH_GAP_MS: i64 = 40;
 /// How long a closing connection keeps reading so the peer receives the
 /// last status before the socket goes.
 pub const CLOSE_LINGER: std::time::Duration = std::time::Duration::from_millis(500);
-/// Most buffers handed to one `writev` call (below every platform's `IOV_MAX`).
-pub const MAX_IOVECS: usize = 512;
 /// Default merged-write interval ([`RtmpConfig::merge_writes`]). Most of
 /// what a player costs the server is per write (the send path and, on
 /// loopback, waking the reader), so the interval sets players per core:
@@ -878,53 +875,11 @@ async fn recv_any(plays: &mut [Play]) -> (usize, arcly_core::Result<Arc<MediaFra
     }
 }
 
-/// Write every buffer of `bufs` with as few `writev` calls as the socket
-/// allows (at most [`MAX_IOVECS`] buffers per call).
-pub async fn write_all_vectored<W>(w: &mut W, bufs: &[Bytes]) -> std::io::Result<()>
-where
-    W: tokio::io::AsyncWrite + Unpin + ?Sized,
-{
-    let (mut i, mut off) = (0usize, 0usize);
-    let mut slices: Vec<IoSlice<'_>> = Vec::with_capacity(bufs.len().min(MAX_IOVECS));
-    while i < bufs.len() {
-        slices.clear();
-        let first = bufs.get(i).map(|b| b.get(off..).unwrap_or(&[]));
-        slices.extend(first.map(IoSlice::new));
-        slices.extend(
-            bufs.get(i + 1..)
-                .unwrap_or(&[])
-                .iter()
-                .take(MAX_IOVECS - 1)
-                .map(|b| IoSlice::new(b)),
-        );
-        let mut n = w.write_vectored(&slices).await?;
-        if n == 0 {
-            return Err(std::io::ErrorKind::WriteZero.into());
-        }
-        while n > 0 && i < bufs.len() {
-            let left = bufs.get(i).map_or(0, |b| b.len() - off);
-            if n >= left {
-                n -= left;
-                i += 1;
-                off = 0;
-            } else {
-                off += n;
-                n = 0;
-            }
-        }
-        // Skip empty buffers so the loop always makes progress.
-        while bufs.get(i).is_some_and(|b| b.len() == off) {
-            i += 1;
-            off = 0;
-        }
-    }
-    Ok(())
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
     use arcly_core::{CodecId, FrameFlags};
+    use bytes::Bytes;
 
     fn v(dts: i64, pts: i64) -> MediaFrame {
         MediaFrame::video(CodecId::H264, dts, pts, Bytes::new())
@@ -991,22 +946,5 @@ mod tests {
             .unwrap();
         assert_eq!((got.dts_ms(), got.pts_ms()), (0, 40));
         assert_eq!(got.payload, payload);
-    }
-
-    #[tokio::test]
-    async fn vectored_writes_deliver_every_byte() {
-        let bufs: Vec<Bytes> = (0..2000u32)
-            .map(|i| Bytes::from(vec![i as u8; (i % 7) as usize]))
-            .collect();
-        let want: Vec<u8> = bufs.iter().flat_map(|b| b.iter().copied()).collect();
-        let (mut a, mut b) = tokio::io::duplex(333);
-        let reader = tokio::spawn(async move {
-            let mut got = Vec::new();
-            b.read_to_end(&mut got).await.unwrap();
-            got
-        });
-        write_all_vectored(&mut a, &bufs).await.unwrap();
-        drop(a);
-        assert_eq!(reader.await.unwrap(), want);
     }
 }
