@@ -443,11 +443,11 @@ fn write_some(tcp: &TcpStream, out: &Chunks) -> std::io::Result<usize> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::time::Duration;
     use arcly_core::engine::{AppSpec, Engine};
     use arcly_core::registry::{PlayRequest, PlaybackRegistry, PublishRegistry, PublishRequest};
     use arcly_core::{CodecId, StreamPath};
     use bytes::{Buf, Bytes};
+    use std::time::Duration;
 
     const TICK: Duration = Duration::from_millis(100);
 
