@@ -86,9 +86,10 @@ async fn run(part: Duration) {
     hls.follow(&engine);
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
-    tokio::spawn(arcly_hls::http::serve(
+    tokio::spawn(arcly_http::serve(
         listener,
-        HlsService::new(hls.clone(), HttpConfig::default()),
+        arcly_http::Router::new().mount(HlsService::new(hls.clone(), HttpConfig::default())),
+        arcly_http::HttpLimits::default(),
         engine.shutdown_token(),
     ));
     let path = StreamPath::parse("live", "lat").unwrap();

@@ -185,7 +185,12 @@ fn bench_http(c: &mut Criterion) {
         let l2 = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let (a1, a2) = (l1.local_addr().unwrap(), l2.local_addr().unwrap());
         let svc = HlsService::new(hls, HttpConfig::default());
-        tokio::spawn(arcly_hls::http::serve(l1, svc, engine.shutdown_token()));
+        tokio::spawn(arcly_http::serve(
+            l1,
+            arcly_http::Router::new().mount(svc),
+            arcly_http::HttpLimits::default(),
+            engine.shutdown_token(),
+        ));
         tokio::spawn(serve_static(l2, body));
         (a1, a2)
     });

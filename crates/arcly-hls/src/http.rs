@@ -11,7 +11,9 @@
 //! media is immutable (its URIs carry a per-session tag). Every response
 //! allows any origin (CORS), and `OPTIONS` answers preflights.
 //!
-//! # Mounting in another hyper server
+//! # Mounting
+//! [`HlsService`] is an [`arcly_http::HttpService`]: mount it on the host's
+//! [`arcly_http::Router`]. A host with its own hyper router asks it first:
 //! ```no_run
 //! # async fn host(hls: arcly_hls::http::HlsService,
 //! #   req: hyper::Request<hyper::body::Incoming>) -> hyper::Response<arcly_hls::http::Body> {
@@ -34,27 +36,14 @@ use hyper::header::{
     CONTENT_TYPE,
 };
 use hyper::{Method, Request, Response, StatusCode};
-use hyper_util::rt::{TokioIo, TokioTimer};
-use std::convert::Infallible;
-use std::future::Future;
-use std::pin::Pin;
 use std::sync::Arc;
 use std::time::Duration;
-use tokio::net::TcpListener;
-use tokio::sync::Semaphore;
-use tokio_util::sync::CancellationToken;
 
 /// Response body: one `Bytes` (a playlist or a shared segment).
 pub type Body = Full<Bytes>;
 
 /// Content type of playlists (RFC 8216bis §4).
 pub const PLAYLIST_CONTENT_TYPE: &str = "application/vnd.apple.mpegurl";
-/// Connections [`serve`] handles at once; more are closed on accept.
-pub const MAX_CONNECTIONS: usize = 4096;
-/// How long [`serve`] waits for a request's headers.
-pub const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(10);
-/// How long [`serve`] lets open connections finish after shutdown.
-pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
 /// Longest query string looked at.
 const MAX_QUERY_LEN: usize = 256;
 
@@ -86,9 +75,10 @@ impl Default for HttpConfig {
     }
 }
 
-/// The HLS HTTP service. Cheap to clone (shared). Use it alone through
-/// [`serve`], as a hyper [`Service`](hyper::service::Service) (other paths
-/// are 404), or from a host router through [`HlsService::handle`].
+/// The HLS HTTP service. Cheap to clone (shared). Mount it as an
+/// [`arcly_http::HttpService`] on an [`arcly_http::Router`] (served by
+/// [`arcly_http::serve`]), or ask it from a host's own router through
+/// [`HlsService::handle`].
 #[derive(Clone, Debug)]
 pub struct HlsService {
     registry: HlsRegistry,
@@ -447,75 +437,18 @@ fn too_far(pos: Position, msn: u64, part: Option<u64>, advance_parts: u64) -> bo
     ahead > advance_parts
 }
 
-impl<B: Send + Sync + 'static> hyper::service::Service<Request<B>> for HlsService {
-    type Response = Response<Body>;
-    type Error = Infallible;
-    type Future = Pin<Box<dyn Future<Output = Result<Response<Body>, Infallible>> + Send>>;
+impl arcly_http::HttpService for HlsService {
+    fn name(&self) -> &'static str {
+        "hls"
+    }
 
-    fn call(&self, req: Request<B>) -> Self::Future {
+    fn owns(&self, _method: &Method, path: &str) -> bool {
+        HlsService::owns(self, path)
+    }
+
+    fn call(&self, req: Request<arcly_http::RequestBody>) -> arcly_http::ResponseFuture {
         let svc = self.clone();
-        Box::pin(async move { Ok(svc.respond(&req).await) })
-    }
-}
-
-/// Serve `service` over HTTP/1.1 on `listener` until `shutdown` is
-/// cancelled, then let open connections finish for up to
-/// [`SHUTDOWN_GRACE`]. At most [`MAX_CONNECTIONS`] connections at once;
-/// headers must arrive within [`HEADER_READ_TIMEOUT`]. Accept errors are
-/// logged and retried, so this returns only on shutdown.
-pub async fn serve(listener: TcpListener, service: HlsService, shutdown: CancellationToken) {
-    let slots = Arc::new(Semaphore::new(MAX_CONNECTIONS));
-    let mut conns = tokio::task::JoinSet::new();
-    loop {
-        let accepted = tokio::select! {
-            _ = shutdown.cancelled() => break,
-            a = listener.accept() => a,
-        };
-        while conns.try_join_next().is_some() {}
-        let (stream, peer) = match accepted {
-            Ok(a) => a,
-            Err(e) => {
-                tracing::warn!(error = %e, "hls listener: accept failed");
-                tokio::time::sleep(Duration::from_millis(50)).await;
-                continue;
-            }
-        };
-        let Ok(permit) = Arc::clone(&slots).try_acquire_owned() else {
-            tracing::warn!(%peer, "hls listener: connection limit reached");
-            continue;
-        };
-        let _ = stream.set_nodelay(true);
-        let svc = service.clone();
-        let stop = shutdown.clone();
-        conns.spawn(async move {
-            let _permit = permit;
-            let conn = hyper::server::conn::http1::Builder::new()
-                .timer(TokioTimer::new())
-                .header_read_timeout(HEADER_READ_TIMEOUT)
-                .serve_connection(TokioIo::new(stream), svc);
-            tokio::pin!(conn);
-            let done = tokio::select! {
-                r = conn.as_mut() => Some(r),
-                _ = stop.cancelled() => None,
-            };
-            let result = match done {
-                Some(r) => r,
-                None => {
-                    conn.as_mut().graceful_shutdown();
-                    conn.await
-                }
-            };
-            if let Err(e) = result {
-                tracing::debug!(%peer, error = %e, "hls connection ended with an error");
-            }
-        });
-    }
-    let drained = tokio::time::timeout(SHUTDOWN_GRACE, async {
-        while conns.join_next().await.is_some() {}
-    })
-    .await;
-    if drained.is_err() {
-        conns.abort_all();
+        Box::pin(async move { svc.respond(&req).await.map(arcly_http::from_bytes_body) })
     }
 }
 

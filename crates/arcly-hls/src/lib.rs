@@ -8,13 +8,14 @@
 //! * [`packager`]: [`Packager`](packager::Packager) follows one engine
 //!   stream; [`HlsRegistry`](packager::HlsRegistry) owns one per stream.
 //! * [`http`]: [`HlsService`](http::HlsService), the hyper 1.x delivery
-//!   service (standalone [`serve`](http::serve) or mounted by a host).
+//!   service, an [`arcly_http::HttpService`] mounted on the host's router.
 //!
 //! Serving an engine's streams over HLS:
 //!
 //! ```no_run
 //! use arcly_core::engine::{AppSpec, Engine};
-//! use arcly_hls::http::{serve, HlsService, HttpConfig};
+//! use arcly_hls::http::{HlsService, HttpConfig};
+//! use arcly_http::{serve, HttpLimits, Router};
 //! use arcly_hls::packager::{HlsRegistry, PackagerConfig};
 //! use std::sync::Arc;
 //! # async fn run() -> std::io::Result<()> {
@@ -23,7 +24,8 @@
 //! hls.follow(&engine); // a packager for every stream published
 //! let listener = tokio::net::TcpListener::bind("127.0.0.1:8080").await?;
 //! let service = HlsService::new(hls, HttpConfig::default());
-//! serve(listener, service, engine.shutdown_token()).await; // /live/KEY/index.m3u8
+//! let router = Router::new().mount(service); // /live/KEY/index.m3u8
+//! serve(listener, router, HttpLimits::default(), engine.shutdown_token()).await;
 //! # Ok(()) }
 //! ```
 //!

@@ -1,5 +1,7 @@
 //! The HTTP side: [`MetricsService`] answers `/metrics`, `/healthz` and
-//! `/readyz`; [`serve`] runs it alone on a listener.
+//! `/readyz`. It is an [`arcly_http::HttpService`]: mount it on an
+//! [`arcly_http::Router`] (alone, or beside a host's other services) and
+//! serve that with [`arcly_http::serve`].
 //!
 //! # Mounting in another hyper server
 //! A host with its own hyper 1.x server asks the service first and falls
@@ -31,17 +33,10 @@ use bytes::Bytes;
 use http_body_util::Full;
 use hyper::header::{HeaderValue, ACCEPT, ALLOW, CACHE_CONTROL, CONTENT_TYPE};
 use hyper::{Method, Request, Response, StatusCode};
-use hyper_util::rt::{TokioIo, TokioTimer};
 use prometheus_client::registry::Registry;
-use std::convert::Infallible;
 use std::fmt::Write as _;
-use std::future::Future;
-use std::pin::Pin;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
-use std::time::Duration;
-use tokio::net::TcpListener;
-use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
 
 /// Content type of the OpenMetrics text exposition (OpenMetrics 1.0 §3.2
@@ -60,21 +55,13 @@ pub const HEALTHZ_PATH: &str = "/healthz";
 /// The readiness path: 200 when every health check passes, 503 otherwise.
 pub const READYZ_PATH: &str = "/readyz";
 
-/// Connections [`serve`] handles at once; more are closed on accept.
-pub const MAX_CONNECTIONS: usize = 256;
-/// How long [`serve`] waits for a request's headers.
-pub const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(10);
-/// How long [`serve`] lets open connections finish after shutdown.
-pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
-
 /// The response body type.
 pub type Body = Full<Bytes>;
 
 /// The telemetry endpoints: `/metrics`, `/healthz`, `/readyz`.
 ///
-/// Cheap to clone (shared). Use it alone through [`serve`], as a hyper
-/// [`Service`](hyper::service::Service) (any other path is a 404), or from a
-/// host's router through [`handle`](MetricsService::handle).
+/// Cheap to clone (shared). Mount it as an [`arcly_http::HttpService`], or
+/// ask it from a host's own router through [`handle`](MetricsService::handle).
 #[derive(Clone)]
 pub struct MetricsService {
     inner: Arc<ServiceInner>,
@@ -294,76 +281,18 @@ fn text(status: StatusCode, body: String) -> Response<Body> {
     resp
 }
 
-impl<B: Send + Sync + 'static> hyper::service::Service<Request<B>> for MetricsService {
-    type Response = Response<Body>;
-    type Error = Infallible;
-    type Future = Pin<Box<dyn Future<Output = Result<Response<Body>, Infallible>> + Send>>;
+impl arcly_http::HttpService for MetricsService {
+    fn name(&self) -> &'static str {
+        "metrics"
+    }
 
-    fn call(&self, req: Request<B>) -> Self::Future {
+    fn owns(&self, _method: &Method, path: &str) -> bool {
+        MetricsService::owns(self, path)
+    }
+
+    fn call(&self, req: Request<arcly_http::RequestBody>) -> arcly_http::ResponseFuture {
         let svc = self.clone();
-        Box::pin(async move { Ok(svc.respond(&req).await) })
-    }
-}
-
-/// Serve `service` over HTTP/1.1 on `listener` until `shutdown` is
-/// cancelled, then let open connections finish for up to
-/// [`SHUTDOWN_GRACE`]. At most [`MAX_CONNECTIONS`] connections are served
-/// at once; headers must arrive within [`HEADER_READ_TIMEOUT`].
-///
-/// Accept errors (such as running out of file descriptors) are logged and
-/// retried, so this returns only on shutdown.
-pub async fn serve(listener: TcpListener, service: MetricsService, shutdown: CancellationToken) {
-    let slots = Arc::new(Semaphore::new(MAX_CONNECTIONS));
-    let mut conns = tokio::task::JoinSet::new();
-    loop {
-        let accepted = tokio::select! {
-            _ = shutdown.cancelled() => break,
-            a = listener.accept() => a,
-        };
-        while conns.try_join_next().is_some() {}
-        let (stream, peer) = match accepted {
-            Ok(a) => a,
-            Err(e) => {
-                tracing::warn!(error = %e, "metrics listener: accept failed");
-                tokio::time::sleep(Duration::from_millis(50)).await;
-                continue;
-            }
-        };
-        let Ok(permit) = Arc::clone(&slots).try_acquire_owned() else {
-            tracing::warn!(%peer, "metrics listener: connection limit reached");
-            continue;
-        };
-        let svc = service.clone();
-        let stop = shutdown.clone();
-        conns.spawn(async move {
-            let _permit = permit;
-            let conn = hyper::server::conn::http1::Builder::new()
-                .timer(TokioTimer::new())
-                .header_read_timeout(HEADER_READ_TIMEOUT)
-                .serve_connection(TokioIo::new(stream), svc);
-            tokio::pin!(conn);
-            let done = tokio::select! {
-                r = conn.as_mut() => Some(r),
-                _ = stop.cancelled() => None,
-            };
-            let result = match done {
-                Some(r) => r,
-                None => {
-                    conn.as_mut().graceful_shutdown();
-                    conn.await
-                }
-            };
-            if let Err(e) = result {
-                tracing::debug!(%peer, error = %e, "metrics connection ended with an error");
-            }
-        });
-    }
-    let drained = tokio::time::timeout(SHUTDOWN_GRACE, async {
-        while conns.join_next().await.is_some() {}
-    })
-    .await;
-    if drained.is_err() {
-        conns.abort_all();
+        Box::pin(async move { svc.respond(&req).await.map(arcly_http::from_bytes_body) })
     }
 }
 

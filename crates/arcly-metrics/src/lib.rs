@@ -9,8 +9,9 @@
 //! - [`MetricsService`]: `/metrics` (OpenMetrics text), `/healthz`
 //!   (liveness) and `/readyz` (the engine's
 //!   [`HealthRegistry`](arcly_core::health::HealthRegistry) aggregate, 503
-//!   naming the failing checks), served alone by [`serve`] or mounted in a
-//!   host's hyper server through [`MetricsService::handle`].
+//!   naming the failing checks): an [`arcly_http::HttpService`] to mount on
+//!   the host's [`arcly_http::Router`], or asked from a host's own router
+//!   through [`MetricsService::handle`].
 //!
 //! # Metrics
 //! Every name starts with `arcly_`; counters end in `_total`, units are in
@@ -69,7 +70,7 @@
 //! let text = service.encode(Format::OpenMetrics);
 //! assert!(text.contains(r#"arcly_subscribers{app="live",protocol="http-flv"} 1"#));
 //! assert!(text.ends_with("# EOF\n"));
-//! // Alone on a socket: arcly_metrics::serve(listener, service, shutdown_token).await
+//! // On a socket: arcly_http::serve(listener, arcly_http::Router::new().mount(service), limits, shutdown_token).await
 //! # });
 //! ```
 #![forbid(unsafe_code)]
@@ -79,7 +80,7 @@ pub mod http;
 mod labels;
 pub mod observer;
 
-pub use http::{serve, Format, MetricsService};
+pub use http::{Format, MetricsService};
 pub use labels::OTHER_STREAMS;
 pub use observer::{MetricsOptions, PrometheusObserver, StreamLabels, PREFIX};
 pub use prometheus_client;

@@ -9,7 +9,7 @@ use arcly_core::registry::{PlayRequest, PlaybackRegistry, PublishRegistry, Publi
 use arcly_core::testing::SyntheticStream;
 use arcly_core::{StreamError, StreamPath};
 use arcly_metrics::http::{OPENMETRICS_CONTENT_TYPE, PROMETHEUS_TEXT_CONTENT_TYPE};
-use arcly_metrics::{serve, MetricsOptions, MetricsService, PrometheusObserver};
+use arcly_metrics::{MetricsOptions, MetricsService, PrometheusObserver};
 use bytes::Bytes;
 use http_body_util::{BodyExt, Empty};
 use hyper::{Request, StatusCode};
@@ -50,7 +50,13 @@ impl Server {
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
         let stop = CancellationToken::new();
-        let task = tokio::spawn(serve(listener, service, stop.clone()));
+        let router = arcly_http::Router::new().mount(service);
+        let task = tokio::spawn(arcly_http::serve(
+            listener,
+            router,
+            arcly_http::HttpLimits::default(),
+            stop.clone(),
+        ));
         Self { addr, stop, task }
     }
 

@@ -1,13 +1,75 @@
-//! The JSON admin API (see [`crate::http`] for the paths).
+//! The JSON admin API under `/api` (see [`crate::http`] for the paths), an
+//! [`HttpService`].
 
-use crate::body::Body;
-use crate::http::{error_json, json, HttpState};
+use crate::config::Settings;
+use crate::hls::HlsHost;
+use crate::monitor::Monitor;
+use arcly_core::engine::Engine;
 use arcly_core::StreamPath;
-use hyper::body::Incoming;
+use arcly_http::{full, Body, HttpService, RequestBody, ResponseFuture};
+use bytes::Bytes;
+use hyper::header::{self, HeaderValue};
 use hyper::{Method, Request, Response, StatusCode};
 use serde_json::json;
+use std::sync::Arc;
 
-fn authorized(state: &HttpState, req: &Request<Incoming>) -> bool {
+/// What the API reads and acts on. Cheap to clone.
+#[derive(Clone)]
+pub struct ApiService {
+    /// The engine.
+    pub engine: Engine,
+    /// Validated settings.
+    pub settings: Arc<Settings>,
+    /// Live figures.
+    pub monitor: Monitor,
+    /// HLS packaging, when on (its viewers count in the figures).
+    pub hls: Option<HlsHost>,
+    /// The recorder, when a directory is configured.
+    pub recorder: Option<arcly_record::Recorder>,
+}
+
+impl std::fmt::Debug for ApiService {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ApiService").finish_non_exhaustive()
+    }
+}
+
+impl HttpService for ApiService {
+    fn name(&self) -> &'static str {
+        "api"
+    }
+
+    fn owns(&self, _method: &Method, path: &str) -> bool {
+        path == "/api" || path.starts_with("/api/")
+    }
+
+    fn call(&self, req: Request<RequestBody>) -> ResponseFuture {
+        let this = self.clone();
+        Box::pin(async move {
+            let path = req.uri().path().to_owned();
+            handle(&this, &req, &path).await
+        })
+    }
+}
+
+/// A JSON response.
+pub fn json(status: StatusCode, v: &impl serde::Serialize) -> Response<Body> {
+    let body = serde_json::to_vec_pretty(v).unwrap_or_default();
+    let mut r = Response::new(full(Bytes::from(body)));
+    *r.status_mut() = status;
+    r.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
+    r
+}
+
+/// `{"error": msg}` with `status`.
+pub fn error_json(status: StatusCode, msg: impl std::fmt::Display) -> Response<Body> {
+    json(status, &serde_json::json!({ "error": msg.to_string() }))
+}
+
+fn authorized<B>(state: &ApiService, req: &Request<B>) -> bool {
     let Some(want) = &state.settings.admin_token else {
         return true;
     };
@@ -26,7 +88,7 @@ fn authorized(state: &HttpState, req: &Request<Incoming>) -> bool {
 }
 
 /// Answer one `/api/...` request.
-pub async fn handle(state: &HttpState, req: &Request<Incoming>, path: &str) -> Response<Body> {
+async fn handle<B>(state: &ApiService, req: &Request<B>, path: &str) -> Response<Body> {
     if !authorized(state, req) {
         let mut r = error_json(StatusCode::UNAUTHORIZED, "admin token required");
         r.headers_mut().insert(
@@ -85,7 +147,7 @@ pub async fn handle(state: &HttpState, req: &Request<Incoming>, path: &str) -> R
 }
 
 /// The monitor's view plus the HLS players, who do not subscribe to the bus.
-fn view(state: &HttpState, s: &arcly_core::bus::StreamStats) -> crate::monitor::StreamView {
+fn view(state: &ApiService, s: &arcly_core::bus::StreamStats) -> crate::monitor::StreamView {
     let mut v = state.monitor.view(s);
     if let Some(hls) = &state.hls {
         let n = hls.viewers(&s.path);
@@ -97,7 +159,7 @@ fn view(state: &HttpState, s: &arcly_core::bus::StreamStats) -> crate::monitor::
     v
 }
 
-fn kick(state: &HttpState, path: &StreamPath) -> Response<Body> {
+fn kick(state: &ApiService, path: &StreamPath) -> Response<Body> {
     use arcly_core::registry::PlaybackRegistry;
     let Some(stream) = PlaybackRegistry::stream(&state.engine, path) else {
         return error_json(StatusCode::NOT_FOUND, format!("stream {path} not found"));
@@ -116,7 +178,7 @@ fn kick(state: &HttpState, path: &StreamPath) -> Response<Body> {
     )
 }
 
-async fn record(state: &HttpState, path: &StreamPath, start: bool) -> Response<Body> {
+async fn record(state: &ApiService, path: &StreamPath, start: bool) -> Response<Body> {
     let Some(rec) = &state.recorder else {
         return error_json(
             StatusCode::CONFLICT,

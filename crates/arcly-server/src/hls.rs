@@ -11,7 +11,6 @@
 //! [`AUTH_CACHE_TTL`] so playlist reloads do not call the webhook each
 //! time). Segment requests are not checked.
 
-use crate::body::{from_bytes_body, full, Body};
 use crate::config::{HlsFormat, HlsSettings};
 use arcly_core::auth::{AuthAction, AuthDecision, AuthRequest, StreamAuthenticator};
 use arcly_core::bus::{StreamHandle, StreamStats, Subscription};
@@ -21,6 +20,7 @@ use arcly_core::{StreamError, StreamPath};
 use arcly_hls::http::{HlsService, HttpConfig};
 use arcly_hls::packager::{HlsRegistry, PackagerConfig};
 use arcly_hls::stream::{HlsConfig, SegmentFormat};
+use arcly_http::{from_bytes_body, full, Body, ConnInfo, HttpService, RequestBody, ResponseFuture};
 use async_trait::async_trait;
 use bytes::Bytes;
 use hyper::{Request, Response, StatusCode};
@@ -71,6 +71,7 @@ type AuthKey = (IpAddr, StreamPath, Option<String>);
 #[derive(Clone)]
 pub struct HlsHost {
     service: HlsService,
+    engine: Engine,
     registry: HlsRegistry,
     auth: Arc<dyn StreamAuthenticator>,
     auth_cache: Arc<Mutex<HashMap<AuthKey, Instant>>>,
@@ -114,6 +115,7 @@ impl HlsHost {
         let _follow = registry.follow(engine);
         Self {
             service: HlsService::new(registry.clone(), HttpConfig::default()),
+            engine: engine.clone(),
             registry,
             auth,
             auth_cache: Arc::default(),
@@ -228,6 +230,27 @@ impl HlsHost {
             self.seen(peer.ip(), &sp);
         }
         self.service.respond(req).await.map(from_bytes_body)
+    }
+}
+
+impl HttpService for HlsHost {
+    fn name(&self) -> &'static str {
+        "hls"
+    }
+
+    /// `GET`/`HEAD` of an HLS path of a served application.
+    fn owns(&self, method: &hyper::Method, path: &str) -> bool {
+        let get = method == hyper::Method::GET || method == hyper::Method::HEAD;
+        let app = path.trim_start_matches('/').split('/').next().unwrap_or("");
+        get && self.service.owns(path) && self.engine.has_app(app)
+    }
+
+    fn call(&self, req: Request<RequestBody>) -> ResponseFuture {
+        let this = self.clone();
+        Box::pin(async move {
+            let peer = ConnInfo::peer_of(&req);
+            this.handle(&req, peer).await
+        })
     }
 }
 

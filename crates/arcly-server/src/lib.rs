@@ -22,14 +22,24 @@
 //! file (`--config`); `arcly.example.toml` beside this crate lists them all
 //! with their defaults.
 //!
+//! The server only composes: every protocol lives in a library crate
+//! (`arcly-rtmp`, `arcly-httpflv`, `arcly-hls`, `arcly-metrics`, on the
+//! `arcly-http` host), and this crate reads the settings, binds the
+//! listeners and mounts the services.
+//!
 //! # Modules
 //! - [`config`]: flags, the TOML file, validation.
-//! - [`auth`]: static tokens and webhooks ([`webhook`]).
-//! - [`http`]: the one hyper server and its routes; [`httpflv`], [`hls`],
-//!   [`api`], [`body`].
+//! - [`server`]: [`Server::start`](server::Server::start), the start-up in
+//!   order, and the clean stop; each step is a module of its own:
+//!   - [`listen`]: check the recording directory, bind the listeners;
+//!   - [`engine`]: the engine and its policies ([`auth`]: static tokens
+//!     and [`webhook`]s; [`logging`]: the audit log lines);
+//!   - [`record`]: the recorder;
+//!   - [`rtmp`]: the RTMP listener;
+//!   - [`hls`]: HLS packaging and its play authorization;
+//!   - [`http`]: the HTTP listener and its mounts ([`api`], [`page`]).
 //! - [`monitor`]: live figures per stream.
-//! - [`logging`]: the tracing subscriber and the audit log lines.
-//! - [`server`]: start-up, banner, clean stop.
+//! - [`banner`]: where to publish and where to play.
 //!
 //! # Kicking a publisher
 //! `POST /api/streams/APP/KEY/kick` cancels the publisher's kick token
@@ -39,12 +49,17 @@
 
 pub mod api;
 pub mod auth;
-pub mod body;
+pub mod banner;
 pub mod config;
+pub mod engine;
+pub mod error;
 pub mod hls;
 pub mod http;
-pub mod httpflv;
+pub mod listen;
 pub mod logging;
 pub mod monitor;
+pub mod page;
+pub mod record;
+pub mod rtmp;
 pub mod server;
 pub mod webhook;

@@ -84,6 +84,8 @@
 //! | `mpegts` | [`packager::MpegTsMuxer`] and the TS demuxer in [`mpegts`] |
 //! | `hls` | [`hls`]: fMP4, playlists, LL-HLS |
 //! | `rtmp` | [`protocol::rtmp`] |
+//! | `http` | [`http`]: the HTTP host every HTTP service mounts on |
+//! | `httpflv` | [`protocol::httpflv`]: HTTP-FLV playback |
 //! | `record`, `storage-fs` | [`record`]: the recorder and the filesystem storage backend |
 //! | `metrics` | [`metrics`]: Prometheus observer and health endpoints |
 //! | `macros` | `#[derive(MediaSink)]` and `#[protocol]` |
@@ -144,8 +146,17 @@ pub mod packager {
     pub use arcly_mpegts::MpegTsMuxer;
 }
 
+/// The HTTP host: [`http::serve`] (one listener loop), [`http::Router`] and
+/// the [`http::HttpService`] shape every HTTP service (HLS, HTTP-FLV,
+/// metrics) implements.
+#[cfg(feature = "http")]
+pub use arcly_http as http;
+
 /// Wire protocols.
 pub mod protocol {
+    /// HTTP-FLV playback: `GET /APP/KEY.flv`, an HTTP service.
+    #[cfg(feature = "httpflv")]
+    pub use arcly_httpflv as httpflv;
     /// RTMP and Enhanced RTMP: publish and play, FLV.
     #[cfg(feature = "rtmp")]
     pub use arcly_rtmp as rtmp;

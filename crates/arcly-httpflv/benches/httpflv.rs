@@ -7,9 +7,9 @@
 //! - `memcpy_payloads` (reference): only copying the payload bytes.
 
 use arcly_core::{CodecId, FrameFlags, MediaFrame};
+use arcly_http::Chunks;
+use arcly_httpflv::TagWriter;
 use arcly_rtmp::flv::FlvWriter;
-use arcly_server::body::Chunks;
-use arcly_server::httpflv::TagWriter;
 use bytes::{Buf, Bytes, BytesMut};
 use criterion::{criterion_group, criterion_main, BatchSize, Criterion, Throughput};
 

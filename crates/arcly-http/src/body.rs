@@ -1,4 +1,4 @@
-//! Response bodies: [`Chunks`], a list of shared `Bytes` and small inline
+//! Response bodies of every service: [`Chunks`], a list of shared `Bytes` and small inline
 //! buffers written with one vectored write (media payloads are never copied
 //! into the response), and [`ChannelBody`], a streaming body fed through a
 //! bounded channel.

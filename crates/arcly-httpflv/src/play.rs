@@ -20,9 +20,9 @@
 //! waits, the subscription falls behind on the bus and skips ahead to the
 //! next keyframe there. Nothing grows here.
 
-use crate::body::{ChannelBody, Chunks};
 use arcly_core::bus::Subscription;
 use arcly_core::{FrameFlags, MediaFrame};
+use arcly_http::{ChannelBody, Chunks};
 use arcly_rtmp::flv::{tag_header, FlvWriter, TagHeader};
 pub use arcly_rtmp::handler::MergeClock;
 use arcly_rtmp::handler::{publisher_left, Rebaser};

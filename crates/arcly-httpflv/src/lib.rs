@@ -1,0 +1,225 @@
+//! HTTP-FLV playback: `GET /APP/KEY.flv` streams a live stream as FLV
+//! (FLV 10.1 §E.2–§E.4): the file header, the sequence headers, the cached
+//! GOP, then live tags, with timestamps rebased to start near zero.
+//!
+//! [`HttpFlvService`] is an [`arcly_http::HttpService`]: mount it on an
+//! [`arcly_http::Router`] beside the other services. A plain `GET` is served
+//! straight on the player's socket (one task per player, vectored writes,
+//! no chunked framing); other requests for a `.flv` (`HEAD`, …) go through
+//! hyper with a bounded streaming body. Either way a player reads from the
+//! bus through a [`Subscription`](arcly_core::bus::Subscription), so a slow
+//! player falls behind on the bus (and skips to the next keyframe there)
+//! rather than buffering here. Writes are merged on a grid shared by every
+//! player of the service ([`MergeClock`]), as RTMP players' are.
+//!
+//! The service depends on the kernel's
+//! [`PlaybackRegistry`](arcly_core::registry::PlaybackRegistry), not on the
+//! engine: playing is authorized by whatever the registry does (tokens in
+//! the query, webhooks).
+//!
+//! ```
+//! use arcly_core::engine::{AppSpec, Engine};
+//! use arcly_http::{HttpLimits, Router};
+//! use arcly_httpflv::{HttpFlvConfig, HttpFlvService};
+//! use std::sync::Arc;
+//!
+//! # tokio::runtime::Runtime::new().unwrap().block_on(async {
+//! let engine = Engine::builder().application(AppSpec::new("live")).build();
+//! let flv = HttpFlvService::new(Arc::new(engine.clone()), HttpFlvConfig::default());
+//! let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+//! let addr = listener.local_addr().unwrap();
+//! let stop = engine.shutdown_token();
+//! let host = tokio::spawn(arcly_http::serve(listener, Router::new().mount(flv), HttpLimits::default(), stop.clone()));
+//!
+//! // Nobody publishes live/cam: the player is told so.
+//! use tokio::io::{AsyncReadExt, AsyncWriteExt};
+//! let mut c = tokio::net::TcpStream::connect(addr).await.unwrap();
+//! c.write_all(b"GET /live/cam.flv HTTP/1.1\r\nHost: x\r\n\r\n").await.unwrap();
+//! let mut answer = String::new();
+//! c.read_to_string(&mut answer).await.unwrap();
+//! assert!(answer.starts_with("HTTP/1.1 404"), "{answer}");
+//! stop.cancel();
+//! host.await.unwrap();
+//! # });
+//! ```
+#![forbid(unsafe_code)]
+
+mod play;
+
+pub use play::{
+    play_direct, stream, Feeder, MergeClock, StopReason, TagWriter, BUSY_BATCH_FRAMES,
+    BUSY_DIVISOR, CHANNEL_BATCHES, DIRECT_RESPONSE_HEAD, MAX_BATCH_BYTES, MAX_BATCH_FRAMES,
+    PROTOCOL,
+};
+
+use arcly_core::registry::{PlayRequest, PlaybackRegistry};
+use arcly_core::{StreamError, StreamPath};
+use arcly_http::{text, ConnInfo, HttpService, RequestBody, ResponseFuture, SocketFuture};
+use http_body_util::BodyExt;
+use hyper::header::{HeaderValue, CACHE_CONTROL, CONTENT_TYPE};
+use hyper::{Method, Request, Response, StatusCode};
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::io::AsyncWriteExt;
+use tokio::net::TcpStream;
+
+/// How long writing a refusal to a player may take.
+pub const REFUSAL_WRITE_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Settings of the HTTP-FLV service.
+#[derive(Debug, Clone)]
+pub struct HttpFlvConfig {
+    /// Players' writes are merged over this interval (0: every frame at
+    /// once). The default is RTMP's,
+    /// [`arcly_rtmp::handler::DEFAULT_MERGE_WRITES`].
+    pub merge_writes: Duration,
+}
+
+impl Default for HttpFlvConfig {
+    fn default() -> Self {
+        Self {
+            merge_writes: arcly_rtmp::handler::DEFAULT_MERGE_WRITES,
+        }
+    }
+}
+
+/// `GET /APP/KEY.flv` for every stream of a [`PlaybackRegistry`]. Cheap to
+/// clone.
+#[derive(Clone)]
+pub struct HttpFlvService {
+    registry: Arc<dyn PlaybackRegistry>,
+    merge: MergeClock,
+}
+
+impl std::fmt::Debug for HttpFlvService {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("HttpFlvService")
+            .field("merge", &self.merge)
+            .finish_non_exhaustive()
+    }
+}
+
+/// The `(app, key)` of an HTTP-FLV path `/APP/KEY.flv`.
+pub fn flv_path(path: &str) -> Option<(&str, &str)> {
+    let (app, key) = path.strip_prefix('/')?.split_once('/')?;
+    let key = key.strip_suffix(".flv").filter(|k| !k.contains('/'))?;
+    Some((app, key))
+}
+
+/// The HTTP status a refused play maps to.
+pub fn play_error_status(e: &StreamError) -> StatusCode {
+    match e {
+        StreamError::Unauthorized { .. } => StatusCode::FORBIDDEN,
+        StreamError::StreamNotFound { .. } | StreamError::UnknownApp(_) => StatusCode::NOT_FOUND,
+        StreamError::InvalidName { .. } => StatusCode::BAD_REQUEST,
+        StreamError::TooManySubscribers { .. } | StreamError::ShuttingDown => {
+            StatusCode::SERVICE_UNAVAILABLE
+        }
+        _ => StatusCode::INTERNAL_SERVER_ERROR,
+    }
+}
+
+impl HttpFlvService {
+    /// Serve the streams of `registry`, players merging their writes on one
+    /// grid that starts now.
+    pub fn new(registry: Arc<dyn PlaybackRegistry>, cfg: HttpFlvConfig) -> Self {
+        Self {
+            registry,
+            merge: MergeClock::new(tokio::time::Instant::now(), cfg.merge_writes),
+        }
+    }
+
+    /// The grid players' writes are merged on.
+    pub fn merge_clock(&self) -> MergeClock {
+        self.merge
+    }
+
+    /// The play request for `uri` from `conn`, or the refusal.
+    fn request(
+        &self,
+        uri: &hyper::Uri,
+        conn: Option<&ConnInfo>,
+    ) -> Result<PlayRequest, (StatusCode, String)> {
+        let Some((app, key)) = flv_path(uri.path()) else {
+            return Err((StatusCode::NOT_FOUND, "not found".into()));
+        };
+        if !self.registry.has_app(app) {
+            return Err((StatusCode::NOT_FOUND, format!("no application {app:?}")));
+        }
+        let path =
+            StreamPath::parse(app, key).map_err(|e| (StatusCode::BAD_REQUEST, e.to_string()))?;
+        Ok(PlayRequest {
+            path,
+            query: uri.query().map(str::to_owned),
+            peer: conn.map(|c| c.peer),
+            protocol: PROTOCOL,
+            wait_for_publisher: false,
+        })
+    }
+}
+
+impl HttpService for HttpFlvService {
+    fn name(&self) -> &'static str {
+        PROTOCOL
+    }
+
+    fn owns(&self, method: &Method, path: &str) -> bool {
+        (method == Method::GET || method == Method::HEAD) && flv_path(path).is_some()
+    }
+
+    fn call(&self, req: Request<RequestBody>) -> ResponseFuture {
+        let this = self.clone();
+        Box::pin(async move {
+            let conn = ConnInfo::of(&req).cloned();
+            let play = match this.request(req.uri(), conn.as_ref()) {
+                Ok(p) => p,
+                Err((status, msg)) => return text(status, msg),
+            };
+            let peer = play.peer.unwrap_or_else(|| ConnInfo::peer_of(&req));
+            match this.registry.subscribe(play).await {
+                Ok(sub) => {
+                    let shutdown = conn.map(|c| c.shutdown).unwrap_or_default();
+                    let body = stream(sub, peer, this.merge, shutdown);
+                    let mut r = Response::new(body.boxed());
+                    let h = r.headers_mut();
+                    h.insert(CONTENT_TYPE, HeaderValue::from_static("video/x-flv"));
+                    h.insert(CACHE_CONTROL, HeaderValue::from_static("no-cache"));
+                    r
+                }
+                Err(e) => text(play_error_status(&e), e.to_string()),
+            }
+        })
+    }
+
+    fn wants_socket(&self, head: &Request<()>) -> bool {
+        head.method() == Method::GET
+    }
+
+    fn serve_socket(&self, head: Request<()>, mut tcp: TcpStream, conn: ConnInfo) -> SocketFuture {
+        let this = self.clone();
+        Box::pin(async move {
+            let refusal = match this.request(head.uri(), Some(&conn)) {
+                Ok(play) => match this.registry.subscribe(play).await {
+                    Ok(sub) => {
+                        return play_direct(tcp, sub, conn.peer, this.merge, conn.shutdown).await
+                    }
+                    Err(e) => (play_error_status(&e), e.to_string()),
+                },
+                Err(refused) => refused,
+            };
+            let (status, msg) = refusal;
+            let msg = format!("{msg}\n");
+            let resp = format!(
+                "HTTP/1.1 {} {}\r\nContent-Type: text/plain; charset=utf-8\r\n\
+                 Access-Control-Allow-Origin: *\r\nContent-Length: {}\r\n\
+                 Connection: close\r\n\r\n{msg}",
+                status.as_u16(),
+                status.canonical_reason().unwrap_or(""),
+                msg.len()
+            );
+            let _ =
+                tokio::time::timeout(REFUSAL_WRITE_TIMEOUT, tcp.write_all(resp.as_bytes())).await;
+            let _ = tcp.shutdown().await;
+        })
+    }
+}

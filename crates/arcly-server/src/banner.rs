@@ -1,0 +1,117 @@
+//! The start-up message: where to publish and where to play, in plain words.
+
+use crate::config::Settings;
+use std::net::SocketAddr;
+
+fn display_host(bound: SocketAddr, public: &str) -> String {
+    if bound.ip().is_unspecified() {
+        public.to_owned()
+    } else if bound.is_ipv6() {
+        format!("[{}]", bound.ip())
+    } else {
+        bound.ip().to_string()
+    }
+}
+
+/// The banner for a server bound to `rtmp` (unless RTMP is off) and `http`.
+pub fn banner(s: &Settings, rtmp: Option<SocketAddr>, http_addr: SocketAddr) -> String {
+    let http_host = display_host(http_addr, &s.public_host);
+    let http = format!("http://{http_host}:{}", http_addr.port());
+    let app = &s.apps[0];
+    let mut o = String::new();
+    o.push_str(&format!(
+        "arcly {} is running.\n",
+        env!("CARGO_PKG_VERSION")
+    ));
+    if let Some(r) = rtmp {
+        o.push_str(&format!("arcly: rtmp listening on {r}\n"));
+    }
+    o.push_str(&format!("arcly: http listening on {}\n\n", http_addr));
+    let token_hint = |t: &Option<String>| {
+        if t.is_some() {
+            "?token=YOUR_TOKEN"
+        } else {
+            ""
+        }
+    };
+    match rtmp {
+        Some(r) => {
+            let rtmp = format!("rtmp://{}:{}", display_host(r, &s.public_host), r.port());
+            o.push_str("Publish with RTMP:\n");
+            o.push_str(&format!(
+                "  URL:  {rtmp}/{}/KEY{}   (KEY is any stream name you choose)\n",
+                app.name,
+                token_hint(&app.publish_token)
+            ));
+            o.push_str("  In OBS (Settings > Stream, Service: Custom...):\n");
+            o.push_str(&format!("    Server:      {rtmp}/{}\n", app.name));
+            o.push_str(&format!(
+                "    Stream Key:  KEY{}\n",
+                token_hint(&app.publish_token)
+            ));
+            o.push_str(&format!(
+                "  With ffmpeg:  ffmpeg -re -i input.mp4 -c copy -f flv {rtmp}/{}/KEY{}\n\n",
+                app.name,
+                token_hint(&app.publish_token)
+            ));
+            o.push_str("Play:\n");
+            o.push_str(&format!(
+                "  RTMP:      {rtmp}/{}/KEY{}\n",
+                app.name,
+                token_hint(&app.play_token)
+            ));
+        }
+        None => o.push_str("RTMP is off: nothing can publish.\nPlay:\n"),
+    }
+    let play_q = token_hint(&app.play_token);
+    if s.http_flv {
+        o.push_str(&format!(
+            "  HTTP-FLV:  {http}/{}/KEY.flv{play_q}\n",
+            app.name
+        ));
+    }
+    if s.hls.enabled {
+        o.push_str(&format!(
+            "  HLS:       {http}/{}/KEY/index.m3u8{play_q}{}\n",
+            app.name,
+            if s.hls.low_latency {
+                "   (low-latency HLS on)"
+            } else {
+                ""
+            }
+        ));
+    }
+    o.push_str(&format!(
+        "  Web page:  {http}/   (every live stream, with a player)\n"
+    ));
+    if s.apps.len() > 1 {
+        let others: Vec<&str> = s.apps.iter().skip(1).map(|a| a.name.as_str()).collect();
+        o.push_str(&format!(
+            "  Other apps: {} (replace /{}/ in the URLs)\n",
+            others.join(", "),
+            app.name
+        ));
+    }
+    o.push_str(&format!(
+        "\nAdmin API: {http}/api/streams{}   Metrics: {http}/metrics\n",
+        if s.admin_token.is_some() {
+            " (bearer token required)"
+        } else {
+            ""
+        }
+    ));
+    if let Some(dir) = &s.record.dir {
+        let rec: Vec<String> = s
+            .apps
+            .iter()
+            .map(|a| format!("{}={:?}", a.name, a.record).to_lowercase())
+            .collect();
+        o.push_str(&format!(
+            "Recording to {} ({})\n",
+            dir.display(),
+            rec.join(", ")
+        ));
+    }
+    o.push_str("Stop with Ctrl+C.\n");
+    o
+}

@@ -1,0 +1,59 @@
+//! RTMP: the [`RtmpHandler`] behind the shared TCP accept loop, with the
+//! server's connection limits, bitrate limit and merged-write interval.
+
+use crate::config::Settings;
+use arcly_core::engine::Engine;
+use arcly_core::ingest::{IngestLimits, TcpIngest};
+use arcly_rtmp::{RtmpConfig, RtmpHandler};
+use std::net::SocketAddr;
+use std::sync::Arc;
+use tokio::net::TcpListener;
+use tokio::task::JoinHandle;
+
+/// The handler's settings from `s`.
+pub fn config(s: &Settings) -> RtmpConfig {
+    RtmpConfig {
+        limits: limits(s),
+        rate_limit: s
+            .limits
+            .max_bitrate_kbps
+            .map(|k| arcly_rtmp::handler::RateLimit {
+                bytes_per_sec: k.saturating_mul(125),
+                messages_per_sec: 10_000,
+                burst_secs: 2.0,
+            }),
+        merge_writes: s.rtmp_merge_writes,
+        ..RtmpConfig::default()
+    }
+}
+
+fn limits(s: &Settings) -> IngestLimits {
+    IngestLimits {
+        max_connections: s.limits.max_connections,
+        max_connections_per_ip: s.limits.max_connections_per_ip,
+        shutdown_grace: s.shutdown_grace,
+        ..IngestLimits::default()
+    }
+}
+
+/// Serve RTMP on `listener` for `engine` until it shuts down; returns the
+/// bound address and the task.
+pub fn spawn(
+    listener: TcpListener,
+    s: &Settings,
+    engine: &Engine,
+) -> (Option<SocketAddr>, JoinHandle<()>) {
+    let addr = listener.local_addr().ok();
+    let ingest = TcpIngest::new(
+        addr.unwrap_or(s.http_listen),
+        Arc::new(RtmpHandler::new(config(s))),
+        limits(s),
+    );
+    let ctx = engine.ingest_context();
+    let task = tokio::spawn(async move {
+        if let Err(e) = ingest.serve_listener(listener, ctx).await {
+            tracing::error!(error = %e, "RTMP stopped");
+        }
+    });
+    (addr, task)
+}
