@@ -23,6 +23,10 @@ const APT: &[(&str, &str)] = &[
         "/usr/lib/x86_64-linux-gnu/gstreamer-1.0/libgstlibav.so",
     ),
     ("chromium", "/usr/bin/chromium"),
+    // A remote peer for the admin and token tests: `ip netns` + veth, and
+    // curl run inside the namespace.
+    ("iproute2", "/bin/ip"),
+    ("curl", "/usr/bin/curl"),
 ];
 
 fn have(cmd: &str, args: &[&str]) -> bool {

@@ -56,7 +56,7 @@ use arcly_core::registry::{PlayRequest, PlaybackRegistry};
 use arcly_core::{StreamError, StreamPath};
 use arcly_http::{text, ConnInfo, HttpService, RequestBody, ResponseFuture, SocketFuture};
 use http_body_util::BodyExt;
-use hyper::header::{HeaderValue, CACHE_CONTROL, CONTENT_TYPE};
+use hyper::header::{HeaderValue, ACCESS_CONTROL_ALLOW_ORIGIN, CACHE_CONTROL, CONTENT_TYPE};
 use hyper::{Method, Request, Response, StatusCode};
 use std::sync::Arc;
 use std::time::Duration;
@@ -156,6 +156,30 @@ impl HttpFlvService {
             wait_for_publisher: false,
         })
     }
+
+    /// Answer a play request through hyper (a `HEAD`, or a `GET` the host
+    /// did not hand over).
+    async fn answer(&self, req: Request<RequestBody>) -> Response<arcly_http::Body> {
+        let this = self;
+        let conn = ConnInfo::of(&req).cloned();
+        let play = match this.request(req.uri(), conn.as_ref()) {
+            Ok(p) => p,
+            Err((status, msg)) => return text(status, msg),
+        };
+        let peer = play.peer.unwrap_or_else(|| ConnInfo::peer_of(&req));
+        match this.registry.subscribe(play).await {
+            Ok(sub) => {
+                let shutdown = conn.map(|c| c.shutdown).unwrap_or_default();
+                let body = stream(sub, peer, this.merge, shutdown);
+                let mut r = Response::new(body.boxed());
+                let h = r.headers_mut();
+                h.insert(CONTENT_TYPE, HeaderValue::from_static("video/x-flv"));
+                h.insert(CACHE_CONTROL, HeaderValue::from_static("no-cache"));
+                r
+            }
+            Err(e) => text(play_error_status(&e), e.to_string()),
+        }
+    }
 }
 
 impl HttpService for HttpFlvService {
@@ -170,24 +194,11 @@ impl HttpService for HttpFlvService {
     fn call(&self, req: Request<RequestBody>) -> ResponseFuture {
         let this = self.clone();
         Box::pin(async move {
-            let conn = ConnInfo::of(&req).cloned();
-            let play = match this.request(req.uri(), conn.as_ref()) {
-                Ok(p) => p,
-                Err((status, msg)) => return text(status, msg),
-            };
-            let peer = play.peer.unwrap_or_else(|| ConnInfo::peer_of(&req));
-            match this.registry.subscribe(play).await {
-                Ok(sub) => {
-                    let shutdown = conn.map(|c| c.shutdown).unwrap_or_default();
-                    let body = stream(sub, peer, this.merge, shutdown);
-                    let mut r = Response::new(body.boxed());
-                    let h = r.headers_mut();
-                    h.insert(CONTENT_TYPE, HeaderValue::from_static("video/x-flv"));
-                    h.insert(CACHE_CONTROL, HeaderValue::from_static("no-cache"));
-                    r
-                }
-                Err(e) => text(play_error_status(&e), e.to_string()),
-            }
+            let mut r = this.answer(req).await;
+            // Any page may play a stream (its credential is in the URL).
+            r.headers_mut()
+                .insert(ACCESS_CONTROL_ALLOW_ORIGIN, HeaderValue::from_static("*"));
+            r
         })
     }
 

@@ -1,12 +1,13 @@
 //! The JSON admin API under `/api` (see [`crate::http`] for the paths), an
 //! [`HttpService`].
 
+use crate::admin::AdminGuard;
 use crate::config::Settings;
 use crate::hls::HlsHost;
 use crate::monitor::Monitor;
 use arcly_core::engine::Engine;
 use arcly_core::StreamPath;
-use arcly_http::{full, Body, HttpService, RequestBody, ResponseFuture};
+use arcly_http::{full, Body, ConnInfo, HttpService, RequestBody, ResponseFuture};
 use bytes::Bytes;
 use hyper::header::{self, HeaderValue};
 use hyper::{Method, Request, Response, StatusCode};
@@ -26,11 +27,20 @@ pub struct ApiService {
     pub hls: Option<HlsHost>,
     /// The recorder, when a directory is configured.
     pub recorder: Option<arcly_record::Recorder>,
+    /// Who may call it.
+    pub guard: AdminGuard,
 }
 
 impl std::fmt::Debug for ApiService {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("ApiService").finish_non_exhaustive()
+    }
+}
+
+impl ApiService {
+    /// Whether `path` is under `/api`.
+    pub fn is_api_path(path: &str) -> bool {
+        path == "/api" || path.starts_with("/api/")
     }
 }
 
@@ -40,7 +50,7 @@ impl HttpService for ApiService {
     }
 
     fn owns(&self, _method: &Method, path: &str) -> bool {
-        path == "/api" || path.starts_with("/api/")
+        Self::is_api_path(path)
     }
 
     fn call(&self, req: Request<RequestBody>) -> ResponseFuture {
@@ -69,33 +79,11 @@ pub fn error_json(status: StatusCode, msg: impl std::fmt::Display) -> Response<B
     json(status, &serde_json::json!({ "error": msg.to_string() }))
 }
 
-fn authorized<B>(state: &ApiService, req: &Request<B>) -> bool {
-    let Some(want) = &state.settings.admin_token else {
-        return true;
-    };
-    let got = req
-        .headers()
-        .get(hyper::header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer "))
-        .unwrap_or("");
-    got.len() == want.len()
-        && got
-            .bytes()
-            .zip(want.bytes())
-            .fold(0u8, |a, (x, y)| a | (x ^ y))
-            == 0
-}
-
 /// Answer one `/api/...` request.
 async fn handle<B>(state: &ApiService, req: &Request<B>, path: &str) -> Response<Body> {
-    if !authorized(state, req) {
-        let mut r = error_json(StatusCode::UNAUTHORIZED, "admin token required");
-        r.headers_mut().insert(
-            hyper::header::WWW_AUTHENTICATE,
-            hyper::header::HeaderValue::from_static("Bearer"),
-        );
-        return r;
+    if let Err(refusal) = state.guard.check(req) {
+        tracing::info!(peer = %ConnInfo::peer_of(req), method = %req.method(), path, reason = refusal.message(), "admin API request refused");
+        return AdminGuard::refuse(&refusal);
     }
     let parts: Vec<&str> = path
         .trim_start_matches("/api")

@@ -14,7 +14,12 @@ fn display_host(bound: SocketAddr, public: &str) -> String {
 }
 
 /// The banner for a server bound to `rtmp` (unless RTMP is off) and `http`.
-pub fn banner(s: &Settings, rtmp: Option<SocketAddr>, http_addr: SocketAddr) -> String {
+pub fn banner(
+    s: &Settings,
+    rtmp: Option<SocketAddr>,
+    http_addr: SocketAddr,
+    admin_addr: Option<SocketAddr>,
+) -> String {
     let http_host = display_host(http_addr, &s.public_host);
     let http = format!("http://{http_host}:{}", http_addr.port());
     let app = &s.apps[0];
@@ -26,7 +31,11 @@ pub fn banner(s: &Settings, rtmp: Option<SocketAddr>, http_addr: SocketAddr) -> 
     if let Some(r) = rtmp {
         o.push_str(&format!("arcly: rtmp listening on {r}\n"));
     }
-    o.push_str(&format!("arcly: http listening on {}\n\n", http_addr));
+    o.push_str(&format!("arcly: http listening on {http_addr}\n"));
+    if let Some(a) = admin_addr {
+        o.push_str(&format!("arcly: admin listening on {a}\n"));
+    }
+    o.push('\n');
     let token_hint = |t: &Option<String>| {
         if t.is_some() {
             "?token=YOUR_TOKEN"
@@ -92,14 +101,7 @@ pub fn banner(s: &Settings, rtmp: Option<SocketAddr>, http_addr: SocketAddr) -> 
             app.name
         ));
     }
-    o.push_str(&format!(
-        "\nAdmin API: {http}/api/streams{}   Metrics: {http}/metrics\n",
-        if s.admin_token.is_some() {
-            " (bearer token required)"
-        } else {
-            ""
-        }
-    ));
+    o.push_str(&admin_line(s, &http, admin_addr));
     if let Some(dir) = &s.record.dir {
         let rec: Vec<String> = s
             .apps
@@ -114,4 +116,18 @@ pub fn banner(s: &Settings, rtmp: Option<SocketAddr>, http_addr: SocketAddr) -> 
     }
     o.push_str("Stop with Ctrl+C.\n");
     o
+}
+
+/// Where the admin API and the metrics are, and who may use them.
+fn admin_line(s: &Settings, http: &str, admin_addr: Option<SocketAddr>) -> String {
+    let api = match admin_addr {
+        Some(a) => format!("http://{}:{}", display_host(a, &s.public_host), a.port()),
+        None => http.to_owned(),
+    };
+    let who = if s.admin_token.is_some() {
+        "bearer token required"
+    } else {
+        "this machine only; set --admin-token to open it to others"
+    };
+    format!("\nAdmin API: {api}/api/streams   Metrics: {api}/metrics   ({who})\n")
 }

@@ -210,9 +210,15 @@ pub struct Cli {
     /// Log line format [default: pretty].
     #[arg(long, value_name = "FORMAT")]
     pub log_format: Option<LogFormat>,
-    /// Bearer token the admin API requires (`Authorization: Bearer TOKEN`) [default: none].
+    /// Bearer token the admin API and /metrics require from every caller
+    /// (`Authorization: Bearer TOKEN`). Without one they answer only this
+    /// machine (loopback) [default: none].
     #[arg(long, value_name = "TOKEN", env = "ARCLY_ADMIN_TOKEN")]
     pub admin_token: Option<String>,
+    /// Serve the admin API (and /metrics) on a listener of its own, e.g.
+    /// 127.0.0.1:9997, instead of the HTTP port [default: none].
+    #[arg(long, value_name = "ADDR")]
+    pub admin_listen: Option<String>,
     /// Webhook asked before every publish (2xx allows).
     #[arg(long, value_name = "URL")]
     pub on_publish: Option<String>,
@@ -378,6 +384,8 @@ pub struct FileLog {
 pub struct FileAdmin {
     /// `admin.token`.
     pub token: Option<String>,
+    /// `admin.listen`.
+    pub listen: Option<String>,
 }
 
 /// `[webhooks]` of the file.
@@ -512,6 +520,8 @@ pub struct Settings {
     pub log_format: LogFormat,
     /// Admin bearer token.
     pub admin_token: Option<String>,
+    /// The admin API's own listener, when set apart from HTTP.
+    pub admin_listen: Option<SocketAddr>,
     /// Webhooks.
     pub webhooks: WebhookSettings,
     /// Clean-stop bound.
@@ -734,6 +744,20 @@ impl Settings {
                 "must not be empty",
             ));
         }
+        let admin_listen = match cli.admin_listen.as_deref().or(file.admin.listen.as_deref()) {
+            Some(v) => {
+                let a = addr("admin.listen", "--admin-listen", Some(v), "")?;
+                if a.port() != 0 && (a == http_listen || (rtmp_on && a == rtmp_listen)) {
+                    return Err(ConfigError::new(
+                        "admin.listen",
+                        Some("--admin-listen"),
+                        format!("{a} is already the HTTP or RTMP address"),
+                    ));
+                }
+                Some(a)
+            }
+            None => None,
+        };
 
         let hook = |key: &str,
                     flag: &'static str,
@@ -816,6 +840,7 @@ impl Settings {
             log_level,
             log_format: cli.log_format.or(file.log.format).unwrap_or_default(),
             admin_token,
+            admin_listen,
             webhooks,
             shutdown_grace,
         })

@@ -18,9 +18,13 @@
 //! and per address, a header read timeout, a graceful stop. A plain `GET`
 //! of a `.flv` is served outside hyper, straight on the socket.
 //!
-//! The API answers 401 without `Authorization: Bearer TOKEN` when an admin
-//! token is set.
+//! The API and `/metrics` answer only this machine unless an admin token
+//! is set, and then only with `Authorization: Bearer TOKEN`
+//! ([`AdminGuard`]); with `admin.listen` the API moves to a listener of its
+//! own ([`admin_router`]). Media paths allow any origin (CORS); the API
+//! sends no CORS headers.
 
+use crate::admin::AdminGuard;
 use crate::api::ApiService;
 use crate::config::Settings;
 use crate::hls::HlsHost;
@@ -46,15 +50,33 @@ pub struct Mounts {
     pub hls: Option<HlsHost>,
 }
 
+/// The router of the admin listener (`admin.listen`): the API and the
+/// telemetry, behind the same [`AdminGuard`].
+pub fn admin_router(metrics: arcly_metrics::MetricsService, api: ApiService) -> Router {
+    let guard = api.guard.clone();
+    Router::new()
+        .mount(Guarded {
+            inner: metrics,
+            guard,
+        })
+        .mount(api)
+}
+
 /// The router of the server's HTTP listener (see the module docs for the
-/// order).
+/// order). The API is mounted here unless `admin.listen` sets it apart.
 pub fn router(settings: &Settings, mounts: Mounts) -> Router {
     let registry: Arc<dyn PlaybackRegistry> = Arc::new(mounts.api.engine.clone());
+    let guard = mounts.api.guard.clone();
     let mut r = Router::new()
-        .mount(mounts.metrics)
-        .mount(Preflight)
-        .mount(mounts.api)
-        .mount(PageService);
+        .mount(Guarded {
+            inner: mounts.metrics,
+            guard,
+        })
+        .mount(Preflight);
+    if settings.admin_listen.is_none() {
+        r = r.mount(mounts.api);
+    }
+    r = r.mount(PageService);
     if settings.http_flv {
         r = r.mount(HttpFlvService::new(
             registry,
@@ -70,11 +92,36 @@ pub fn router(settings: &Settings, mounts: Mounts) -> Router {
         apps: settings.apps.iter().map(|a| a.name.clone()).collect(),
         http_flv: settings.http_flv,
         hls: settings.hls.enabled,
+        admin_apart: settings.admin_listen.is_some(),
     })
-    .default_header(
-        header::ACCESS_CONTROL_ALLOW_ORIGIN,
-        HeaderValue::from_static("*"),
-    )
+}
+
+/// A service whose `/metrics` answers only what the [`AdminGuard`] lets
+/// through (its series name every stream); `/healthz` and `/readyz` stay
+/// open for load balancers.
+#[derive(Debug, Clone)]
+pub struct Guarded {
+    inner: arcly_metrics::MetricsService,
+    guard: AdminGuard,
+}
+
+impl HttpService for Guarded {
+    fn name(&self) -> &'static str {
+        "metrics"
+    }
+
+    fn owns(&self, method: &Method, path: &str) -> bool {
+        HttpService::owns(&self.inner, method, path)
+    }
+
+    fn call(&self, req: Request<RequestBody>) -> ResponseFuture {
+        if req.uri().path() == arcly_metrics::http::METRICS_PATH {
+            if let Err(r) = self.guard.check(&req) {
+                return Box::pin(async move { AdminGuard::refuse(&r) });
+            }
+        }
+        HttpService::call(&self.inner, req)
+    }
 }
 
 /// Serve `router` on `listener` until `stop` is cancelled.
@@ -93,7 +140,8 @@ pub fn spawn(
     tokio::spawn(arcly_http::serve(listener, router, limits, stop))
 }
 
-/// Answers every `OPTIONS` request (CORS preflight).
+/// Answers `OPTIONS` (CORS preflight) for the media paths: any origin may
+/// play. Not for `/api`, which no other site's page may call.
 #[derive(Debug, Clone, Copy)]
 pub struct Preflight;
 
@@ -102,20 +150,24 @@ impl HttpService for Preflight {
         "preflight"
     }
 
-    fn owns(&self, method: &Method, _path: &str) -> bool {
-        method == Method::OPTIONS
+    fn owns(&self, method: &Method, path: &str) -> bool {
+        method == Method::OPTIONS && !ApiService::is_api_path(path)
     }
 
     fn call(&self, _req: Request<RequestBody>) -> ResponseFuture {
         Box::pin(async {
             let mut r = text(StatusCode::NO_CONTENT, "");
             r.headers_mut().insert(
+                header::ACCESS_CONTROL_ALLOW_ORIGIN,
+                HeaderValue::from_static("*"),
+            );
+            r.headers_mut().insert(
                 header::ACCESS_CONTROL_ALLOW_HEADERS,
                 HeaderValue::from_static("authorization, content-type"),
             );
             r.headers_mut().insert(
                 header::ACCESS_CONTROL_ALLOW_METHODS,
-                HeaderValue::from_static("GET, POST, DELETE, OPTIONS"),
+                HeaderValue::from_static("GET, HEAD, OPTIONS"),
             );
             r
         })
@@ -129,10 +181,17 @@ pub struct Fallback {
     apps: Vec<String>,
     http_flv: bool,
     hls: bool,
+    admin_apart: bool,
 }
 
 impl Fallback {
     fn answer(&self, method: &Method, path: &str) -> (StatusCode, String) {
+        if self.admin_apart && ApiService::is_api_path(path) {
+            return (
+                StatusCode::NOT_FOUND,
+                "the admin API is served on the admin listener (admin.listen)".into(),
+            );
+        }
         if method != Method::GET && method != Method::HEAD {
             return (StatusCode::METHOD_NOT_ALLOWED, "method not allowed".into());
         }
@@ -178,6 +237,7 @@ mod tests {
             apps: vec!["live".into()],
             http_flv: false,
             hls: false,
+            admin_apart: true,
         };
         let get = Method::GET;
         assert_eq!(
@@ -188,5 +248,6 @@ mod tests {
         assert_eq!(f.answer(&get, "/live/a.flv").1, "HTTP-FLV is off");
         assert_eq!(f.answer(&get, "/live/a/index.m3u8").1, "HLS is off");
         assert_eq!(f.answer(&get, "/nothing").1, "not found");
+        assert_eq!(f.answer(&get, "/api/streams").0, StatusCode::NOT_FOUND);
     }
 }

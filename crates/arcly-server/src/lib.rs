@@ -37,7 +37,8 @@
 //!   - [`record`]: the recorder;
 //!   - [`rtmp`]: the RTMP listener;
 //!   - [`hls`]: HLS packaging and its play authorization;
-//!   - [`http`]: the HTTP listener and its mounts ([`api`], [`page`]).
+//!   - [`http`]: the HTTP listener and its mounts ([`api`], [`page`]),
+//!     and who may use the API ([`admin`]).
 //! - [`monitor`]: live figures per stream.
 //! - [`banner`]: where to publish and where to play.
 //!
@@ -47,6 +48,7 @@
 //! connection and the stream goes offline.
 #![forbid(unsafe_code)]
 
+pub mod admin;
 pub mod api;
 pub mod auth;
 pub mod banner;

@@ -1,4 +1,4 @@
-//! What can fail comes first: the recording directory and both listeners
+//! What can fail comes first: the recording directory and every listener
 //! are checked and bound before anything is served.
 
 use crate::config::Settings;
@@ -15,6 +15,8 @@ pub struct Listeners {
     pub rtmp: Option<TcpListener>,
     /// HTTP.
     pub http: TcpListener,
+    /// The admin API's own, when `admin.listen` is set.
+    pub admin: Option<TcpListener>,
 }
 
 /// Check the recording directory, then bind RTMP and HTTP.
@@ -27,7 +29,11 @@ pub async fn bind(s: &Settings) -> Result<Listeners, StartError> {
         None => None,
     };
     let http = bind_one("HTTP", s.http_listen).await?;
-    Ok(Listeners { rtmp, http })
+    let admin = match s.admin_listen {
+        Some(addr) => Some(bind_one("the admin API", addr).await?),
+        None => None,
+    };
+    Ok(Listeners { rtmp, http, admin })
 }
 
 async fn bind_one(what: &'static str, addr: SocketAddr) -> Result<TcpListener, StartError> {

@@ -11,6 +11,7 @@
 //! connections close), recordings and HLS playlists are finished with
 //! `EXT-X-ENDLIST`.
 
+use crate::admin::AdminGuard;
 use crate::api::ApiService;
 use crate::config::Settings;
 use crate::engine::hook;
@@ -35,6 +36,7 @@ pub struct Server {
     settings: Arc<Settings>,
     rtmp_addr: Option<SocketAddr>,
     http_addr: SocketAddr,
+    admin_addr: Option<SocketAddr>,
     tasks: Vec<(&'static str, JoinHandle<()>)>,
     hls: Option<HlsHost>,
     recorder_task: Option<JoinHandle<()>>,
@@ -76,18 +78,23 @@ impl Server {
             monitor: Monitor::start(&engine),
             hls: hls.clone(),
             recorder: recording.as_ref().map(|r| r.recorder.clone()),
+            guard: AdminGuard::new(s.admin_token.as_deref(), Some(&s.public_host)),
         };
-        let router = crate::http::router(
-            s,
-            crate::http::Mounts {
-                metrics,
-                api,
-                hls: hls.clone(),
-            },
-        );
         // HTTP stops after the engine, once the playlists carry ENDLIST, so
         // players reloading in the meantime learn that the stream ended.
         let http_stop = tokio_util::sync::CancellationToken::new();
+        let admin_addr = listeners.admin.map(|l| {
+            let addr = l.local_addr().ok();
+            let router = crate::http::admin_router(metrics.clone(), api.clone());
+            tasks.push(("admin", crate::http::spawn(l, router, s, http_stop.clone())));
+            addr
+        });
+        let mounts = crate::http::Mounts {
+            metrics,
+            api,
+            hls: hls.clone(),
+        };
+        let router = crate::http::router(s, mounts);
         tasks.push((
             "http",
             crate::http::spawn(listeners.http, router, s, http_stop.clone()),
@@ -96,6 +103,7 @@ impl Server {
             engine,
             rtmp_addr: rtmp_addr.flatten(),
             http_addr,
+            admin_addr: admin_addr.flatten(),
             tasks,
             hls,
             recorder_task: recording.map(|r| r.task),
@@ -119,9 +127,19 @@ impl Server {
         self.http_addr
     }
 
+    /// The admin listener's address, when `admin.listen` is set.
+    pub fn admin_addr(&self) -> Option<SocketAddr> {
+        self.admin_addr
+    }
+
     /// The start-up message: where to publish and where to play, in plain words.
     pub fn banner(&self) -> String {
-        crate::banner::banner(&self.settings, self.rtmp_addr, self.http_addr)
+        crate::banner::banner(
+            &self.settings,
+            self.rtmp_addr,
+            self.http_addr,
+            self.admin_addr,
+        )
     }
 
     /// Wait for SIGINT or SIGTERM, then [`shutdown`](Server::shutdown).

@@ -14,18 +14,25 @@ pub struct Arcly {
     pub child: Child,
     pub rtmp: SocketAddr,
     pub http: SocketAddr,
+    /// The admin listener, when `--admin-listen` was given.
+    pub admin: Option<SocketAddr>,
     pub log: Arc<Mutex<String>>,
 }
 
 impl Arcly {
     /// Start the binary on loopback port 0 with `args`, wait for its banner.
     pub fn start(args: &[&str]) -> Self {
+        Self::start_on("127.0.0.1:0", "127.0.0.1:0", args)
+    }
+
+    /// Start the binary with RTMP and HTTP on the given addresses.
+    pub fn start_on(rtmp_listen: &str, http_listen: &str, args: &[&str]) -> Self {
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_arcly"));
         cmd.args([
             "--rtmp-listen",
-            "127.0.0.1:0",
+            rtmp_listen,
             "--http-listen",
-            "127.0.0.1:0",
+            http_listen,
             "--log-level",
             "info",
         ])
@@ -57,9 +64,11 @@ impl Arcly {
                 let _ = tx.send(line);
             }
         });
-        let (mut rtmp, mut http) = (None, None);
+        let (mut rtmp, mut http, mut admin) = (None, None, None);
         let deadline = Instant::now() + Duration::from_secs(30);
-        while rtmp.is_none() || http.is_none() {
+        // The listening lines end with a blank line.
+        let mut blank = false;
+        while rtmp.is_none() || http.is_none() || !blank {
             let left = deadline.saturating_duration_since(Instant::now());
             let line = rx.recv_timeout(left).unwrap_or_else(|_| {
                 let _ = child.kill();
@@ -71,11 +80,16 @@ impl Arcly {
             if let Some(a) = line.strip_prefix("arcly: http listening on ") {
                 http = Some(a.trim().parse().unwrap());
             }
+            if let Some(a) = line.strip_prefix("arcly: admin listening on ") {
+                admin = Some(a.trim().parse().unwrap());
+            }
+            blank = http.is_some() && line.trim().is_empty();
         }
         Self {
             child,
             rtmp: rtmp.unwrap(),
             http: http.unwrap(),
+            admin,
             log,
         }
     }
@@ -341,4 +355,102 @@ pub fn temp_dir(tag: &str) -> PathBuf {
     let _ = std::fs::remove_dir_all(&d);
     std::fs::create_dir_all(&d).unwrap();
     d
+}
+
+/// A second host for tests: a network namespace joined to this one by a
+/// veth pair, so a server here sees its clients come from a non-loopback
+/// address. Needs root (CI and the developers' machines run as root).
+/// Removed on drop.
+pub struct RemoteHost {
+    ns: String,
+    /// This machine's address on the pair (servers listen here).
+    pub host_ip: std::net::Ipv4Addr,
+    /// The namespace's address (the remote client's).
+    pub peer_ip: std::net::Ipv4Addr,
+}
+
+fn ip(args: &[&str]) {
+    let out = Command::new("ip").args(args).output().expect("run ip");
+    assert!(
+        out.status.success(),
+        "ip {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+impl RemoteHost {
+    /// Create the namespace and the pair (addresses in 10.231.N.0/30, a
+    /// subnet that exists only between this machine and its namespace).
+    pub fn new(tag: &str) -> Self {
+        static NEXT: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+        let n = (std::process::id() % 60) * 4
+            + NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed) % 4;
+        let ns = format!("arcly-{tag}-{n}");
+        let (h, p) = (format!("vah{n}"), format!("van{n}"));
+        let _ = Command::new("ip").args(["netns", "del", &ns]).output();
+        let _ = Command::new("ip").args(["link", "del", &h]).output();
+        let (a, b) = ((n / 64) as u8, ((n % 64) * 4) as u8);
+        let host_ip = std::net::Ipv4Addr::new(10, 231, a, b + 1);
+        let peer_ip = std::net::Ipv4Addr::new(10, 231, a, b + 2);
+        ip(&["netns", "add", &ns]);
+        ip(&["link", "add", &h, "type", "veth", "peer", "name", &p]);
+        ip(&["link", "set", &p, "netns", &ns]);
+        ip(&["addr", "add", &format!("{host_ip}/30"), "dev", &h]);
+        ip(&["link", "set", &h, "up"]);
+        ip(&[
+            "netns",
+            "exec",
+            &ns,
+            "ip",
+            "addr",
+            "add",
+            &format!("{peer_ip}/30"),
+            "dev",
+            &p,
+        ]);
+        ip(&["netns", "exec", &ns, "ip", "link", "set", &p, "up"]);
+        ip(&["netns", "exec", &ns, "ip", "link", "set", "lo", "up"]);
+        Self {
+            ns,
+            host_ip,
+            peer_ip,
+        }
+    }
+
+    /// `curl` from the namespace: (status, body). `args` go before the URL.
+    pub fn curl(&self, args: &[&str], url: &str) -> (u16, String) {
+        let out = Command::new("ip")
+            .args([
+                "netns",
+                "exec",
+                &self.ns,
+                "curl",
+                "-s",
+                "-m",
+                "20",
+                "-w",
+                "\n%{http_code}",
+            ])
+            .args(args)
+            .arg(url)
+            .output()
+            .expect("run curl in the namespace");
+        let text = String::from_utf8_lossy(&out.stdout).to_string();
+        let (body, code) = text.rsplit_once('\n').unwrap_or(("", &text));
+        (code.trim().parse().unwrap_or(0), body.to_owned())
+    }
+
+    /// Run `cmd args` inside the namespace.
+    pub fn command(&self, cmd: &str) -> Command {
+        let mut c = Command::new("ip");
+        c.args(["netns", "exec", &self.ns, cmd]);
+        c
+    }
+}
+
+impl Drop for RemoteHost {
+    fn drop(&mut self) {
+        // Deleting the namespace deletes its end of the pair, and so the pair.
+        let _ = Command::new("ip").args(["netns", "del", &self.ns]).output();
+    }
 }
