@@ -80,13 +80,11 @@ impl ServerAuth {
     }
 }
 
-/// Compare without stopping at the first different byte.
+/// Compare in constant time (`subtle`): how long the comparison takes does
+/// not tell how much of a guess was right.
 fn same(a: &str, b: &str) -> bool {
-    a.len() == b.len()
-        && a.bytes()
-            .zip(b.bytes())
-            .fold(0u8, |acc, (x, y)| acc | (x ^ y))
-            == 0
+    use subtle::ConstantTimeEq;
+    bool::from(a.as_bytes().ct_eq(b.as_bytes()))
 }
 
 #[async_trait]
