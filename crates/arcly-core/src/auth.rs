@@ -42,14 +42,46 @@ pub struct AuthRequest {
 }
 
 impl AuthRequest {
-    /// The value of `name` in the query string, if present (no percent-decoding
-    /// beyond `+`-free tokens; tokens are compared as sent).
-    pub fn query_param(&self, name: &str) -> Option<&str> {
+    /// The value of `name` in the query string, if present, with `%XX`
+    /// sequences decoded ([`percent_decode`]; a token `a+b=` may arrive as
+    /// `a%2Bb%3D`).
+    pub fn query_param(&self, name: &str) -> Option<std::borrow::Cow<'_, str>> {
         self.query.as_deref()?.split('&').find_map(|kv| {
             let (k, v) = kv.split_once('=').unwrap_or((kv, ""));
-            (k == name).then_some(v)
+            (percent_decode(k) == name).then(|| percent_decode(v))
         })
     }
+}
+
+/// `%XX` sequences decoded (RFC 3986 §2.1); a malformed sequence, or a
+/// result that is not UTF-8, leaves the text as it is. `+` stays `+`: query
+/// credentials are not form data, and base64 tokens contain it.
+pub fn percent_decode(s: &str) -> std::borrow::Cow<'_, str> {
+    if !s.contains('%') {
+        return s.into();
+    }
+    let b = s.as_bytes();
+    let hex = |c: u8| (c as char).to_digit(16);
+    let mut out = Vec::with_capacity(b.len());
+    let mut i = 0;
+    while i < b.len() {
+        let pair = b
+            .get(i + 1)
+            .copied()
+            .and_then(hex)
+            .zip(b.get(i + 2).copied().and_then(hex));
+        match (b[i], pair) {
+            (b'%', Some((h, l))) => {
+                out.push((h * 16 + l) as u8);
+                i += 3;
+            }
+            (c, _) => {
+                out.push(c);
+                i += 1;
+            }
+        }
+    }
+    String::from_utf8(out).map_or_else(|_| s.into(), Into::into)
 }
 
 /// The outcome of an authorization.
@@ -94,8 +126,22 @@ mod tests {
             peer: None,
             protocol: "rtmp",
         };
-        assert_eq!(req.query_param("token"), Some("s3cret"));
-        assert_eq!(req.query_param("flag"), Some(""));
+        assert_eq!(req.query_param("token").as_deref(), Some("s3cret"));
+        assert_eq!(req.query_param("flag").as_deref(), Some(""));
         assert_eq!(req.query_param("b"), None);
+        let enc = AuthRequest {
+            query: Some("token=a%2Bb%3D%3d&n%61me=v".into()),
+            ..req
+        };
+        assert_eq!(enc.query_param("token").as_deref(), Some("a+b=="));
+        assert_eq!(enc.query_param("name").as_deref(), Some("v"));
+    }
+
+    #[test]
+    fn percent_decoding() {
+        assert_eq!(percent_decode("a%2Bb%3D%3d"), "a+b==");
+        assert_eq!(percent_decode("plain+text"), "plain+text");
+        assert_eq!(percent_decode("bad%zz%4"), "bad%zz%4");
+        assert_eq!(percent_decode("%ff"), "%ff", "not UTF-8: kept");
     }
 }

@@ -343,7 +343,7 @@ struct TokenAuth;
 #[async_trait::async_trait]
 impl StreamAuthenticator for TokenAuth {
     async fn authorize(&self, req: &AuthRequest) -> AuthDecision {
-        if req.query_param("token") == Some("ok") {
+        if req.query_param("token").as_deref() == Some("ok") {
             AuthDecision::Allow
         } else {
             AuthDecision::Deny("bad token".into())

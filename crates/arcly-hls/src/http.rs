@@ -44,8 +44,9 @@ pub type Body = Full<Bytes>;
 
 /// Content type of playlists (RFC 8216bis §4).
 pub const PLAYLIST_CONTENT_TYPE: &str = "application/vnd.apple.mpegurl";
-/// Longest query string looked at.
-const MAX_QUERY_LEN: usize = 256;
+/// Longest query string looked at: the delivery directives and a player's
+/// credential (a signed token is a few KB).
+const MAX_QUERY_LEN: usize = crate::access::MAX_CREDENTIAL_LEN;
 
 const PLAYLIST_CACHE: &str = "no-cache";
 const MEDIA_CACHE: &str = "public, max-age=86400, immutable";
@@ -500,7 +501,8 @@ mod tests {
         );
         assert!(directives(Some("_HLS_part=2")).bad, "part without msn");
         assert!(directives(Some("_HLS_msn=x")).bad);
-        assert!(directives(Some(&"a".repeat(300))).bad);
+        assert!(!directives(Some(&format!("token={}", "a".repeat(3000)))).bad);
+        assert!(directives(Some(&"a".repeat(MAX_QUERY_LEN + 1))).bad);
         assert!(!directives(Some("_HLS_skip=v2")).bad);
     }
 

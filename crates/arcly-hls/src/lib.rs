@@ -39,6 +39,7 @@
 //! ```
 #![forbid(unsafe_code)]
 
+pub mod access;
 pub mod checker;
 mod clock;
 pub mod fmp4;

@@ -552,7 +552,7 @@ struct TokenAuth;
 #[async_trait::async_trait]
 impl StreamAuthenticator for TokenAuth {
     async fn authorize(&self, req: &AuthRequest) -> AuthDecision {
-        if req.query_param("token") == Some("s3cret") {
+        if req.query_param("token").as_deref() == Some("s3cret") {
             AuthDecision::Allow
         } else {
             AuthDecision::Deny("a valid token is required".into())

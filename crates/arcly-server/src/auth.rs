@@ -103,7 +103,7 @@ impl StreamAuthenticator for ServerAuth {
                             req.action.as_str()
                         ))
                     }
-                    Some(got) if !same(got, want) => {
+                    Some(got) if !same(&got, want) => {
                         return AuthDecision::Deny(format!("wrong {} token", req.action.as_str()))
                     }
                     Some(_) => {}

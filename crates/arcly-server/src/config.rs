@@ -1016,16 +1016,14 @@ fn resolve_apps(file: &FileConfig, cli: &Cli) -> Result<Vec<AppSettings>, Config
             ("play_token", &a.play_token),
         ] {
             if let Some(t) = t {
-                if t.is_empty()
-                    || !t
-                        .bytes()
-                        .all(|b| b.is_ascii_graphic() && b != b'&' && b != b'=')
-                {
+                // Any other character travels percent-encoded in a URL
+                // (`%26` for '&'), and is decoded before the comparison.
+                if t.is_empty() || t.chars().any(|c| c.is_control() || c.is_whitespace()) {
                     return Err(ConfigError::new(
                         format!("app.{which}"),
                         None,
                         format!(
-                            "the token of app {:?} must be printable ASCII without '&' or '=' (it travels in a query string)",
+                            "the token of app {:?} must be non-empty, without spaces or control characters",
                             a.name
                         ),
                     ));

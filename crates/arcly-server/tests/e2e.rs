@@ -526,10 +526,31 @@ fn bad_settings_and_unusable_resources_stop_start_up() {
 /// and its hls.js player's video advances.
 #[test]
 fn web_page_lists_the_stream_and_its_player_advances() {
+    page_player_advances(&["--hls-segment", "1"], "/");
+}
+
+/// hls.js in Chromium plays a token-protected LL-HLS stream: the page is
+/// opened with the play token, and every playlist, part, segment and init
+/// section it fetches must carry it (the server refuses them otherwise).
+#[test]
+fn hls_js_plays_a_token_protected_ll_hls_stream() {
+    page_player_advances(
+        &[
+            "--hls-segment",
+            "1",
+            "--ll-hls",
+            "--play-token",
+            "live=pt+7/x",
+        ],
+        "/?token=pt%2B7%2Fx",
+    );
+}
+
+fn page_player_advances(args: &[&str], page: &str) {
     use std::io::{BufRead, BufReader};
     let ff = tools::ffmpeg();
     let chromium = chromium();
-    let s = Arcly::start(&["--hls-segment", "1"]);
+    let s = Arcly::start(args);
     let _p = publish(&ff, "h264-aac.flv", &s.rtmp_url("live/webtest"), true, true);
     s.wait_stream("live", "webtest", true, SECS(10));
     let profile = temp_dir("chromium");
@@ -548,7 +569,7 @@ fn web_page_lists_the_stream_and_its_player_advances() {
             "--remote-allow-origins=*",
         ])
         .arg(format!("--user-data-dir={}", profile.display()))
-        .arg(s.http_url("/"))
+        .arg(s.http_url(page))
         .stdin(std::process::Stdio::null())
         .stdout(std::process::Stdio::null())
         .stderr(std::process::Stdio::piped())
