@@ -342,6 +342,29 @@ impl HlsStream {
             .map(|p| p.data.clone())
     }
 
+    /// Bytes of media held in memory: the segments (listed or retained),
+    /// the parts of the segment in progress and the init segments. A
+    /// buffer shared by a segment and its parts counts once; a part held
+    /// apart from its segment counts on its own.
+    pub fn held_bytes(&self) -> usize {
+        let mut n = 0;
+        for s in &self.segments {
+            n += s.data.len();
+            let start = s.data.as_ptr() as usize;
+            let inside = start..start + s.data.len();
+            n += s
+                .parts
+                .iter()
+                .filter(|p| !p.data.is_empty() && !inside.contains(&(p.data.as_ptr() as usize)))
+                .map(|p| p.data.len())
+                .sum::<usize>();
+        }
+        if let Some(c) = &self.current {
+            n += c.parts.iter().map(|p| p.data.len()).sum::<usize>();
+        }
+        n + self.inits.iter().map(|(_, b)| b.len()).sum::<usize>()
+    }
+
     /// The fMP4 init segment of generation `generation` (`init{generation}.mp4`).
     pub fn init(&self, generation: u64) -> Option<Bytes> {
         self.inits
@@ -661,7 +684,18 @@ impl HlsStream {
             for p in &cur.parts {
                 b.extend_from_slice(&p.data);
             }
-            b.freeze()
+            let data = b.freeze();
+            // The segment is the concatenation of its parts (RFC 8216bis
+            // §4.4.4.9): from now on each part is a view of the segment's
+            // buffer, so a complete segment is held once, not twice. The
+            // parts' own buffers go once no client holds them any more.
+            let mut at = 0;
+            for p in &mut cur.parts {
+                let end = at + p.data.len();
+                p.data = data.slice(at..end);
+                at = end;
+            }
+            data
         };
         if self.target_duration.is_none() {
             let target = self.cfg.segment_target.as_secs_f64().ceil();
