@@ -172,15 +172,26 @@ fn directives(query: Option<&str>) -> Directives {
     d
 }
 
+/// A response whose whole body is `body`.
+///
+/// `Content-Length` is set here, in the headers, not left to the body's
+/// size hint: a host that converts the body to its own type (hyper's
+/// `map_frame`, boxing through a wrapper that does not forward
+/// `size_hint`) would lose the exact size, and hyper then falls back to
+/// `Transfer-Encoding: chunked`, which simple HLS clients (srs-bench) and
+/// some caches cannot read. Every body here is whole in memory, so the
+/// length is always known (RFC 9112 §6.3: it also delimits the message).
 fn response(
     status: StatusCode,
     ct: &'static str,
     cache: &'static str,
     body: Bytes,
 ) -> Response<Body> {
+    let len = body.len();
     let mut resp = Response::new(Full::new(body));
     *resp.status_mut() = status;
     let h = resp.headers_mut();
+    h.insert(CONTENT_LENGTH, HeaderValue::from(len));
     h.insert(CONTENT_TYPE, HeaderValue::from_static(ct));
     h.insert(CACHE_CONTROL, HeaderValue::from_static(cache));
     h.insert(ACCESS_CONTROL_ALLOW_ORIGIN, HeaderValue::from_static("*"));
@@ -233,6 +244,8 @@ impl HlsService {
                 Bytes::new(),
             );
             let h = r.headers_mut();
+            // RFC 9110 §8.6: no Content-Length in a 204.
+            h.remove(CONTENT_LENGTH);
             h.insert(
                 ACCESS_CONTROL_ALLOW_METHODS,
                 HeaderValue::from_static("GET, HEAD, OPTIONS"),

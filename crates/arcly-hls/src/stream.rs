@@ -38,7 +38,10 @@ pub struct HlsConfig {
     /// Segments listed in the live playlist (default 6).
     pub window: usize,
     /// Segments kept in memory after they leave the playlist, for clients
-    /// still fetching them (default 2).
+    /// still fetching them, at the least (default 2). Each is kept at least
+    /// as long as RFC 8216bis §6.2.2 requires (its duration plus the
+    /// longest playlist that listed it), whatever this says; see
+    /// [`HlsStream`].
     pub retain: usize,
     /// Segment format (default [`SegmentFormat::Auto`]).
     pub format: SegmentFormat,
@@ -107,6 +110,10 @@ struct Segment {
     independent: bool,
     init_gen: u64,
     pdt: Option<SystemTime>,
+    /// Duration (s) of the longest playlist that listed it (§6.2.2).
+    longest_playlist: f64,
+    /// [`HlsStream::media_elapsed`] when it left the playlist.
+    left_at: Option<f64>,
 }
 
 #[derive(Debug)]
@@ -128,8 +135,22 @@ const PROBE_US: i64 = 1_000_000;
 const MAX_PROBE_FRAMES: usize = 256;
 /// Most CONFIG frames kept before the muxer exists.
 const MAX_PENDING_CONFIGS: usize = 16;
+/// Most segments kept after they left the playlist, whatever RFC 8216bis
+/// §6.2.2 asks: one long segment followed by many tiny ones (keyframes on
+/// every frame after a stall) cannot hold an unbounded count in memory.
+const MAX_RETAINED: usize = 128;
 
 /// The segmenter state of one rendition. See the [module docs](self).
+///
+/// # Segments that left the playlist
+/// RFC 8216bis §6.2.2: a segment removed from the playlist "MUST remain
+/// available to clients for a period of time equal to the duration of the
+/// segment plus the duration of the longest Playlist file distributed by
+/// the server containing that segment". The segmenter has no clock: it
+/// measures that period in media time, the sum of the segments completed
+/// since (a live publisher is paced at real time; while nothing is
+/// published, nothing is dropped either). It keeps at least
+/// [`HlsConfig::retain`] such segments, and at most `MAX_RETAINED` (128).
 ///
 /// ```
 /// use arcly_core::{CodecId, FrameFlags, MediaFrame};
@@ -169,6 +190,9 @@ pub struct HlsStream {
     anchor: Option<(SystemTime, i64)>,
     ended: bool,
     notify: watch::Sender<Position>,
+    /// Seconds of media in the segments completed so far: the clock
+    /// segments that left the playlist are retained by (§6.2.2).
+    media_elapsed: f64,
 }
 
 impl std::fmt::Debug for HlsStream {
@@ -210,6 +234,7 @@ impl HlsStream {
             anchor: None,
             ended: false,
             notify,
+            media_elapsed: 0.0,
         }
     }
 
@@ -315,6 +340,29 @@ impl HlsStream {
             .find(|s| s.msn == msn)
             .and_then(|s| s.parts.get(index))
             .map(|p| p.data.clone())
+    }
+
+    /// Bytes of media held in memory: the segments (listed or retained),
+    /// the parts of the segment in progress and the init segments. A
+    /// buffer shared by a segment and its parts counts once; a part held
+    /// apart from its segment counts on its own.
+    pub fn held_bytes(&self) -> usize {
+        let mut n = 0;
+        for s in &self.segments {
+            n += s.data.len();
+            let start = s.data.as_ptr() as usize;
+            let inside = start..start + s.data.len();
+            n += s
+                .parts
+                .iter()
+                .filter(|p| !p.data.is_empty() && !inside.contains(&(p.data.as_ptr() as usize)))
+                .map(|p| p.data.len())
+                .sum::<usize>();
+        }
+        if let Some(c) = &self.current {
+            n += c.parts.iter().map(|p| p.data.len()).sum::<usize>();
+        }
+        n + self.inits.iter().map(|(_, b)| b.len()).sum::<usize>()
     }
 
     /// The fMP4 init segment of generation `generation` (`init{generation}.mp4`).
@@ -636,7 +684,18 @@ impl HlsStream {
             for p in &cur.parts {
                 b.extend_from_slice(&p.data);
             }
-            b.freeze()
+            let data = b.freeze();
+            // The segment is the concatenation of its parts (RFC 8216bis
+            // §4.4.4.9): from now on each part is a view of the segment's
+            // buffer, so a complete segment is held once, not twice. The
+            // parts' own buffers go once no client holds them any more.
+            let mut at = 0;
+            for p in &mut cur.parts {
+                let end = at + p.data.len();
+                p.data = data.slice(at..end);
+                at = end;
+            }
+            data
         };
         if self.target_duration.is_none() {
             let target = self.cfg.segment_target.as_secs_f64().ceil();
@@ -653,6 +712,14 @@ impl HlsStream {
         } else {
             Vec::new()
         };
+        // The playlist served until now listed the window and, with parts,
+        // the parts of the segment closing now (at most all of it).
+        let parts_listed = if self.cfg.part_target.is_some() {
+            duration
+        } else {
+            0.0
+        };
+        self.note_listed(parts_listed);
         self.segments.push_back(Segment {
             msn: cur.msn,
             data,
@@ -662,20 +729,65 @@ impl HlsStream {
             independent: cur.independent,
             init_gen: cur.init_gen,
             pdt: cur.pdt,
+            longest_playlist: 0.0,
+            left_at: None,
         });
         self.next_msn = cur.msn + 1;
-        while self.segments.len() > self.cfg.window.max(1) + self.cfg.retain {
+        self.media_elapsed += duration.max(0.0);
+        self.note_listed(0.0);
+        self.expire();
+        self.notify.send_replace(Position {
+            msn: self.next_msn,
+            parts: 0,
+            ended: false,
+        });
+    }
+
+    /// Note that the playlist now served (the window, plus `parts` seconds
+    /// of parts after it) lists each segment of the window, and which
+    /// segment left it.
+    fn note_listed(&mut self, parts: f64) {
+        let window = self.cfg.window.max(1);
+        let first = self.segments.len().saturating_sub(window);
+        let total = parts
+            + self
+                .segments
+                .range(first..)
+                .map(|s| s.duration)
+                .sum::<f64>();
+        for s in self.segments.range_mut(first..) {
+            s.longest_playlist = s.longest_playlist.max(total);
+        }
+        let now = self.media_elapsed;
+        for s in self.segments.range_mut(..first) {
+            s.left_at.get_or_insert(now);
+        }
+    }
+
+    /// Drop the segments that left the playlist long enough ago
+    /// (RFC 8216bis §6.2.2: their duration plus the longest playlist that
+    /// listed them), keeping at least [`HlsConfig::retain`] and at most
+    /// `MAX_RETAINED` of them.
+    fn expire(&mut self) {
+        let window = self.cfg.window.max(1);
+        loop {
+            let retained = self.segments.len().saturating_sub(window);
+            let Some(old) = self.segments.front() else {
+                break;
+            };
+            let due = old
+                .left_at
+                .is_some_and(|t| self.media_elapsed - t >= old.duration + old.longest_playlist);
+            if retained == 0 || (retained <= MAX_RETAINED && (retained <= self.cfg.retain || !due))
+            {
+                break;
+            }
             if let Some(old) = self.segments.pop_front() {
                 if old.discontinuity {
                     self.discontinuity_sequence += 1;
                 }
             }
         }
-        self.notify.send_replace(Position {
-            msn: self.next_msn,
-            parts: 0,
-            ended: false,
-        });
     }
 
     /// End the stream: the segment in progress is closed and the playlist

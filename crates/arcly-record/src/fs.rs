@@ -7,6 +7,10 @@
 //!   symbolic link anywhere on the way is refused, and the last component is
 //!   opened with `O_NOFOLLOW`, so a link planted in the tree cannot redirect
 //!   a write outside it.
+//! * **Durable directories.** Every directory created on the way to a key
+//!   (and the root, when [`FsStorage::new`] creates it) is `fsync`ed in its
+//!   parent right after it is created, so the `fsync` of an object's
+//!   directory is not undone by a power loss that forgets the directory.
 //! * **Atomic puts.** [`StorageBackend::put`] writes a temporary file in the
 //!   target directory, `fsync`s it, renames it over the key and `fsync`s the
 //!   directory: after a crash a reader sees the old or the new object, never
@@ -68,6 +72,9 @@ struct Inner {
     root: PathBuf,
     sync_appends: bool,
     counter: AtomicU64,
+    /// Every directory synced, in order (unit tests only).
+    #[cfg(test)]
+    synced: std::sync::Mutex<Vec<PathBuf>>,
 }
 
 /// How [`FsStorage::resolve`] treats missing directories.
@@ -82,16 +89,36 @@ impl FsStorage {
     /// reached through a symbolic link (the operator chose it); nothing below
     /// it may.
     pub fn new(root: impl AsRef<Path>) -> Result<Self> {
-        let root = root.as_ref();
-        fs::create_dir_all(root).map_err(|e| io_error("create root", &root.display(), e))?;
-        let root = fs::canonicalize(root).map_err(|e| io_error("open root", &root.display(), e))?;
-        Ok(Self {
+        let given = root.as_ref();
+        // The directories about to be created, deepest first.
+        let missing: Vec<PathBuf> = given
+            .ancestors()
+            .take_while(|d| !d.as_os_str().is_empty() && fs::symlink_metadata(d).is_err())
+            .map(Path::to_path_buf)
+            .collect();
+        fs::create_dir_all(given).map_err(|e| io_error("create root", &given.display(), e))?;
+        let root =
+            fs::canonicalize(given).map_err(|e| io_error("open root", &given.display(), e))?;
+        let store = Self {
             inner: Arc::new(Inner {
                 root,
                 sync_appends: false,
                 counter: AtomicU64::new(0),
+                #[cfg(test)]
+                synced: std::sync::Mutex::default(),
             }),
-        })
+        };
+        // A created directory survives a power loss once its parent is synced.
+        for dir in missing.iter().rev() {
+            let parent = match dir.parent() {
+                Some(p) if !p.as_os_str().is_empty() => p,
+                _ => Path::new("."),
+            };
+            store
+                .sync_dir(parent)
+                .map_err(|e| io_error("sync parent of", &dir.display(), e))?;
+        }
+        Ok(store)
     }
 
     /// Whether `append` also calls `fdatasync` before it returns (default
@@ -105,6 +132,8 @@ impl FsStorage {
                 root: self.inner.root.clone(),
                 sync_appends: sync,
                 counter: AtomicU64::new(0),
+                #[cfg(test)]
+                synced: std::sync::Mutex::default(),
             }),
         }
     }
@@ -112,6 +141,27 @@ impl FsStorage {
     /// The root directory (canonical).
     pub fn root(&self) -> &Path {
         &self.inner.root
+    }
+
+    /// `fsync` a directory, so the entries it holds are durable.
+    fn sync_dir(&self, dir: &Path) -> io::Result<()> {
+        #[cfg(test)]
+        self.inner
+            .synced
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .push(dir.to_path_buf());
+        sync_dir(dir)
+    }
+
+    /// The directories synced so far (unit tests).
+    #[cfg(test)]
+    fn synced_dirs(&self) -> Vec<PathBuf> {
+        self.inner
+            .synced
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
     }
 
     /// The filesystem path of `key`, checking (and with `Dirs::Create`,
@@ -157,7 +207,14 @@ impl FsStorage {
                         return Err(io_error("resolve", key, e));
                     }
                     match fs::create_dir(&path) {
-                        Ok(()) => {}
+                        Ok(()) => {
+                            // The new entry is durable once its parent
+                            // directory is synced (the object's own
+                            // directory is synced by `put` and `sync`).
+                            let parent = path.parent().unwrap_or(&self.inner.root);
+                            self.sync_dir(parent)
+                                .map_err(|e| io_error("sync new directory of", key, e))?;
+                        }
                         Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {
                             // Raced with another writer: check what is there now.
                             let m = fs::symlink_metadata(&path)
@@ -194,7 +251,7 @@ impl FsStorage {
             f.sync_all()?;
             drop(f);
             fs::rename(&tmp, &path)?;
-            sync_dir(&dir)
+            self.sync_dir(&dir)
         })();
         if result.is_err() {
             let _ = fs::remove_file(&tmp);
@@ -237,7 +294,8 @@ impl FsStorage {
         // file created by `append` is only durable once its name is.
         f.sync_data().map_err(|e| io_error("sync", key, e))?;
         let dir = path.parent().unwrap_or(&self.inner.root);
-        sync_dir(dir).map_err(|e| io_error("sync directory of", key, e))
+        self.sync_dir(dir)
+            .map_err(|e| io_error("sync directory of", key, e))
     }
 
     fn get_blocking(&self, key: &StorageKey) -> Result<Bytes> {
@@ -394,5 +452,55 @@ impl StorageBackend for FsStorage {
     async fn delete(&self, key: &StorageKey) -> Result<()> {
         let (s, k) = (self.clone(), key.clone());
         blocking(move || s.delete_blocking(&k)).await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn key(s: &str) -> StorageKey {
+        StorageKey::new(s).unwrap()
+    }
+
+    /// A directory's entry is only durable once its parent is synced: each
+    /// directory created for a key is synced in its parent, as well as the
+    /// directory holding the object (and the root's parent when `new`
+    /// creates the root).
+    #[tokio::test]
+    async fn new_directories_are_synced_in_their_parent() {
+        let tmp = tempfile::tempdir().unwrap();
+        let base = fs::canonicalize(tmp.path()).unwrap();
+        let s = FsStorage::new(base.join("root/r")).unwrap();
+        let root = s.root().to_path_buf();
+        assert_eq!(s.synced_dirs(), vec![base.clone(), base.join("root")]);
+        s.put(&key("a/b/c/index.m3u8"), "x".into()).await.unwrap();
+        let synced = s.synced_dirs();
+        for dir in [
+            root.clone(),
+            root.join("a"),
+            root.join("a/b"),
+            root.join("a/b/c"),
+        ] {
+            assert!(
+                synced.contains(&dir),
+                "{} not synced: {synced:?}",
+                dir.display()
+            );
+        }
+        s.append(&key("a/d/1.ts"), "y".into()).await.unwrap();
+        s.sync(&key("a/d/1.ts")).await.unwrap();
+        let synced = s.synced_dirs();
+        assert!(synced.contains(&root.join("a/d")));
+        // `a` gained the entry `d`: synced again after the append created it.
+        let a = root.join("a");
+        assert!(
+            synced.iter().filter(|d| **d == a).count() >= 2,
+            "{synced:?}"
+        );
+        // Existing directories are not synced again for nothing.
+        let before = s.synced_dirs().len();
+        s.append(&key("a/d/2.ts"), "z".into()).await.unwrap();
+        assert_eq!(s.synced_dirs().len(), before);
     }
 }

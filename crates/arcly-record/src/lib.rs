@@ -7,8 +7,8 @@
 //!   made durable once per object by `sync`, listing and deletion.
 //! * [`Recorder`]: records an engine's streams under per-application
 //!   [`RecordPolicy`]s (record all, on request, maximum duration, maximum
-//!   total size with the oldest deleted first), started and stopped from
-//!   host code. [`RecordingSink`] does the same as a
+//!   total size and maximum age with the oldest deleted first, recordings
+//!   of earlier runs included), started and stopped from host code. [`RecordingSink`] does the same as a
 //!   [`MediaSink`](arcly_core::traits::MediaSink) for `Engine::attach_sink`.
 //! * [`writer::SegmentWriter`]: the sans-IO core — frames in, segments cut
 //!   at keyframes by the shared
@@ -88,6 +88,6 @@ pub use playlist::{PlaylistError, PlaylistKind, PlaylistSegment, RecordingPlayli
 pub use recorder::{
     DropCause, FinishReason, RecordConfig, RecordMode, RecordPolicy, Recorder, RecorderBuilder,
     RecorderEvent, RecordingSink, RecordingSinkHandle, RecordingStats, RecordingSummary,
-    INDEX_NAME, LIVE_NAME, PROTOCOL,
+    INDEX_NAME, LIVE_NAME, PROTOCOL, RETENTION_SWEEP,
 };
 pub use writer::{MuxerFactory, SegmentInfo, SegmentWriter, WriterAction, WriterConfig, INIT_NAME};

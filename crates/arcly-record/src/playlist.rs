@@ -341,6 +341,115 @@ fn civil_from_days(z: i64) -> (i64, u32, u32) {
     (if m <= 2 { y + 1 } else { y }, m, d)
 }
 
+/// Days since 1970-01-01 of a proleptic Gregorian date (the inverse of
+/// `civil_from_days`, same method).
+fn days_from_civil(y: i64, m: u32, d: u32) -> i64 {
+    let y = if m <= 2 { y - 1 } else { y };
+    let era = y.div_euclid(400);
+    let yoe = y.rem_euclid(400);
+    let mp = i64::from(if m > 2 { m - 3 } else { m + 9 });
+    let doy = (153 * mp + 2) / 5 + i64::from(d) - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    era * 146_097 + doe - 719_468
+}
+
+/// The time of a UTC calendar date and time of day, if it is one.
+fn join_time(y: i64, mo: u32, d: u32, h: u32, mi: u32, s: u32, nanos: u32) -> Option<SystemTime> {
+    if !(1..=12).contains(&mo) || !(1..=31).contains(&d) || h > 23 || mi > 59 || s > 60 {
+        return None;
+    }
+    let days = days_from_civil(y, mo, d);
+    let secs = days * 86_400 + i64::from(h) * 3600 + i64::from(mi) * 60 + i64::from(s);
+    let secs = u64::try_from(secs).ok()?;
+    UNIX_EPOCH.checked_add(Duration::new(secs, nanos))
+}
+
+/// `n` ASCII digits of `b` at `at` as a number.
+fn digits(b: &[u8], at: usize, n: usize) -> Option<u32> {
+    let v = b.get(at..at + n)?;
+    v.iter().try_fold(0u32, |acc, c| {
+        c.is_ascii_digit().then(|| acc * 10 + u32::from(c - b'0'))
+    })
+}
+
+/// A fraction of a second (`.123`, up to nanoseconds) at the start of `b`:
+/// the nanoseconds and the bytes it took.
+fn fraction(b: &[u8]) -> (u32, usize) {
+    if b.first() != Some(&b'.') {
+        return (0, 0);
+    }
+    let n = b[1..].iter().take_while(|c| c.is_ascii_digit()).count();
+    let mut nanos = 0u32;
+    for (i, c) in b[1..1 + n].iter().take(9).enumerate() {
+        nanos += u32::from(c - b'0') * 10u32.pow(8 - i as u32);
+    }
+    (nanos, 1 + n)
+}
+
+/// Parse an `EXT-X-PROGRAM-DATE-TIME` value (RFC 8216 §4.3.2.6: ISO 8601
+/// with a time zone), as [`rfc3339`] writes it or with a `±hh:mm` offset.
+pub fn parse_rfc3339(v: &str) -> Option<SystemTime> {
+    let b = v.trim().as_bytes();
+    if b.len() < 20
+        || b.get(4) != Some(&b'-')
+        || b.get(7) != Some(&b'-')
+        || !matches!(b.get(10), Some(b'T' | b't'))
+    {
+        return None;
+    }
+    if b.get(13) != Some(&b':') || b.get(16) != Some(&b':') {
+        return None;
+    }
+    let (nanos, n) = fraction(&b[19.min(b.len())..]);
+    let t = join_time(
+        i64::from(digits(b, 0, 4)?),
+        digits(b, 5, 2)?,
+        digits(b, 8, 2)?,
+        digits(b, 11, 2)?,
+        digits(b, 14, 2)?,
+        digits(b, 17, 2)?,
+        nanos,
+    )?;
+    let zone = &b[19 + n..];
+    match zone {
+        b"Z" | b"z" => Some(t),
+        [sign @ (b'+' | b'-'), _, _, b':', _, _] => {
+            let off = Duration::from_secs(u64::from(
+                digits(zone, 1, 2)? * 3600 + digits(zone, 4, 2)? * 60,
+            ));
+            // Local time = UTC + offset.
+            if *sign == b'+' {
+                t.checked_sub(off)
+            } else {
+                t.checked_add(off)
+            }
+        }
+        _ => None,
+    }
+}
+
+/// Parse a recording's start-time folder name, as [`compact_time`] writes
+/// it (`20240501T120000.123Z`).
+pub fn parse_compact_time(v: &str) -> Option<SystemTime> {
+    let b = v.as_bytes();
+    if b.len() < 16 || b.get(8) != Some(&b'T') {
+        return None;
+    }
+    let (nanos, n) = fraction(&b[15.min(b.len())..]);
+    if &b[15 + n..] != b"Z" {
+        return None;
+    }
+    join_time(
+        i64::from(digits(b, 0, 4)?),
+        digits(b, 4, 2)?,
+        digits(b, 6, 2)?,
+        digits(b, 9, 2)?,
+        digits(b, 11, 2)?,
+        digits(b, 13, 2)?,
+        nanos,
+    )
+}
+
 fn split_time(t: SystemTime) -> (i64, u32, u32, u64, u64, u64, u32) {
     let d = t.duration_since(UNIX_EPOCH).unwrap_or_default();
     let secs = d.as_secs();
@@ -475,5 +584,40 @@ mod tests {
         assert_eq!(rfc3339(UNIX_EPOCH), "1970-01-01T00:00:00.000Z");
         let leap = UNIX_EPOCH + Duration::from_secs(951_782_400); // 2000-02-29
         assert_eq!(&rfc3339(leap)[..10], "2000-02-29");
+        // And back.
+        for t in [
+            t,
+            leap,
+            UNIX_EPOCH,
+            UNIX_EPOCH + Duration::from_millis(4_102_444_799_999),
+        ] {
+            assert_eq!(parse_rfc3339(&rfc3339(t)), Some(t));
+            assert_eq!(parse_compact_time(&compact_time(t)), Some(t));
+        }
+        assert_eq!(parse_rfc3339("2024-05-01T14:00:00.123+02:00"), Some(t));
+        assert_eq!(parse_rfc3339("2024-05-01T07:00:00.123-05:00"), Some(t));
+        assert_eq!(
+            parse_rfc3339("2024-05-01T12:00:00Z"),
+            Some(t - Duration::from_millis(123))
+        );
+        for bad in [
+            "",
+            "2024-05-01",
+            "2024-05-01T12:00",
+            "2024-13-01T00:00:00Z",
+            "2024-05-01T12:00:00",
+            "x024-05-01T12:00:00Z",
+        ] {
+            assert_eq!(parse_rfc3339(bad), None, "{bad}");
+        }
+        for bad in [
+            "",
+            "20240501",
+            "20240501T12",
+            "20240501T120000.123",
+            "2024050xT120000Z",
+        ] {
+            assert_eq!(parse_compact_time(bad), None, "{bad}");
+        }
     }
 }

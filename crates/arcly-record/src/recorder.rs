@@ -54,7 +54,9 @@ use tokio::sync::{broadcast, mpsc};
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
-use crate::playlist::{rfc3339, PlaylistKind, PlaylistSegment, RecordingPlaylist};
+use crate::playlist::{
+    parse_compact_time, parse_rfc3339, rfc3339, PlaylistKind, PlaylistSegment, RecordingPlaylist,
+};
 use crate::writer::{
     MakeMuxer, MuxerFactory, SegmentInfo, SegmentWriter, WriterAction, WriterConfig,
 };
@@ -67,6 +69,9 @@ pub const INDEX_NAME: &str = "index.m3u8";
 pub const LIVE_NAME: &str = "live.m3u8";
 /// The protocol name the recorder subscribes with.
 pub const PROTOCOL: &str = "record";
+/// How often [`Recorder::run`] applies [`RecordConfig::max_age`] while
+/// nothing records.
+pub const RETENTION_SWEEP: Duration = Duration::from_secs(60);
 
 /// How one stream is recorded.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -83,6 +88,13 @@ pub struct RecordConfig {
     pub max_duration: Option<Duration>,
     /// At `max_duration`, start a new recording instead of stopping.
     pub rollover: bool,
+    /// Delete recorded segments once they ended longer ago than this,
+    /// oldest first, including those of earlier runs found on storage
+    /// (default: kept). Applies per application, like
+    /// [`RecordPolicy::max_total_bytes`], to a [`Recorder`]'s recordings;
+    /// checked as segments close and every [`RETENTION_SWEEP`] while
+    /// [`Recorder::run`] runs. A [`RecordingSink`] ignores it.
+    pub max_age: Option<Duration>,
     /// How long a recording waits for a publisher that left to come back
     /// before it is finished (a returning one continues it after a
     /// discontinuity).
@@ -107,6 +119,7 @@ impl Default for RecordConfig {
             queue_frames: 4096,
             max_duration: None,
             rollover: false,
+            max_age: None,
             republish_grace: Duration::from_secs(30),
             retries: 3,
             retry_backoff: Duration::from_millis(100),
@@ -160,7 +173,9 @@ pub struct RecordPolicy {
     /// How.
     pub config: RecordConfig,
     /// Keep the application's recordings under this many bytes, deleting the
-    /// oldest segments first (the newest segment is never deleted).
+    /// oldest segments first (the newest segment is never deleted). The
+    /// recordings already on storage (earlier runs, found through their
+    /// `index.m3u8`) count too, and go first.
     pub max_total_bytes: Option<u64>,
 }
 
@@ -365,11 +380,176 @@ struct IndexState {
     ended: bool,
 }
 
-/// Segments of one application, oldest first, for `max_total_bytes`.
+/// One segment a ledger accounts for.
+#[derive(Debug)]
+struct Entry {
+    key: StorageKey,
+    bytes: u64,
+    /// When it ended (wall clock), if known.
+    ended: Option<SystemTime>,
+    index: Arc<tokio::sync::Mutex<IndexState>>,
+}
+
+/// Segments of one application, oldest first, for retention.
 #[derive(Debug, Default)]
 struct Ledger {
-    segments: VecDeque<(StorageKey, u64, Arc<tokio::sync::Mutex<IndexState>>)>,
+    segments: VecDeque<Entry>,
     total: u64,
+    /// Prefixes of the recordings this recorder writes: never loaded from
+    /// storage as earlier runs'.
+    own: std::collections::HashSet<String>,
+}
+
+/// The retention of one application: its ledger, its bounds, and whether
+/// the recordings already on storage were loaded into it.
+struct AppLedger {
+    app: String,
+    max_total_bytes: Option<u64>,
+    max_age: Option<Duration>,
+    /// For the retries of retention's storage calls.
+    cfg: RecordConfig,
+    state: Mutex<Ledger>,
+    loaded: tokio::sync::OnceCell<()>,
+}
+
+impl AppLedger {
+    fn lock(&self) -> std::sync::MutexGuard<'_, Ledger> {
+        self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Load the recordings already on storage once, before anything is
+    /// deleted or added: what earlier runs left counts against the bounds
+    /// and goes first.
+    async fn load(&self, shared: &Shared) {
+        self.loaded
+            .get_or_init(|| self.load_from_storage(shared))
+            .await;
+    }
+
+    /// Every `app/stream/<start-time>/index.m3u8` on storage that is not one
+    /// of this recorder's, its segments dated by the folder name and
+    /// `EXT-X-PROGRAM-DATE-TIME`, merged in front of the ledger, oldest
+    /// first.
+    async fn load_from_storage(&self, shared: &Shared) {
+        let prefix = format!("{}/", self.app);
+        let keys = match shared
+            .with_retry(None, &self.cfg, None, "list", &prefix, || {
+                shared.storage.list(&prefix)
+            })
+            .await
+        {
+            Ok(k) => k,
+            Err(_) => return, // reported; nothing known is deleted
+        };
+        // Listed before the snapshot: a recording of ours whose index is
+        // listed registered its prefix before writing that index.
+        let own = self.lock().own.clone();
+        let mut found = Vec::new();
+        for key in keys {
+            let mut it = key.as_str().split('/');
+            let (Some(_), Some(stream), Some(time), Some(name), None) =
+                (it.next(), it.next(), it.next(), it.next(), it.next())
+            else {
+                continue;
+            };
+            let rec = format!("{}/{stream}/{time}", self.app);
+            if name != INDEX_NAME || own.contains(&rec) {
+                continue;
+            }
+            let Ok(path) = StreamPath::parse(&self.app, stream) else {
+                continue;
+            };
+            let Ok(text) = shared
+                .with_retry(None, &self.cfg, None, "get", key.as_str(), || {
+                    shared.storage.get(&key)
+                })
+                .await
+            else {
+                continue;
+            };
+            let playlist = match RecordingPlaylist::parse(&text) {
+                Ok(p) => p,
+                Err(e) => {
+                    tracing::warn!(key = %key, error = %e, "retention: unreadable index left alone");
+                    continue;
+                }
+            };
+            let mut at = parse_compact_time(time);
+            let segments: Vec<_> = playlist
+                .segments
+                .iter()
+                .map(|s| {
+                    if let Some(t) = s.program_date_time.as_deref().and_then(parse_rfc3339) {
+                        at = Some(t);
+                    }
+                    at = at.map(|t| t + s.duration);
+                    (format!("{rec}/{}", s.uri), s.bytes, at)
+                })
+                .collect();
+            let index = Arc::new(tokio::sync::Mutex::new(IndexState {
+                path,
+                prefix: rec,
+                playlist,
+                ended: true,
+            }));
+            for (k, bytes, ended) in segments {
+                if let Ok(key) = StorageKey::new(k) {
+                    found.push(Entry {
+                        key,
+                        bytes,
+                        ended,
+                        index: Arc::clone(&index),
+                    });
+                }
+            }
+        }
+        // Oldest first; undated ones first of all (stable: a recording's
+        // segments keep their order).
+        found.sort_by_key(|e| e.ended.unwrap_or(std::time::UNIX_EPOCH));
+        let n = found.len();
+        let mut l = self.lock();
+        for e in found.into_iter().rev() {
+            l.total += e.bytes;
+            l.segments.push_front(e);
+        }
+        tracing::info!(app = %self.app, segments = n, bytes = l.total, "retention: recordings on storage accounted");
+    }
+
+    /// Take the segments the bounds say must go, oldest first: over
+    /// `max_total_bytes` (never the newest), or ended more than `max_age`
+    /// before `now`.
+    fn over_bounds(&self, now: SystemTime) -> Vec<Entry> {
+        let mut l = self.lock();
+        let mut out = Vec::new();
+        while let Some(front) = l.segments.front() {
+            let over = self.max_total_bytes.is_some_and(|m| l.total > m) && l.segments.len() > 1;
+            let old = self.max_age.is_some_and(|age| {
+                front
+                    .ended
+                    .and_then(|e| now.duration_since(e).ok())
+                    .is_some_and(|d| d > age)
+            });
+            if !(over || old) {
+                break;
+            }
+            if let Some(e) = l.segments.pop_front() {
+                l.total -= e.bytes;
+                out.push(e);
+            }
+        }
+        out
+    }
+
+    /// Delete what the bounds say must go; returns how many segments.
+    async fn enforce(&self, shared: &Shared) -> usize {
+        self.load(shared).await;
+        let victims = self.over_bounds(SystemTime::now());
+        let n = victims.len();
+        for e in victims {
+            retire(shared, &self.cfg, e.key, e.bytes, &e.index).await;
+        }
+        n
+    }
 }
 
 /// Shared by the writer tasks of a [`Recorder`].
@@ -625,7 +805,7 @@ struct WriterTask {
     cfg: RecordConfig,
     shared: Arc<Shared>,
     counters: Arc<Counters>,
-    ledger: Option<(Arc<Mutex<Ledger>>, u64)>,
+    ledger: Option<Arc<AppLedger>>,
     writer: SegmentWriter,
     index: Option<Arc<tokio::sync::Mutex<IndexState>>>,
     broken: Option<StorageKey>,
@@ -730,6 +910,10 @@ impl WriterTask {
                 self.end_recording().await;
                 tracing::info!(stream = %self.path, %prefix, "recording started");
                 *self.prefix.lock().unwrap_or_else(|e| e.into_inner()) = Some(prefix.clone());
+                if let Some(l) = &self.ledger {
+                    // Before its index exists: never taken for an earlier run's.
+                    l.lock().own.insert(prefix.clone());
+                }
                 self.index = Some(Arc::new(tokio::sync::Mutex::new(IndexState {
                     path: self.path.clone(),
                     prefix: prefix.clone(),
@@ -863,24 +1047,20 @@ impl WriterTask {
         }
         self.counters.segments.fetch_add(1, Ordering::Relaxed);
         tracing::debug!(stream = %self.path, key = %info.key, ?info.duration, info.bytes, "segment written");
-        if let Some((ledger, max)) = &self.ledger {
-            let victims = {
-                let mut l = ledger.lock().unwrap_or_else(|e| e.into_inner());
-                l.segments
-                    .push_back((info.key.clone(), info.bytes, Arc::clone(&index)));
+        if let Some(ledger) = &self.ledger {
+            // What earlier runs left is accounted before this segment.
+            ledger.load(&self.shared).await;
+            {
+                let mut l = ledger.lock();
+                l.segments.push_back(Entry {
+                    key: info.key.clone(),
+                    bytes: info.bytes,
+                    ended: Some(info.started_at + info.duration),
+                    index: Arc::clone(&index),
+                });
                 l.total += info.bytes;
-                let mut v = Vec::new();
-                while l.total > *max && l.segments.len() > 1 {
-                    if let Some(s) = l.segments.pop_front() {
-                        l.total -= s.1;
-                        v.push(s);
-                    }
-                }
-                v
-            };
-            for (key, bytes, idx) in victims {
-                retire(&self.shared, &self.cfg, key, bytes, &idx).await;
             }
+            ledger.enforce(&self.shared).await;
         }
         self.shared.emit(RecorderEvent::SegmentWritten {
             path: self.path.clone(),
@@ -964,7 +1144,7 @@ fn start_writer(
     path: StreamPath,
     cfg: RecordConfig,
     shared: Arc<Shared>,
-    ledger: Option<(Arc<Mutex<Ledger>>, u64)>,
+    ledger: Option<Arc<AppLedger>>,
     stop: CancellationToken,
 ) -> StartedWriter {
     let (tx, rx) = mpsc::channel(cfg.queue_frames.max(4));
@@ -1012,7 +1192,9 @@ struct RecorderInner {
     policies: HashMap<String, RecordPolicy>,
     default_policy: RecordPolicy,
     active: Mutex<HashMap<StreamPath, Active>>,
-    ledgers: Mutex<HashMap<String, Arc<Mutex<Ledger>>>>,
+    ledgers: Mutex<HashMap<String, Arc<AppLedger>>>,
+    /// Storage was searched for applications the default policy bounds.
+    searched_apps: std::sync::atomic::AtomicBool,
 }
 
 /// Records streams of an [`Engine`] into a [`StorageBackend`], under
@@ -1110,6 +1292,7 @@ impl RecorderBuilder {
                 default_policy: self.default_policy,
                 active: Mutex::new(HashMap::new()),
                 ledgers: Mutex::new(HashMap::new()),
+                searched_apps: std::sync::atomic::AtomicBool::new(false),
             }),
         }
     }
@@ -1169,10 +1352,80 @@ impl Recorder {
         self.inner.active.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    fn ledger(&self, app: &str, policy: &RecordPolicy) -> Option<(Arc<Mutex<Ledger>>, u64)> {
-        let max = policy.max_total_bytes?;
+    fn ledger(&self, app: &str, policy: &RecordPolicy) -> Option<Arc<AppLedger>> {
+        if policy.max_total_bytes.is_none() && policy.config.max_age.is_none() {
+            return None;
+        }
         let mut l = self.inner.ledgers.lock().unwrap_or_else(|e| e.into_inner());
-        Some((Arc::clone(l.entry(app.to_owned()).or_default()), max))
+        let ledger = l.entry(app.to_owned()).or_insert_with(|| {
+            Arc::new(AppLedger {
+                app: app.to_owned(),
+                max_total_bytes: policy.max_total_bytes,
+                max_age: policy.config.max_age,
+                cfg: policy.config.clone(),
+                state: Mutex::default(),
+                loaded: tokio::sync::OnceCell::new(),
+            })
+        });
+        Some(Arc::clone(ledger))
+    }
+
+    /// Apply retention now to every application that has a bound
+    /// ([`RecordPolicy::max_total_bytes`], [`RecordConfig::max_age`]):
+    /// the first time, the recordings already on storage are accounted
+    /// (each `index.m3u8` under the application); the oldest segments over
+    /// the bounds are deleted, index first. Applications without a policy
+    /// of their own are found on storage (once: the first call lists it
+    /// all) when the default policy has a bound. Returns how many segments
+    /// were deleted. [`Recorder::run`]
+    /// calls it at start and every [`RETENTION_SWEEP`].
+    pub async fn enforce_retention(&self) -> usize {
+        let bounded = |p: &RecordPolicy| p.max_total_bytes.is_some() || p.config.max_age.is_some();
+        let mut apps: Vec<String> = self
+            .inner
+            .policies
+            .iter()
+            .filter(|(_, p)| bounded(p))
+            .map(|(a, _)| a.clone())
+            .collect();
+        let known: Vec<String> = self
+            .inner
+            .ledgers
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .keys()
+            .cloned()
+            .collect();
+        for app in known {
+            if !apps.contains(&app) {
+                apps.push(app);
+            }
+        }
+        if bounded(&self.inner.default_policy)
+            && !self.inner.searched_apps.swap(true, Ordering::Relaxed)
+        {
+            let shared = &self.inner.shared;
+            let cfg = &self.inner.default_policy.config;
+            if let Ok(keys) = shared
+                .with_retry(None, cfg, None, "list", "", || shared.storage.list(""))
+                .await
+            {
+                for k in keys {
+                    let app = k.as_str().split('/').next().unwrap_or_default();
+                    if !self.inner.policies.contains_key(app) && !apps.iter().any(|a| a == app) {
+                        apps.push(app.to_owned());
+                    }
+                }
+            }
+        }
+        let mut n = 0;
+        for app in apps {
+            let policy = self.policy(&app).clone();
+            if let Some(l) = self.ledger(&app, &policy) {
+                n += l.enforce(&self.inner.shared).await;
+            }
+        }
+        n
     }
 
     /// Start recording `path` (the stream need not be live yet: the
@@ -1326,6 +1579,22 @@ impl Recorder {
         let me = self.clone();
         let mut events = self.inner.engine.events().subscribe();
         let shutdown = self.inner.engine.shutdown_token();
+        // Retention on its own task: at start (recordings of earlier runs),
+        // then every RETENTION_SWEEP for `max_age` while nothing records.
+        let stop_sweeping = shutdown.child_token();
+        let sweeper = {
+            let me = self.clone();
+            let stop = stop_sweeping.clone();
+            tokio::spawn(async move {
+                loop {
+                    me.enforce_retention().await;
+                    tokio::select! {
+                        _ = stop.cancelled() => return,
+                        _ = tokio::time::sleep(RETENTION_SWEEP) => {}
+                    }
+                }
+            })
+        };
         tokio::spawn(async move {
             loop {
                 tokio::select! {
@@ -1351,6 +1620,10 @@ impl Recorder {
                 }
             }
             me.stop_all().await;
+            // A sweep in progress finishes (an index is never left behind
+            // its objects).
+            stop_sweeping.cancel();
+            let _ = sweeper.await;
         })
     }
 }

@@ -189,6 +189,10 @@ pub struct Cli {
     /// A recording stops after this many seconds of media [default: unlimited].
     #[arg(long, value_name = "SECONDS")]
     pub record_max_duration: Option<f64>,
+    /// Keep each app's recordings under this many bytes, those of earlier
+    /// runs included; the oldest segments are deleted first [default: unlimited].
+    #[arg(long, value_name = "BYTES")]
+    pub record_max_total_bytes: Option<u64>,
     /// Connections open at once, per protocol listener [default: 10000].
     #[arg(long, value_name = "N")]
     pub max_connections: Option<usize>,
@@ -649,12 +653,12 @@ impl Settings {
                     30.0 * 86_400.0,
                 )?),
             },
-            max_total_bytes: file.record.max_total_bytes,
+            max_total_bytes: cli.record_max_total_bytes.or(file.record.max_total_bytes),
         };
         if record.max_total_bytes == Some(0) {
             return Err(ConfigError::new(
                 "record.max_total_bytes",
-                None,
+                Some("--record-max-total-bytes"),
                 "must be more than 0 (leave it out for no bound)",
             ));
         }
@@ -1197,6 +1201,35 @@ mod tests {
             assert!(e.setting.contains(key), "{args:?}: {e}");
             assert!(e.to_string().contains(key), "{e}");
         }
+    }
+
+    /// Every recording setting has a flag, the size bound included.
+    #[test]
+    fn record_max_total_bytes_has_a_flag() {
+        let args = ["arcly", "--record-max-total-bytes", "5000000"];
+        let flag = Cli::try_parse_from(args).expect("the flag exists");
+        let s = Settings::merge(&FileConfig::default(), &flag).unwrap();
+        assert_eq!(s.record.max_total_bytes, Some(5_000_000));
+        let file: FileConfig = toml::from_str("[record]\nmax_total_bytes = 7\n").unwrap();
+        assert_eq!(
+            Settings::merge(&file, &cli(&[]))
+                .unwrap()
+                .record
+                .max_total_bytes,
+            Some(7)
+        );
+        assert_eq!(
+            Settings::merge(&file, &flag)
+                .unwrap()
+                .record
+                .max_total_bytes,
+            Some(5_000_000),
+            "the flag wins"
+        );
+        let zero = Cli::try_parse_from(["arcly", "--record-max-total-bytes", "0"]).unwrap();
+        let e = Settings::merge(&FileConfig::default(), &zero).unwrap_err();
+        assert_eq!(e.setting, "record.max_total_bytes");
+        assert_eq!(e.flag, Some("--record-max-total-bytes"));
     }
 
     #[test]
