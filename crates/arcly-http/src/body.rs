@@ -148,12 +148,42 @@ pub fn full(b: impl Into<Bytes>) -> Body {
     Full::new(Chunks::from(b.into())).boxed()
 }
 
-/// Convert another body of `Bytes` frames (the metrics and HLS services).
+/// Convert another body of `Bytes` frames (the metrics and HLS services),
+/// keeping its size hint, so a body of known length is still sent with
+/// `Content-Length` rather than chunked (`map_frame` would lose it).
 pub fn from_bytes_body<B>(b: B) -> Body
 where
-    B: HttpBody<Data = Bytes, Error = Infallible> + Send + Sync + 'static,
+    B: HttpBody<Data = Bytes, Error = Infallible> + Send + Sync + Unpin + 'static,
 {
-    b.map_frame(|f| f.map_data(Chunks::from)).boxed()
+    BytesBody(b).boxed()
+}
+
+/// A body of `Bytes` frames read as [`Chunks`], its size hint kept.
+struct BytesBody<B>(B);
+
+impl<B> HttpBody for BytesBody<B>
+where
+    B: HttpBody<Data = Bytes, Error = Infallible> + Unpin,
+{
+    type Data = Chunks;
+    type Error = Infallible;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Chunks>, Infallible>>> {
+        Pin::new(&mut self.0)
+            .poll_frame(cx)
+            .map(|o| o.map(|r| r.map(|f| f.map_data(Chunks::from))))
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.0.is_end_stream()
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        self.0.size_hint()
+    }
 }
 
 /// A streaming body fed by the sending half of a bounded channel. When the
@@ -193,6 +223,12 @@ impl HttpBody for ChannelBody {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn converted_bodies_keep_their_length() {
+        let b = from_bytes_body(Full::new(Bytes::from_static(b"12345")));
+        assert_eq!(b.size_hint().exact(), Some(5));
+    }
 
     #[test]
     fn chunks_read_as_one_buffer() {

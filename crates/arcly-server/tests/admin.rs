@@ -174,3 +174,29 @@ fn admin_listen_moves_the_api_off_the_public_port() {
     assert_eq!(http_get(s.http, "/", &[]).0, 200);
     assert_eq!(http_get(s.http, "/healthz", &[]).0, 200);
 }
+
+/// Whole bodies go out with `Content-Length`, not chunked (simple HTTP
+/// clients and caches need it).
+#[test]
+fn telemetry_and_api_answers_carry_content_length() {
+    let s = Arcly::start(&[]);
+    for path in ["/metrics", "/healthz", "/api/streams", "/"] {
+        let answer = raw(
+            s.http,
+            &format!(
+                "GET {path} HTTP/1.1\r\nHost: {}\r\nConnection: close\r\n\r\n",
+                s.http
+            ),
+        );
+        let head = answer
+            .split("\r\n\r\n")
+            .next()
+            .unwrap()
+            .to_ascii_lowercase();
+        assert!(head.starts_with("http/1.1 200"), "{path}: {head}");
+        assert!(
+            head.contains("content-length:") && !head.contains("transfer-encoding"),
+            "{path}: {head}"
+        );
+    }
+}
