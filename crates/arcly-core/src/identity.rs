@@ -12,6 +12,17 @@ use std::sync::Arc;
 /// The longest name accepted, in bytes.
 pub const MAX_NAME_LEN: usize = 256;
 
+/// Whether `c` may appear in a name. One rule for every protocol and every
+/// URL: ASCII letters and digits, RFC 3986's other unreserved characters
+/// (`-` `.` `_` `~`) and `:` `@` `+` `=` `,`, which a URL path carries as
+/// they are (RFC 3986 §3.3 `pchar`). So a name accepted at publish (RTMP,
+/// SRT, WHIP) can be played, kicked and recorded over HTTP and on disk
+/// under the same spelling, with no percent-encoding to agree on.
+/// (MediaMTX keeps path names to a similar set.)
+pub fn is_name_char(c: char) -> bool {
+    c.is_ascii_alphanumeric() || matches!(c, '-' | '.' | '_' | '~' | ':' | '@' | '+' | '=' | ',')
+}
+
 fn validate(kind: &'static str, value: &str, allow_slash: bool) -> Result<()> {
     let refuse = |reason| {
         Err(StreamError::InvalidName {
@@ -34,6 +45,11 @@ fn validate(kind: &'static str, value: &str, allow_slash: bool) -> Result<()> {
     }
     if value.contains('\\') {
         return refuse("contains '\\'");
+    }
+    if !value.chars().all(is_name_char) {
+        return refuse(
+            "may hold only letters, digits and - . _ ~ : @ + = , (so every URL can carry it)",
+        );
     }
     if value == "." || value.split('/').any(|seg| seg == ".." || seg == ".") {
         return refuse("contains a '.' or '..' path segment");
@@ -181,6 +197,13 @@ mod tests {
             "a\nb",
             "a\\b",
             &"x".repeat(257),
+            "my cam",
+            "a?b",
+            "a#b",
+            "a%20b",
+            "caméra",
+            "a&b",
+            "a\"b",
         ] {
             let err = StreamId::new(bad).unwrap_err();
             assert!(
@@ -188,6 +211,14 @@ mod tests {
                 "{bad:?}"
             );
             assert!(err.is_refusal());
+        }
+    }
+
+    #[test]
+    fn names_every_url_carries() {
+        for good in ["cam", "live_123-abc.x~y", "user@host:1", "a+b=c,d", "K3Y"] {
+            StreamId::new(good).unwrap();
+            AppName::new(good).unwrap();
         }
     }
 

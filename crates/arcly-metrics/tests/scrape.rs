@@ -328,9 +328,10 @@ async fn ended_streams_remove_their_series() {
     ))
     .await;
 
-    // Three streams, one with a name that needs escaping; the third is past
-    // the limit and lands in `_other`.
-    let names = ["a", "quote\"d", "c"];
+    // Three streams, one with every punctuation a name may hold (names that
+    // would need escaping in a label are refused at publish); the third is
+    // past the limit and lands in `_other`.
+    let names = ["a", "p-._~:@+=,q", "c"];
     let mut pubs = Vec::new();
     for n in names {
         let mut p = engine
@@ -353,7 +354,7 @@ async fn ended_streams_remove_their_series() {
     assert!(got > 0);
     let exp = server.scrape().await;
     let a = [LIVE, ("stream", "a")];
-    let q = [LIVE, ("stream", "quote\"d")];
+    let q = [LIVE, ("stream", "p-._~:@+=,q")];
     let other = [LIVE, ("stream", "_other")];
     assert_eq!(value(&exp, "arcly_frames_in", &a), Some(12.0));
     assert_eq!(value(&exp, "arcly_frames_in", &q), Some(12.0));

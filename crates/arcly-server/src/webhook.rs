@@ -89,6 +89,9 @@ pub enum HookAnswer {
     Denied(String),
 }
 
+/// What a client is told when the webhook could not be asked.
+pub const UNAVAILABLE: &str = "authorization is unavailable, try again later";
+
 /// POST `event` to `url` within `timeout`.
 pub async fn call(url: &HookUrl, event: &HookEvent, timeout: Duration) -> HookAnswer {
     match tokio::time::timeout(timeout, post(url, event)).await {
@@ -104,12 +107,21 @@ pub async fn call(url: &HookUrl, event: &HookEvent, timeout: Duration) -> HookAn
                 format!("{} refused (HTTP {status}): {text}", event.action)
             })
         }
-        Ok(Err(e)) => HookAnswer::Denied(format!("{} unreachable: {e}", event.action)),
-        Err(_) => HookAnswer::Denied(format!(
-            "{} did not answer within {} ms",
-            event.action,
-            timeout.as_millis()
-        )),
+        // What went wrong on the way to the webhook is the operator's
+        // business (it names internal addresses): the log has it, the client
+        // is told only that authorization is unavailable.
+        Ok(Err(e)) => {
+            tracing::warn!(hook = event.action, error = %e, "webhook unreachable");
+            HookAnswer::Denied(format!("{UNAVAILABLE} ({} unreachable)", event.action))
+        }
+        Err(_) => {
+            tracing::warn!(
+                hook = event.action,
+                timeout_ms = timeout.as_millis() as u64,
+                "webhook did not answer in time"
+            );
+            HookAnswer::Denied(format!("{UNAVAILABLE} ({} did not answer)", event.action))
+        }
     }
 }
 
@@ -204,5 +216,31 @@ mod tests {
         assert!(t.elapsed() < Duration::from_secs(2));
         assert!(matches!(a, HookAnswer::Denied(r) if r.contains("did not answer")));
         drop(l);
+    }
+
+    #[tokio::test]
+    async fn an_unreachable_hook_does_not_tell_the_client_where_it_is() {
+        let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = l.local_addr().unwrap();
+        drop(l); // nothing listens there now
+        let url = HookUrl::parse(&format!("http://{addr}/hook")).unwrap();
+        let ev = HookEvent {
+            action: "on_play",
+            app: "live".into(),
+            stream: "a".into(),
+            param: None,
+            client_addr: None,
+            protocol: "rtmp",
+            server_id: "arcly",
+        };
+        let HookAnswer::Denied(r) = call(&url, &ev, Duration::from_secs(5)).await else {
+            panic!("an unreachable hook allowed");
+        };
+        assert!(r.starts_with(UNAVAILABLE), "{r}");
+        assert!(
+            !r.contains("127.0.0.1") && !r.contains(&addr.port().to_string()),
+            "{r}"
+        );
+        assert!(!r.to_lowercase().contains("refused"), "{r}");
     }
 }
