@@ -245,6 +245,10 @@ pub(crate) struct StreamShared {
     cfg: BusConfig,
     live: AtomicBool,
     closed: AtomicBool,
+    /// Set by the engine's reaper while it decides to remove the stream (see
+    /// [`StreamHandle::try_reap`]); a publisher or subscriber that sees it
+    /// backs off and looks the stream up again.
+    reaping: AtomicBool,
     has_video: AtomicBool,
     generation: AtomicU64,
     subscribers: AtomicUsize,
@@ -296,6 +300,7 @@ impl StreamHandle {
                 cfg,
                 live: AtomicBool::new(false),
                 closed: AtomicBool::new(false),
+                reaping: AtomicBool::new(false),
                 has_video: AtomicBool::new(false),
                 generation: AtomicU64::new(0),
                 subscribers: AtomicUsize::new(0),
@@ -402,7 +407,12 @@ impl StreamHandle {
         if self.is_closed() {
             return Err(StreamError::StreamClosed);
         }
-        let n = s.subscribers.fetch_add(1, Ordering::AcqRel);
+        // SeqCst, with the load of `reaping` below: see `try_reap`.
+        let n = s.subscribers.fetch_add(1, Ordering::SeqCst);
+        if s.reaping.load(Ordering::SeqCst) {
+            s.subscribers.fetch_sub(1, Ordering::AcqRel);
+            return Err(StreamError::StreamClosed);
+        }
         if n >= s.cfg.max_subscribers {
             s.subscribers.fetch_sub(1, Ordering::AcqRel);
             return Err(StreamError::TooManySubscribers {
@@ -541,20 +551,30 @@ impl StreamHandle {
         s.probe.gop_cache(state.gop_frames, state.gop_bytes);
     }
 
-    /// Mark the stream live for a new publisher. Fails if one is attached.
+    /// Mark the stream live for a new publisher. Fails if one is attached,
+    /// and with [`StreamError::StreamClosed`] if the stream is closed or being
+    /// reaped (look it up again).
     pub(crate) fn attach_publisher(&self, info: PublisherInfo) -> Result<PublisherState> {
         let s = &self.shared;
-        if s.closed.load(Ordering::Acquire) {
+        if s.closed.load(Ordering::Acquire) || s.reaping.load(Ordering::Acquire) {
             return Err(StreamError::StreamClosed);
         }
+        // Taking `live` is taking the ring's write permission: it is released
+        // by `detach_publisher` after the previous publisher's last write.
+        // SeqCst, with the load of `reaping` below: see `try_reap`.
         if s.live
-            .compare_exchange(false, true, Ordering::AcqRel, Ordering::Acquire)
+            .compare_exchange(false, true, Ordering::SeqCst, Ordering::Acquire)
             .is_err()
         {
             return Err(StreamError::AlreadyPublishing {
                 app: s.path.app.to_string(),
                 stream: s.path.stream.to_string(),
             });
+        }
+        if s.reaping.load(Ordering::SeqCst) {
+            // The reaper is removing this stream; nothing was written yet.
+            s.live.store(false, Ordering::SeqCst);
+            return Err(StreamError::StreamClosed);
         }
         let generation = s.generation.fetch_add(1, Ordering::AcqRel) + 1;
         s.publisher.store(Some(Arc::new(info)));
@@ -580,6 +600,15 @@ impl StreamHandle {
 
     /// Detach the publisher: the GOP cache is cleared and subscribers get the
     /// in-band end-of-stream marker.
+    ///
+    /// The marker is the departing publisher's last write to the ring, and
+    /// it happens before `live` is cleared: `live` is the ring's write
+    /// permission. The next publisher can only take it (the `AcqRel` swap in
+    /// [`attach_publisher`](Self::attach_publisher)) after this release
+    /// store, so it reads a tail that includes the marker and its first
+    /// frame takes the next sequence. Clearing `live` first let both write
+    /// the same sequence: the marker or the new publisher's first frame was
+    /// lost, and the tail could go backwards.
     pub(crate) fn detach_publisher(&self, state: &mut PublisherState) {
         let s = &self.shared;
         state.gop = None;
@@ -594,8 +623,32 @@ impl StreamHandle {
         s.publisher.store(None);
         s.kick.store(None);
         self.touch();
-        s.live.store(false, Ordering::Release);
         s.ring.push(Arc::new(eos));
+        // Everything above happens before the next publisher attaches.
+        s.live.store(false, Ordering::SeqCst);
+    }
+
+    /// Claim an idle stream for removal: true if it has neither publisher
+    /// nor subscriber, and from then on no publisher can attach to it and no
+    /// subscriber join it. The caller removes it from its map and
+    /// [`close`](Self::close)s it.
+    ///
+    /// A publisher (subscriber) first registers (sets `live`, counts itself),
+    /// then checks `reaping`; the reaper first sets `reaping`, then checks
+    /// `live` and the subscriber count. All four accesses are SeqCst, so at
+    /// least one side sees the other: either the reaper backs off, or the
+    /// newcomer does (and looks the stream up again, finding it kept or a
+    /// new one). Checking `closed` alone let a publisher attach to a stream
+    /// the reaper had just removed, publishing into a stream no player could
+    /// find.
+    pub(crate) fn try_reap(&self) -> bool {
+        let s = &self.shared;
+        s.reaping.store(true, Ordering::SeqCst);
+        if s.live.load(Ordering::SeqCst) || s.subscribers.load(Ordering::SeqCst) > 0 {
+            s.reaping.store(false, Ordering::SeqCst);
+            return false;
+        }
+        true
     }
 
     /// Close the stream: subscribers end with [`StreamError::StreamClosed`].

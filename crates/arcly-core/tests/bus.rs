@@ -600,3 +600,224 @@ async fn codec_metadata_does_not_replace_on_metadata() {
     assert_eq!(cfg.codec_metadata.len(), 1);
     assert_eq!(cfg.frames().count(), 2);
 }
+
+/// What one subscriber has checked so far of the frames it received.
+#[derive(Default)]
+struct RaceCheck {
+    last_sequence: u64,
+    /// The generation of the last media frame, while it can be trusted
+    /// (reset when the subscriber lagged).
+    generation: Option<u64>,
+    markers_since: u64,
+    markers: u64,
+    frames: u64,
+}
+
+impl RaceCheck {
+    fn frame(&mut self, f: &MediaFrame) {
+        assert!(
+            f.sequence > self.last_sequence,
+            "sequence went from {} to {}: {f:?}",
+            self.last_sequence,
+            f.sequence
+        );
+        self.last_sequence = f.sequence;
+        if f.is_end_of_stream() {
+            self.markers += 1;
+            self.markers_since += 1;
+            return;
+        }
+        self.frames += 1;
+        let g = u64::from_be_bytes(f.payload[..8].try_into().unwrap());
+        if let Some(prev) = self.generation {
+            assert!(g >= prev, "generation {prev} then {g}");
+            // Each publisher in between left exactly one marker.
+            assert_eq!(
+                self.markers_since,
+                g - prev,
+                "markers between generation {prev} and {g}"
+            );
+            if g > prev {
+                assert!(
+                    f.flags.contains(arcly_core::FrameFlags::DISCONTINUITY),
+                    "the first frame of generation {g} is not flagged: {f:?}"
+                );
+            }
+        }
+        self.generation = Some(g);
+        self.markers_since = 0;
+    }
+}
+
+/// Publishers come and go on the same names while players join and leave
+/// and the reaper removes idle streams as fast as it can. The hand-over
+/// between publishers must keep the ring single-writer (sequences strictly
+/// increase, every publisher leaves exactly one end-of-stream marker before
+/// the next one's first frame), and a publisher or waiting player never
+/// lands on a stream the reaper removed.
+#[test]
+fn republish_subscribe_and_reap_race_stress() {
+    use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+    const PUBLISH_THREADS: usize = 3;
+    const CYCLES: usize = 3000;
+    const FRAMES: u64 = 6;
+    const NAMES: [&str; 2] = ["race0", "race1"];
+    let e = Engine::builder()
+        .idle_timeout(Duration::ZERO)
+        .max_lag_events(u32::MAX)
+        .application(AppSpec::new("live").gop_cache(16).channel_capacity(1 << 14))
+        .build();
+    let stop = Arc::new(AtomicBool::new(false));
+    let publishes = Arc::new(AtomicU64::new(0));
+    let reaped = Arc::new(AtomicU64::new(0));
+    let rt = || {
+        tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap()
+    };
+    std::thread::scope(|scope| {
+        let mut publishers = Vec::new();
+        for t in 0..PUBLISH_THREADS {
+            let e = e.clone();
+            let publishes = Arc::clone(&publishes);
+            publishers.push(scope.spawn(move || {
+                let rt = rt();
+                for i in 0..CYCLES {
+                    let name = path(NAMES[(t + i) % NAMES.len()]);
+                    let mut p = loop {
+                        match rt.block_on(e.publish(PublishRequest::new(name.clone(), "test"))) {
+                            Ok(p) => break p,
+                            Err(StreamError::AlreadyPublishing { .. }) => std::thread::yield_now(),
+                            Err(err) => panic!("publish {name}: {err}"),
+                        }
+                    };
+                    let g = p.generation();
+                    for n in 0..FRAMES {
+                        let mut payload = g.to_be_bytes().to_vec();
+                        payload.extend_from_slice(&n.to_be_bytes());
+                        p.push(
+                            MediaFrame::video(arcly_core::CodecId::H264, 0, 0, payload.into())
+                                .with_flags(arcly_core::FrameFlags::KEYFRAME),
+                        );
+                    }
+                    assert!(!p.stream().is_closed(), "published into a closed stream");
+                    let registered = e.stream(&name).expect("a live stream is registered");
+                    assert!(registered.is_live());
+                    assert_eq!(
+                        registered.stats().generation,
+                        g,
+                        "the registered stream is not the one published to"
+                    );
+                    publishes.fetch_add(1, Ordering::Relaxed);
+                    drop(p);
+                }
+            }));
+        }
+        let mut players = Vec::new();
+        for t in 0..2 {
+            let e = e.clone();
+            let stop = Arc::clone(&stop);
+            players.push(scope.spawn(move || {
+                let rt = rt();
+                let mut seen = (0, 0);
+                let mut round = 0;
+                while !stop.load(Ordering::Relaxed) {
+                    round += 1;
+                    let mut req = PlayRequest::new(path(NAMES[(t + round) % NAMES.len()]), "test");
+                    req.wait_for_publisher = true;
+                    let mut sub = match rt.block_on(e.subscribe(req)) {
+                        Ok(s) => s,
+                        Err(err) => panic!("a waiting player was refused: {err}"),
+                    };
+                    let mut check = RaceCheck::default();
+                    let mut skipped = 0;
+                    let wanted = 1 + round % 3;
+                    while check.markers < wanted as u64 && !stop.load(Ordering::Relaxed) {
+                        let next = rt.block_on(async {
+                            tokio::time::timeout(Duration::from_millis(20), sub.recv()).await
+                        });
+                        let f = match next {
+                            Ok(Ok(f)) => f,
+                            Ok(Err(err)) => panic!("a subscriber ended: {err}"),
+                            Err(_) => continue,
+                        };
+                        if sub.skipped() != skipped {
+                            skipped = sub.skipped();
+                            check.generation = None;
+                        }
+                        check.frame(&f);
+                    }
+                    seen.0 += check.frames;
+                    seen.1 += check.markers;
+                }
+                seen
+            }));
+        }
+        let churn = {
+            let e = e.clone();
+            let stop = Arc::clone(&stop);
+            // Players that leave at once: streams go idle and are reaped
+            // while others look them up.
+            scope.spawn(move || {
+                let rt = rt();
+                let mut round = 0;
+                while !stop.load(Ordering::Relaxed) {
+                    round += 1;
+                    let mut req = PlayRequest::new(path(NAMES[round % NAMES.len()]), "test");
+                    req.wait_for_publisher = true;
+                    if let Err(err) = rt.block_on(e.subscribe(req)) {
+                        panic!("a waiting player was refused: {err}");
+                    }
+                }
+            })
+        };
+        let reaper = {
+            let e = e.clone();
+            let stop = Arc::clone(&stop);
+            let reaped = Arc::clone(&reaped);
+            scope.spawn(move || {
+                while !stop.load(Ordering::Relaxed) {
+                    reaped.fetch_add(e.reap_idle() as u64, Ordering::Relaxed);
+                    std::thread::yield_now();
+                }
+            })
+        };
+        let mut failure = None;
+        for p in publishers {
+            if let Err(err) = p.join() {
+                failure.get_or_insert(err);
+            }
+        }
+        stop.store(true, Ordering::Relaxed);
+        let mut seen = (0, 0);
+        for p in players {
+            match p.join() {
+                Ok((frames, markers)) => {
+                    seen.0 += frames;
+                    seen.1 += markers;
+                }
+                Err(err) => {
+                    failure.get_or_insert(err);
+                }
+            }
+        }
+        if let Err(err) = churn.join() {
+            failure.get_or_insert(err);
+        }
+        if let Err(err) = reaper.join() {
+            failure.get_or_insert(err);
+        }
+        if let Some(err) = failure {
+            std::panic::resume_unwind(err);
+        }
+        eprintln!(
+            "{} publishes, {} streams reaped, players checked {} frames and {} markers",
+            publishes.load(Ordering::Relaxed),
+            reaped.load(Ordering::Relaxed),
+            seen.0,
+            seen.1
+        );
+        assert!(seen.1 > 0, "no player saw a publisher leave");
+    });
+}
