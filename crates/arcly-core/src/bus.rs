@@ -695,7 +695,7 @@ const REPORT_EVERY: u64 = 64;
 ///
 /// [`recv`](Subscription::recv) yields the replayed configuration and GOP,
 /// then live frames. An end-of-stream marker frame
-/// ([`MediaFrame::is_end_of_stream`]) means the publisher left; the
+/// ([`MediaFrame::is_publisher_end`]) means the publisher left; the
 /// subscription stays valid and the next frames (flagged DISCONTINUITY,
 /// configuration first) belong to the next publisher.
 pub struct Subscription {
@@ -790,7 +790,7 @@ impl Subscription {
         if f.sequence != 0 && f.sequence <= self.skip_through {
             return Ok(None);
         }
-        if f.is_end_of_stream() {
+        if f.is_publisher_end() {
             if self.stream.is_closed() {
                 return Err(StreamError::StreamClosed);
             }
@@ -799,6 +799,10 @@ impl Subscription {
             self.config_seen = 0;
             return Ok(Some(f));
         }
+        // A codec's end of sequence is not the publisher leaving: the
+        // publisher stays, and a subscriber waiting for a keyframe still
+        // waits (the sequence end is a video frame it skips like the
+        // pictures around it); configuration tracking carries on.
         if f.is_config() {
             self.config_seen = self.config_seen.max(f.sequence);
             return Ok(Some(f));

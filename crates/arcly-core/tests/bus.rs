@@ -821,3 +821,63 @@ fn republish_subscribe_and_reap_race_stress() {
         assert!(seen.1 > 0, "no player saw a publisher leave");
     });
 }
+
+/// A codec's end of sequence (AVC end of sequence, Enhanced RTMP
+/// `SequenceEnd`) as the RTMP ingest maps it: a video frame of the codec
+/// flagged END_OF_STREAM, with no payload.
+fn sequence_end(ts: i64) -> MediaFrame {
+    MediaFrame::video(arcly_core::CodecId::H264, ts, ts, bytes::Bytes::new())
+        .with_flags(arcly_core::FrameFlags::END_OF_STREAM)
+}
+
+#[tokio::test]
+async fn a_codec_sequence_end_is_not_the_publisher_leaving() {
+    let e = Engine::builder()
+        .max_lag_events(u32::MAX)
+        .application(AppSpec::new("live").channel_capacity(8))
+        .build();
+    let mut p = e
+        .publish(PublishRequest::new(path("seqend"), "test"))
+        .await
+        .unwrap();
+    let mut s = e
+        .subscribe(PlayRequest::new(path("seqend"), "test"))
+        .await
+        .unwrap();
+    let mut src = SyntheticStream::new(30).video_only();
+    // Configuration, a keyframe and P-frames: the subscriber reads nothing
+    // and is lapped, so it must wait for the next keyframe.
+    for f in src.by_ref().take(1 + 20) {
+        p.push(f);
+    }
+    // The encoder ends its sequence and goes on with P-frames (its next
+    // keyframe comes later).
+    p.push(sequence_end(800));
+    for f in src.by_ref().take(3) {
+        p.push(f);
+    }
+    let mut got = Vec::new();
+    while let Some(f) = s.try_recv().unwrap() {
+        got.push(f);
+    }
+    assert!(s.skipped() > 0, "the subscriber should have lagged");
+    let pictures: Vec<_> = got
+        .iter()
+        .filter(|f| f.is_video() && !f.is_config() && !f.is_end_of_stream())
+        .collect();
+    assert!(
+        pictures.is_empty(),
+        "a lagging subscriber resumed on P-frames after a codec sequence end: {pictures:?}"
+    );
+    // The next keyframe is delivered: the subscriber resumes there.
+    let mut key = SyntheticStream::new(30).video_only().skip(1 + 30).take(2);
+    p.push(key.next().unwrap());
+    p.push(key.next().unwrap());
+    let mut f = s.try_recv().unwrap().expect("the keyframe");
+    if f.is_config() {
+        // It lost the configuration while it lagged: re-sent first.
+        f = s.try_recv().unwrap().expect("the keyframe");
+    }
+    assert!(f.is_keyframe(), "{f:?}");
+    assert!(e.stream(&path("seqend")).unwrap().is_live());
+}
