@@ -25,6 +25,8 @@
 //! more than [`BusConfig::max_lag_events`] times within
 //! [`BusConfig::lag_window`] is dropped with [`StreamError::SlowSubscriber`].
 
+use crate::audit::{AuditEvent, AuditOutcome, AuditPipeline};
+use crate::auth::AuthAction;
 use crate::error::{Result, StreamError};
 use crate::events::{EngineEvent, EventBus};
 use crate::frame::{FrameType, MediaFrame};
@@ -469,6 +471,7 @@ impl StreamHandle {
             pending_bytes: 0,
             joined: Instant::now(),
             first_delivered: false,
+            audit: None,
         })
     }
 
@@ -714,6 +717,18 @@ pub struct Subscription {
     pending_bytes: u64,
     joined: Instant,
     first_delivered: bool,
+    /// Where the end of this play is audited, when its start was (boxed:
+    /// a player's future holds its subscription, keep it small).
+    audit: Option<Box<PlayAudit>>,
+}
+
+/// What a subscription needs to write its end to the audit trail.
+struct PlayAudit {
+    pipeline: Arc<AuditPipeline>,
+    peer: Option<SocketAddr>,
+    /// Why the subscription failed, if it did (written as
+    /// [`AuditOutcome::Failed`] rather than [`AuditOutcome::Ended`]).
+    failure: Option<String>,
 }
 
 impl std::fmt::Debug for Subscription {
@@ -740,6 +755,16 @@ impl Subscription {
     /// Frames waiting in the replay queue (the cached GOP not yet received).
     pub fn replay_len(&self) -> usize {
         self.replay.len()
+    }
+
+    /// Audit this play's end to `pipeline` when the subscription is dropped
+    /// (the engine, which audited its start, sets this).
+    pub(crate) fn audit_end(&mut self, pipeline: Arc<AuditPipeline>, peer: Option<SocketAddr>) {
+        self.audit = Some(Box::new(PlayAudit {
+            pipeline,
+            peer,
+            failure: None,
+        }));
     }
 
     /// The next frame. Errors: [`StreamError::StreamClosed`] when the stream
@@ -864,10 +889,14 @@ impl Subscription {
             s.counters.dropped.fetch_add(1, Ordering::Relaxed);
             s.observer
                 .subscriber_dropped(&s.path, self.protocol, &DropReason::TooSlow);
-            return Err(StreamError::SlowSubscriber {
+            let err = StreamError::SlowSubscriber {
                 lag_events: self.total_lag_events,
                 skipped: self.skipped,
-            });
+            };
+            if let Some(audit) = &mut self.audit {
+                audit.failure = Some(err.to_string());
+            }
+            return Err(err);
         }
         Ok(())
     }
@@ -917,5 +946,18 @@ impl Drop for Subscription {
             path: s.path.clone(),
             protocol: self.protocol,
         });
+        if let Some(audit) = self.audit.take() {
+            let outcome = match audit.failure {
+                Some(reason) => AuditOutcome::Failed(reason),
+                None => AuditOutcome::Ended,
+            };
+            audit.pipeline.submit(AuditEvent::now(
+                AuthAction::Play,
+                s.path.clone(),
+                audit.peer,
+                self.protocol,
+                outcome,
+            ));
+        }
     }
 }

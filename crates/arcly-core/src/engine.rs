@@ -708,7 +708,11 @@ impl PlaybackRegistry for Engine {
                 }
             };
             match stream.subscribe(req.protocol) {
-                Ok(sub) => break sub,
+                Ok(mut sub) => {
+                    // The start is audited below; the subscription audits its end.
+                    sub.audit_end(Arc::clone(&self.inner.audit), req.peer);
+                    break sub;
+                }
                 // Reaped after we found it: look again (see `publish`).
                 Err(StreamError::StreamClosed)
                     if attempts < LOOKUP_ATTEMPTS && !self.inner.shutdown.is_cancelled() =>

@@ -881,3 +881,85 @@ async fn a_codec_sequence_end_is_not_the_publisher_leaving() {
     assert!(f.is_keyframe(), "{f:?}");
     assert!(e.stream(&path("seqend")).unwrap().is_live());
 }
+
+/// Keeps every audit record.
+#[derive(Default)]
+struct AuditLog(std::sync::Mutex<Vec<arcly_core::audit::AuditEvent>>);
+
+#[async_trait::async_trait]
+impl arcly_core::audit::AuditSink for AuditLog {
+    async fn record(&self, event: arcly_core::audit::AuditEvent) {
+        self.0.lock().unwrap().push(event);
+    }
+}
+
+impl AuditLog {
+    /// The outcomes of plays recorded so far, waiting (up to a few seconds
+    /// of the paused clock) until `n` are there.
+    async fn plays(&self, n: usize) -> Vec<arcly_core::audit::AuditOutcome> {
+        for _ in 0..500 {
+            let plays: Vec<_> = self
+                .0
+                .lock()
+                .unwrap()
+                .iter()
+                .filter(|e| e.action == arcly_core::auth::AuthAction::Play)
+                .map(|e| e.outcome.clone())
+                .collect();
+            if plays.len() >= n {
+                return plays;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        panic!("fewer than {n} play records");
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn the_audit_trail_records_when_a_play_ends() {
+    use arcly_core::audit::AuditOutcome;
+    let log = Arc::new(AuditLog::default());
+    let e = Engine::builder()
+        .audit_sink(log.clone(), 64)
+        .max_lag_events(0)
+        .application(AppSpec::new("live").channel_capacity(4))
+        .build();
+    let mut p = e
+        .publish(PublishRequest::new(path("audit"), "test"))
+        .await
+        .unwrap();
+    let mut req = PlayRequest::new(path("audit"), "test");
+    req.peer = Some("192.0.2.7:4000".parse().unwrap());
+    let s = e.subscribe(req).await.unwrap();
+    assert_eq!(log.plays(1).await, [AuditOutcome::Started]);
+    drop(s);
+    assert_eq!(
+        log.plays(2).await,
+        [AuditOutcome::Started, AuditOutcome::Ended]
+    );
+    let ended = log.0.lock().unwrap().last().unwrap().clone();
+    assert_eq!(ended.peer, req_peer());
+    assert_eq!(ended.path, path("audit"));
+    // A player dropped for being too slow failed.
+    let mut s = e
+        .subscribe(PlayRequest::new(path("audit"), "test"))
+        .await
+        .unwrap();
+    for f in SyntheticStream::new(5).video_only().take(20) {
+        p.push(f);
+    }
+    assert!(matches!(
+        s.try_recv(),
+        Err(StreamError::SlowSubscriber { .. })
+    ));
+    drop(s);
+    let plays = log.plays(4).await;
+    assert!(
+        matches!(&plays[3], AuditOutcome::Failed(reason) if reason.contains("slow")),
+        "{plays:?}"
+    );
+}
+
+fn req_peer() -> Option<std::net::SocketAddr> {
+    Some("192.0.2.7:4000".parse().unwrap())
+}
