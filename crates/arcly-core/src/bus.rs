@@ -16,6 +16,20 @@
 //! keyframe. Frames carry a sequence number so the replay and the live
 //! channel join without gap or duplicate.
 //!
+//! # Tracks
+//! A publisher may send several tracks of a kind (Enhanced RTMP multitrack:
+//! renditions, languages). Each kind has a default track: track 0 when the
+//! publisher sends one (every legacy or single-track tag is track 0), else
+//! the first track of that kind it sent. When a frame is published the bus
+//! flags the others [`FrameFlags::NON_DEFAULT_TRACK`](crate::FrameFlags)
+//! (the frame is still owned then: no extra cost per subscriber). GOPs start
+//! only at a keyframe of the default video track, and a subscriber that has
+//! to wait for a keyframe waits for one of the default track, so track 0
+//! never starts on a P-frame. A subscription receives every track unless it
+//! selects [`TrackSelection::Default`], as players that did not ask for
+//! multitrack do: they cannot read the other tracks, and would multiply
+//! their egress by the number of tracks.
+//!
 //! # Live QoS
 //! A subscriber that falls behind (the channel overwrote frames it had not
 //! read) never slows the publisher or anyone else: it skips ahead to the next
@@ -39,6 +53,19 @@ use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant, SystemTime};
+
+/// Which tracks a [`Subscription`] receives (see the module docs, "Tracks").
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[non_exhaustive]
+pub enum TrackSelection {
+    /// Every track: for packagers and recorders that map each track, and
+    /// players that asked for multitrack.
+    #[default]
+    All,
+    /// Only the default video and audio tracks (and metadata): for players
+    /// that did not ask for multitrack.
+    Default,
+}
 
 /// Bounds and sizes of one stream's bus.
 #[derive(Debug, Clone)]
@@ -471,6 +498,7 @@ impl StreamHandle {
             pending_bytes: 0,
             joined: Instant::now(),
             first_delivered: false,
+            tracks: TrackSelection::All,
             audit: None,
         })
     }
@@ -486,6 +514,7 @@ impl StreamHandle {
                 frame.flags |= crate::frame::FrameFlags::DISCONTINUITY;
             }
         }
+        state.mark_track(&mut frame);
         let bytes = frame.payload.len();
         let is_video = frame.is_video();
         let frame = Arc::new(frame);
@@ -516,12 +545,17 @@ impl StreamHandle {
         }
         // A GOP starts at a video keyframe; an audio-only stream starts a new
         // one once the current one holds a second of audio.
-        let starts_gop = (frame.is_video() && frame.is_keyframe())
-            || (!state.has_video
-                && frame.is_audio()
-                && !frame.is_config()
-                && state.gop_frames >= 50)
-            || (!state.has_video && frame.is_audio() && !frame.is_config() && state.gop.is_none());
+        // Only the default track's keyframes: a GOP started at another
+        // track's keyframe would start track 0 on a P-frame.
+        // Only the default track's keyframes (or audio frames): a GOP
+        // started at another track's keyframe would start track 0 on a
+        // P-frame.
+        let audio_start = !state.has_video
+            && frame.is_audio()
+            && !frame.is_config()
+            && (state.gop_frames >= 50 || state.gop.is_none());
+        let starts_gop =
+            frame.is_default_track() && ((frame.is_video() && frame.is_keyframe()) || audio_start);
         if starts_gop {
             let seg = Arc::new(GopSegment::new(
                 Arc::clone(&state.configs),
@@ -592,6 +626,7 @@ impl StreamHandle {
             next_sequence: s.ring.tail(),
             first_of_generation: true,
             has_video: false,
+            default_tracks: [None; 2],
             configs: Arc::new(ConfigSet::default()),
             gop: None,
             gop_frames: 0,
@@ -682,12 +717,45 @@ pub(crate) struct PublisherState {
     next_sequence: u64,
     first_of_generation: bool,
     has_video: bool,
+    /// The default video and audio track, once a frame of the kind came.
+    default_tracks: [Option<u8>; 2],
     configs: Arc<ConfigSet>,
     gop: Option<Arc<GopSegment>>,
     gop_frames: usize,
     gop_bytes: usize,
     pub(crate) generation: u64,
     pub(crate) kick: tokio_util::sync::CancellationToken,
+}
+
+impl PublisherState {
+    /// Flag `frame` [`FrameFlags::NON_DEFAULT_TRACK`] unless it is on its
+    /// kind's default track: track 0 when the publisher sends one, else the
+    /// first track of the kind it sent. An Enhanced RTMP video `Metadata`
+    /// frame counts as video.
+    ///
+    /// [`FrameFlags::NON_DEFAULT_TRACK`]: crate::frame::FrameFlags::NON_DEFAULT_TRACK
+    fn mark_track(&mut self, frame: &mut MediaFrame) {
+        use crate::frame::FrameFlags;
+        frame.flags.remove(FrameFlags::NON_DEFAULT_TRACK);
+        let kind = if frame.is_video()
+            || (frame.frame_type == FrameType::Data && frame.codec.is_video())
+        {
+            0
+        } else if frame.is_audio() {
+            1
+        } else {
+            return;
+        };
+        let default = self.default_tracks[kind].get_or_insert(frame.track);
+        if frame.track == 0 {
+            // Track 0 is the default whenever it exists (a multitrack
+            // sequence start may list another track first).
+            *default = 0;
+        }
+        if frame.track != *default {
+            frame.flags.insert(FrameFlags::NON_DEFAULT_TRACK);
+        }
+    }
 }
 
 /// How many deliveries a subscription accumulates before it reports them to
@@ -717,6 +785,7 @@ pub struct Subscription {
     pending_bytes: u64,
     joined: Instant,
     first_delivered: bool,
+    tracks: TrackSelection,
     /// Where the end of this play is audited, when its start was (boxed:
     /// a player's future holds its subscription, keep it small).
     audit: Option<Box<PlayAudit>>,
@@ -757,6 +826,26 @@ impl Subscription {
         self.replay.len()
     }
 
+    /// Receive only `tracks` from now on (the default is
+    /// [`TrackSelection::All`]). Players that did not ask for multitrack
+    /// select [`TrackSelection::Default`] right after subscribing, before
+    /// the first [`recv`](Self::recv), so the replayed configuration and GOP
+    /// are filtered too.
+    pub fn select_tracks(&mut self, tracks: TrackSelection) {
+        self.tracks = tracks;
+    }
+
+    /// The tracks this subscription receives.
+    pub fn tracks(&self) -> TrackSelection {
+        self.tracks
+    }
+
+    /// Whether this subscription receives `f`'s track.
+    #[inline]
+    fn wants(&self, f: &MediaFrame) -> bool {
+        self.tracks == TrackSelection::All || f.is_default_track()
+    }
+
     /// Audit this play's end to `pipeline` when the subscription is dropped
     /// (the engine, which audited its start, sets this).
     pub(crate) fn audit_end(&mut self, pipeline: Arc<AuditPipeline>, peer: Option<SocketAddr>) {
@@ -793,10 +882,16 @@ impl Subscription {
                     // worth of slots.
                     self.replay = VecDeque::new();
                 }
+                if !self.wants(&f) {
+                    continue;
+                }
                 return Ok(Some(self.deliver(f)));
             }
             match self.stream.shared.ring.read(&mut self.pos) {
                 Read::Frame(f) => {
+                    if !self.wants(&f) {
+                        continue;
+                    }
                     if let Some(f) = self.admit(f)? {
                         return Ok(Some(self.deliver(f)));
                     }
@@ -833,7 +928,9 @@ impl Subscription {
             return Ok(Some(f));
         }
         if self.waiting_keyframe && f.is_video() {
-            if !f.is_keyframe() {
+            // Only a keyframe of the default track ends the wait: after one
+            // of another track, track 0 would resume on a P-frame.
+            if !(f.is_keyframe() && f.is_default_track()) {
                 self.skipped += 1;
                 self.stream
                     .shared
@@ -849,7 +946,7 @@ impl Subscription {
             let configs = self.stream.configs();
             let missed: Vec<_> = configs
                 .frames()
-                .filter(|c| c.is_config() && c.sequence > self.config_seen)
+                .filter(|c| c.is_config() && c.sequence > self.config_seen && self.wants(c))
                 .cloned()
                 .collect();
             if !missed.is_empty() {

@@ -178,6 +178,11 @@ impl FrameFlags {
     /// the codec's end of sequence, the publisher staying
     /// ([`MediaFrame::is_sequence_end`]).
     pub const END_OF_STREAM: Self = Self(1 << 3);
+    /// The frame belongs to a track other than its kind's default track
+    /// (Enhanced RTMP multitrack; see [`MediaFrame::is_default_track`]).
+    /// Set by the bus when the frame is published: whatever a protocol put
+    /// here is replaced.
+    pub const NON_DEFAULT_TRACK: Self = Self(1 << 4);
 
     /// The raw bits.
     pub const fn bits(self) -> u8 {
@@ -220,6 +225,7 @@ impl fmt::Debug for FrameFlags {
             (Self::CONFIG, "CONFIG"),
             (Self::DISCONTINUITY, "DISCONTINUITY"),
             (Self::END_OF_STREAM, "END_OF_STREAM"),
+            (Self::NON_DEFAULT_TRACK, "NON_DEFAULT_TRACK"),
         ];
         let mut first = true;
         f.write_str("FrameFlags(")?;
@@ -405,6 +411,15 @@ impl MediaFrame {
     /// codec restarts at its next configuration and keyframe.
     pub fn is_sequence_end(&self) -> bool {
         self.is_end_of_stream() && self.frame_type != FrameType::Data
+    }
+
+    /// Whether this frame belongs to its kind's default track: the track a
+    /// player that did not ask for multitrack receives, and the one whose
+    /// keyframes start a GOP. For a published frame the bus decides (see
+    /// [`crate::bus`], "Tracks"); frames of no media kind (`onMetaData`, the
+    /// end-of-stream marker) are always on it.
+    pub fn is_default_track(&self) -> bool {
+        !self.flags.contains(FrameFlags::NON_DEFAULT_TRACK)
     }
 
     /// Whether this frame is video.

@@ -963,3 +963,161 @@ async fn the_audit_trail_records_when_a_play_ends() {
 fn req_peer() -> Option<std::net::SocketAddr> {
     Some("192.0.2.7:4000".parse().unwrap())
 }
+
+/// Enhanced RTMP multitrack as the RTMP ingest maps it: track 0 is
+/// `SyntheticStream::new(10)` (H.264 and AAC), track 1 a second H.264
+/// rendition whose GOPs start five pictures later. Frames of picture `n`
+/// (for every `n` in `pictures`) in publish order.
+fn two_tracks(pictures: std::ops::Range<usize>) -> Vec<MediaFrame> {
+    let mut main = SyntheticStream::new(10);
+    let mut second = SyntheticStream::new(10).video_only();
+    let mut out = Vec::new();
+    // Configuration: both tracks' sequence headers and the audio one.
+    let configs: Vec<_> = main.by_ref().take(2).collect();
+    let second_config = second.next().unwrap().with_track(1);
+    for i in 0..pictures.end {
+        let mut frames = Vec::new();
+        if i == 0 {
+            frames.extend(configs.iter().cloned());
+            frames.push(second_config.clone());
+        }
+        frames.extend(main.by_ref().take(2));
+        if i >= 5 {
+            frames.push(second.next().unwrap().with_track(1));
+        }
+        if pictures.contains(&i) {
+            out.extend(frames);
+        }
+    }
+    out
+}
+
+/// The first track-0 picture in `frames`, and whether any track-1 frame came.
+fn first_main_picture(frames: &[Arc<MediaFrame>]) -> (Option<&Arc<MediaFrame>>, bool) {
+    let first = frames
+        .iter()
+        .find(|f| f.is_video() && !f.is_config() && f.track == 0);
+    (first, frames.iter().any(|f| f.track == 1))
+}
+
+#[tokio::test]
+async fn a_late_joiner_starts_the_default_track_on_its_keyframe() {
+    let e = engine(200);
+    let mut p = e
+        .publish(PublishRequest::new(path("mt"), "test"))
+        .await
+        .unwrap();
+    // Track 0 keyframes at pictures 0 and 10, track 1 at 5 and 15.
+    for f in two_tracks(0..18) {
+        p.push(f);
+    }
+    let mut s = e
+        .subscribe(PlayRequest::new(path("mt"), "test"))
+        .await
+        .unwrap();
+    let mut got = Vec::new();
+    while let Some(f) = s.try_recv().unwrap() {
+        got.push(f);
+    }
+    let (first, _) = first_main_picture(&got);
+    let first = first.expect("a track-0 picture");
+    assert!(
+        first.is_keyframe(),
+        "the cached GOP starts track 0 on a P-frame: {first:?}"
+    );
+    assert_eq!(
+        SyntheticStream::decode_position(&first.payload),
+        Some((1, 0))
+    );
+}
+
+#[tokio::test]
+async fn a_lagging_subscriber_waits_for_a_default_track_keyframe() {
+    let e = Engine::builder()
+        .max_lag_events(u32::MAX)
+        .application(AppSpec::new("live").channel_capacity(8))
+        .build();
+    let mut p = e
+        .publish(PublishRequest::new(path("mtlag"), "test"))
+        .await
+        .unwrap();
+    let mut s = e
+        .subscribe(PlayRequest::new(path("mtlag"), "test"))
+        .await
+        .unwrap();
+    // Lapped during pictures 0..14; track 1's keyframe comes at 15, track
+    // 0's only at 20.
+    for f in two_tracks(0..15) {
+        p.push(f);
+    }
+    let mut got = Vec::new();
+    while let Some(f) = s.try_recv().unwrap() {
+        got.push(f);
+    }
+    assert!(s.skipped() > 0);
+    got.clear();
+    for f in two_tracks(15..21) {
+        p.push(f);
+        while let Some(f) = s.try_recv().unwrap() {
+            got.push(f);
+        }
+    }
+    let (first, _) = first_main_picture(&got);
+    let first = first.expect("a track-0 picture");
+    assert!(
+        first.is_keyframe(),
+        "a lagging subscriber resumed track 0 on a P-frame: {first:?}"
+    );
+}
+
+#[tokio::test]
+async fn players_that_did_not_ask_for_multitrack_get_the_default_track_only() {
+    use arcly_core::bus::TrackSelection;
+    let e = Engine::builder()
+        .application(AppSpec::new("live").gop_cache(200).channel_capacity(256))
+        .build();
+    let mut p = e
+        .publish(PublishRequest::new(path("mtsel"), "test"))
+        .await
+        .unwrap();
+    for f in two_tracks(0..18) {
+        p.push(f);
+    }
+    let mut legacy = e
+        .subscribe(PlayRequest::new(path("mtsel"), "test"))
+        .await
+        .unwrap();
+    legacy.select_tracks(TrackSelection::Default);
+    let mut all = e
+        .subscribe(PlayRequest::new(path("mtsel"), "test"))
+        .await
+        .unwrap();
+    assert_eq!(all.tracks(), TrackSelection::All);
+    for f in two_tracks(18..40) {
+        p.push(f);
+    }
+    let (mut got, mut got_all) = (Vec::new(), Vec::new());
+    while let Some(f) = legacy.try_recv().unwrap() {
+        got.push(f);
+    }
+    while let Some(f) = all.try_recv().unwrap() {
+        got_all.push(f);
+    }
+    assert!(
+        got.iter().all(|f| f.track == 0 && f.is_default_track()),
+        "a legacy player got another track"
+    );
+    // Configuration, the GOP from picture 10 and the live pictures up to 39.
+    assert_eq!(assert_decodable(&got), 30);
+    let main: Vec<_> = got_all.iter().filter(|f| f.track == 0).collect();
+    assert_eq!(main.len(), got.len(), "the same track 0 either way");
+    assert!(got_all
+        .iter()
+        .any(|f| f.track == 1 && !f.is_default_track()));
+    // Track 1 is flagged on the shared frame, not copied per subscriber.
+    let shared = got_all
+        .iter()
+        .find(|f| f.track == 0 && !f.is_config())
+        .unwrap();
+    assert!(got.iter().any(|f| Arc::ptr_eq(f, shared)));
+}
