@@ -456,7 +456,11 @@ impl StreamHandle {
         let gop = s.gop.load_full();
         let current = s.config.load_full();
         let mut replay = VecDeque::new();
-        let mut waiting_keyframe = s.has_video.load(Ordering::Acquire);
+        // Without a cached GOP, video starts at the next keyframe of the
+        // default track. Before any video came this changes nothing for one
+        // track (a publish starts at its first keyframe, see `KeyframeGate`)
+        // but it does when that keyframe is another track's.
+        let mut waiting_keyframe = true;
         let skip_through;
         let chain = gop.as_ref().map(|g| g.snapshot()).unwrap_or_default();
         match (gop, chain.last()) {
@@ -914,8 +918,9 @@ impl Subscription {
             if self.stream.is_closed() {
                 return Err(StreamError::StreamClosed);
             }
-            // The next publisher starts with its configuration and a keyframe.
-            self.waiting_keyframe = false;
+            // The next publisher starts with its configuration and a
+            // keyframe (of the default track, perhaps not its first one).
+            self.waiting_keyframe = true;
             self.config_seen = 0;
             return Ok(Some(f));
         }

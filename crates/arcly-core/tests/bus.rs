@@ -1121,3 +1121,40 @@ async fn players_that_did_not_ask_for_multitrack_get_the_default_track_only() {
         .unwrap();
     assert!(got.iter().any(|f| Arc::ptr_eq(f, shared)));
 }
+
+#[tokio::test]
+async fn a_publish_that_starts_on_another_tracks_keyframe_starts_track_0_on_its_own() {
+    let e = engine(0);
+    let mut req = PlayRequest::new(path("mtstart"), "test");
+    req.wait_for_publisher = true;
+    let mut s = e.subscribe(req).await.unwrap();
+    let mut got = Vec::new();
+    for round in 0..2 {
+        let mut p = e
+            .publish(PublishRequest::new(path("mtstart"), "test"))
+            .await
+            .unwrap();
+        // Track 1's keyframe opens the publish; track 0 is mid-GOP until
+        // picture 10.
+        let mut main = SyntheticStream::new(10).video_only();
+        let mut second = SyntheticStream::new(10).video_only();
+        p.push(main.next().unwrap());
+        p.push(second.next().unwrap().with_track(1));
+        let mut main = main.skip(5);
+        for _ in 0..10 {
+            p.push(second.next().unwrap().with_track(1));
+            p.push(main.next().unwrap());
+        }
+        drop(p);
+        let start = got.len();
+        while let Some(f) = s.try_recv().unwrap() {
+            got.push(f);
+        }
+        let (first, _) = first_main_picture(&got[start..]);
+        let first = first.expect("a track-0 picture");
+        assert!(
+            first.is_keyframe(),
+            "publisher {round}: track 0 starts on a P-frame: {first:?}"
+        );
+    }
+}
