@@ -548,12 +548,9 @@ impl StreamHandle {
             return;
         }
         // A GOP starts at a video keyframe; an audio-only stream starts a new
-        // one once the current one holds a second of audio.
-        // Only the default track's keyframes: a GOP started at another
-        // track's keyframe would start track 0 on a P-frame.
-        // Only the default track's keyframes (or audio frames): a GOP
-        // started at another track's keyframe would start track 0 on a
-        // P-frame.
+        // one once the current one holds a second of audio. Only frames of
+        // the default track count: a GOP started at another track's keyframe
+        // would start track 0 on a P-frame.
         let audio_start = !state.has_video
             && frame.is_audio()
             && !frame.is_config()
@@ -645,9 +642,9 @@ impl StreamHandle {
     ///
     /// The marker is the departing publisher's last write to the ring, and
     /// it happens before `live` is cleared: `live` is the ring's write
-    /// permission. The next publisher can only take it (the `AcqRel` swap in
-    /// [`attach_publisher`](Self::attach_publisher)) after this release
-    /// store, so it reads a tail that includes the marker and its first
+    /// permission. The next publisher can only take it (the compare-exchange
+    /// in [`attach_publisher`](Self::attach_publisher)) after the store that
+    /// clears it, so it reads a tail that includes the marker and its first
     /// frame takes the next sequence. Clearing `live` first let both write
     /// the same sequence: the marker or the new publisher's first frame was
     /// lost, and the tail could go backwards.
