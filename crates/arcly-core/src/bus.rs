@@ -1060,3 +1060,66 @@ impl Drop for Subscription {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::observe::NoopObserver;
+
+    fn stream() -> StreamHandle {
+        StreamHandle::new(
+            StreamPath::parse("live", "reap").unwrap(),
+            BusConfig::default(),
+            Arc::new(NoopObserver),
+            EventBus::default(),
+        )
+    }
+
+    fn info() -> PublisherInfo {
+        PublisherInfo {
+            protocol: "test",
+            peer: None,
+            since: SystemTime::now(),
+        }
+    }
+
+    /// The reaper's claim and a newcomer's registration exclude each other,
+    /// whichever comes first; a refused claim leaves the stream usable.
+    #[test]
+    fn the_reaper_and_newcomers_exclude_each_other() {
+        let s = stream();
+        let sub = s.subscribe("test").unwrap();
+        assert!(!s.try_reap(), "a stream with a subscriber is kept");
+        let mut state = s.attach_publisher(info()).unwrap();
+        drop(sub);
+        assert!(!s.try_reap(), "a live stream is kept");
+        s.detach_publisher(&mut state);
+        assert!(s.try_reap(), "an idle stream is claimed");
+        assert!(matches!(
+            s.attach_publisher(info()),
+            Err(StreamError::StreamClosed)
+        ));
+        assert!(matches!(
+            s.subscribe("test"),
+            Err(StreamError::StreamClosed)
+        ));
+        assert!(!s.is_live() && s.subscriber_count() == 0, "nothing leaked");
+    }
+
+    /// The departing publisher's marker is written before the next
+    /// publisher can take the ring: its first frame takes the next sequence.
+    #[test]
+    fn the_next_publisher_continues_after_the_marker() {
+        let s = stream();
+        let mut sub = s.subscribe("test").unwrap();
+        let mut a = s.attach_publisher(info()).unwrap();
+        s.publish(&mut a, MediaFrame::metadata(0, bytes::Bytes::new()));
+        s.detach_publisher(&mut a);
+        let mut b = s.attach_publisher(info()).unwrap();
+        s.publish(&mut b, MediaFrame::metadata(0, bytes::Bytes::new()));
+        let seqs: Vec<_> = std::iter::from_fn(|| sub.try_recv().unwrap())
+            .map(|f| (f.sequence, f.is_publisher_end()))
+            .collect();
+        assert_eq!(seqs, [(1, false), (2, true), (3, false)]);
+    }
+}
