@@ -16,6 +16,20 @@
 //! keyframe. Frames carry a sequence number so the replay and the live
 //! channel join without gap or duplicate.
 //!
+//! # Tracks
+//! A publisher may send several tracks of a kind (Enhanced RTMP multitrack:
+//! renditions, languages). Each kind has a default track: track 0 when the
+//! publisher sends one (every legacy or single-track tag is track 0), else
+//! the first track of that kind it sent. When a frame is published the bus
+//! flags the others [`FrameFlags::NON_DEFAULT_TRACK`](crate::FrameFlags)
+//! (the frame is still owned then: no extra cost per subscriber). GOPs start
+//! only at a keyframe of the default video track, and a subscriber that has
+//! to wait for a keyframe waits for one of the default track, so track 0
+//! never starts on a P-frame. A subscription receives every track unless it
+//! selects [`TrackSelection::Default`], as players that did not ask for
+//! multitrack do: they cannot read the other tracks, and would multiply
+//! their egress by the number of tracks.
+//!
 //! # Live QoS
 //! A subscriber that falls behind (the channel overwrote frames it had not
 //! read) never slows the publisher or anyone else: it skips ahead to the next
@@ -25,6 +39,8 @@
 //! more than [`BusConfig::max_lag_events`] times within
 //! [`BusConfig::lag_window`] is dropped with [`StreamError::SlowSubscriber`].
 
+use crate::audit::{AuditEvent, AuditOutcome, AuditPipeline};
+use crate::auth::AuthAction;
 use crate::error::{Result, StreamError};
 use crate::events::{EngineEvent, EventBus};
 use crate::frame::{FrameType, MediaFrame};
@@ -37,6 +53,19 @@ use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant, SystemTime};
+
+/// Which tracks a [`Subscription`] receives (see the module docs, "Tracks").
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[non_exhaustive]
+pub enum TrackSelection {
+    /// Every track: for packagers and recorders that map each track, and
+    /// players that asked for multitrack.
+    #[default]
+    All,
+    /// Only the default video and audio tracks (and metadata): for players
+    /// that did not ask for multitrack.
+    Default,
+}
 
 /// Bounds and sizes of one stream's bus.
 #[derive(Debug, Clone)]
@@ -245,6 +274,10 @@ pub(crate) struct StreamShared {
     cfg: BusConfig,
     live: AtomicBool,
     closed: AtomicBool,
+    /// Set by the engine's reaper while it decides to remove the stream (see
+    /// [`StreamHandle::try_reap`]); a publisher or subscriber that sees it
+    /// backs off and looks the stream up again.
+    reaping: AtomicBool,
     has_video: AtomicBool,
     generation: AtomicU64,
     subscribers: AtomicUsize,
@@ -296,6 +329,7 @@ impl StreamHandle {
                 cfg,
                 live: AtomicBool::new(false),
                 closed: AtomicBool::new(false),
+                reaping: AtomicBool::new(false),
                 has_video: AtomicBool::new(false),
                 generation: AtomicU64::new(0),
                 subscribers: AtomicUsize::new(0),
@@ -402,7 +436,12 @@ impl StreamHandle {
         if self.is_closed() {
             return Err(StreamError::StreamClosed);
         }
-        let n = s.subscribers.fetch_add(1, Ordering::AcqRel);
+        // SeqCst, with the load of `reaping` below: see `try_reap`.
+        let n = s.subscribers.fetch_add(1, Ordering::SeqCst);
+        if s.reaping.load(Ordering::SeqCst) {
+            s.subscribers.fetch_sub(1, Ordering::AcqRel);
+            return Err(StreamError::StreamClosed);
+        }
         if n >= s.cfg.max_subscribers {
             s.subscribers.fetch_sub(1, Ordering::AcqRel);
             return Err(StreamError::TooManySubscribers {
@@ -417,7 +456,11 @@ impl StreamHandle {
         let gop = s.gop.load_full();
         let current = s.config.load_full();
         let mut replay = VecDeque::new();
-        let mut waiting_keyframe = s.has_video.load(Ordering::Acquire);
+        // Without a cached GOP, video starts at the next keyframe of the
+        // default track. Before any video came this changes nothing for one
+        // track (a publish starts at its first keyframe, see `KeyframeGate`)
+        // but it does when that keyframe is another track's.
+        let mut waiting_keyframe = true;
         let skip_through;
         let chain = gop.as_ref().map(|g| g.snapshot()).unwrap_or_default();
         match (gop, chain.last()) {
@@ -459,6 +502,8 @@ impl StreamHandle {
             pending_bytes: 0,
             joined: Instant::now(),
             first_delivered: false,
+            tracks: TrackSelection::All,
+            audit: None,
         })
     }
 
@@ -473,6 +518,7 @@ impl StreamHandle {
                 frame.flags |= crate::frame::FrameFlags::DISCONTINUITY;
             }
         }
+        state.mark_track(&mut frame);
         let bytes = frame.payload.len();
         let is_video = frame.is_video();
         let frame = Arc::new(frame);
@@ -502,13 +548,15 @@ impl StreamHandle {
             return;
         }
         // A GOP starts at a video keyframe; an audio-only stream starts a new
-        // one once the current one holds a second of audio.
-        let starts_gop = (frame.is_video() && frame.is_keyframe())
-            || (!state.has_video
-                && frame.is_audio()
-                && !frame.is_config()
-                && state.gop_frames >= 50)
-            || (!state.has_video && frame.is_audio() && !frame.is_config() && state.gop.is_none());
+        // one once the current one holds a second of audio. Only frames of
+        // the default track count: a GOP started at another track's keyframe
+        // would start track 0 on a P-frame.
+        let audio_start = !state.has_video
+            && frame.is_audio()
+            && !frame.is_config()
+            && (state.gop_frames >= 50 || state.gop.is_none());
+        let starts_gop =
+            frame.is_default_track() && ((frame.is_video() && frame.is_keyframe()) || audio_start);
         if starts_gop {
             let seg = Arc::new(GopSegment::new(
                 Arc::clone(&state.configs),
@@ -541,20 +589,30 @@ impl StreamHandle {
         s.probe.gop_cache(state.gop_frames, state.gop_bytes);
     }
 
-    /// Mark the stream live for a new publisher. Fails if one is attached.
+    /// Mark the stream live for a new publisher. Fails if one is attached,
+    /// and with [`StreamError::StreamClosed`] if the stream is closed or being
+    /// reaped (look it up again).
     pub(crate) fn attach_publisher(&self, info: PublisherInfo) -> Result<PublisherState> {
         let s = &self.shared;
-        if s.closed.load(Ordering::Acquire) {
+        if s.closed.load(Ordering::Acquire) || s.reaping.load(Ordering::Acquire) {
             return Err(StreamError::StreamClosed);
         }
+        // Taking `live` is taking the ring's write permission: it is released
+        // by `detach_publisher` after the previous publisher's last write.
+        // SeqCst, with the load of `reaping` below: see `try_reap`.
         if s.live
-            .compare_exchange(false, true, Ordering::AcqRel, Ordering::Acquire)
+            .compare_exchange(false, true, Ordering::SeqCst, Ordering::Acquire)
             .is_err()
         {
             return Err(StreamError::AlreadyPublishing {
                 app: s.path.app.to_string(),
                 stream: s.path.stream.to_string(),
             });
+        }
+        if s.reaping.load(Ordering::SeqCst) {
+            // The reaper is removing this stream; nothing was written yet.
+            s.live.store(false, Ordering::SeqCst);
+            return Err(StreamError::StreamClosed);
         }
         let generation = s.generation.fetch_add(1, Ordering::AcqRel) + 1;
         s.publisher.store(Some(Arc::new(info)));
@@ -569,6 +627,7 @@ impl StreamHandle {
             next_sequence: s.ring.tail(),
             first_of_generation: true,
             has_video: false,
+            default_tracks: [None; 2],
             configs: Arc::new(ConfigSet::default()),
             gop: None,
             gop_frames: 0,
@@ -580,6 +639,15 @@ impl StreamHandle {
 
     /// Detach the publisher: the GOP cache is cleared and subscribers get the
     /// in-band end-of-stream marker.
+    ///
+    /// The marker is the departing publisher's last write to the ring, and
+    /// it happens before `live` is cleared: `live` is the ring's write
+    /// permission. The next publisher can only take it (the compare-exchange
+    /// in [`attach_publisher`](Self::attach_publisher)) after the store that
+    /// clears it, so it reads a tail that includes the marker and its first
+    /// frame takes the next sequence. Clearing `live` first let both write
+    /// the same sequence: the marker or the new publisher's first frame was
+    /// lost, and the tail could go backwards.
     pub(crate) fn detach_publisher(&self, state: &mut PublisherState) {
         let s = &self.shared;
         state.gop = None;
@@ -594,8 +662,32 @@ impl StreamHandle {
         s.publisher.store(None);
         s.kick.store(None);
         self.touch();
-        s.live.store(false, Ordering::Release);
         s.ring.push(Arc::new(eos));
+        // Everything above happens before the next publisher attaches.
+        s.live.store(false, Ordering::SeqCst);
+    }
+
+    /// Claim an idle stream for removal: true if it has neither publisher
+    /// nor subscriber, and from then on no publisher can attach to it and no
+    /// subscriber join it. The caller removes it from its map and
+    /// [`close`](Self::close)s it.
+    ///
+    /// A publisher (subscriber) first registers (sets `live`, counts itself),
+    /// then checks `reaping`; the reaper first sets `reaping`, then checks
+    /// `live` and the subscriber count. All four accesses are SeqCst, so at
+    /// least one side sees the other: either the reaper backs off, or the
+    /// newcomer does (and looks the stream up again, finding it kept or a
+    /// new one). Checking `closed` alone let a publisher attach to a stream
+    /// the reaper had just removed, publishing into a stream no player could
+    /// find.
+    pub(crate) fn try_reap(&self) -> bool {
+        let s = &self.shared;
+        s.reaping.store(true, Ordering::SeqCst);
+        if s.live.load(Ordering::SeqCst) || s.subscribers.load(Ordering::SeqCst) > 0 {
+            s.reaping.store(false, Ordering::SeqCst);
+            return false;
+        }
+        true
     }
 
     /// Close the stream: subscribers end with [`StreamError::StreamClosed`].
@@ -626,12 +718,45 @@ pub(crate) struct PublisherState {
     next_sequence: u64,
     first_of_generation: bool,
     has_video: bool,
+    /// The default video and audio track, once a frame of the kind came.
+    default_tracks: [Option<u8>; 2],
     configs: Arc<ConfigSet>,
     gop: Option<Arc<GopSegment>>,
     gop_frames: usize,
     gop_bytes: usize,
     pub(crate) generation: u64,
     pub(crate) kick: tokio_util::sync::CancellationToken,
+}
+
+impl PublisherState {
+    /// Flag `frame` [`FrameFlags::NON_DEFAULT_TRACK`] unless it is on its
+    /// kind's default track: track 0 when the publisher sends one, else the
+    /// first track of the kind it sent. An Enhanced RTMP video `Metadata`
+    /// frame counts as video.
+    ///
+    /// [`FrameFlags::NON_DEFAULT_TRACK`]: crate::frame::FrameFlags::NON_DEFAULT_TRACK
+    fn mark_track(&mut self, frame: &mut MediaFrame) {
+        use crate::frame::FrameFlags;
+        frame.flags.remove(FrameFlags::NON_DEFAULT_TRACK);
+        let kind = if frame.is_video()
+            || (frame.frame_type == FrameType::Data && frame.codec.is_video())
+        {
+            0
+        } else if frame.is_audio() {
+            1
+        } else {
+            return;
+        };
+        let default = self.default_tracks[kind].get_or_insert(frame.track);
+        if frame.track == 0 {
+            // Track 0 is the default whenever it exists (a multitrack
+            // sequence start may list another track first).
+            *default = 0;
+        }
+        if frame.track != *default {
+            frame.flags.insert(FrameFlags::NON_DEFAULT_TRACK);
+        }
+    }
 }
 
 /// How many deliveries a subscription accumulates before it reports them to
@@ -642,7 +767,7 @@ const REPORT_EVERY: u64 = 64;
 ///
 /// [`recv`](Subscription::recv) yields the replayed configuration and GOP,
 /// then live frames. An end-of-stream marker frame
-/// ([`MediaFrame::is_end_of_stream`]) means the publisher left; the
+/// ([`MediaFrame::is_publisher_end`]) means the publisher left; the
 /// subscription stays valid and the next frames (flagged DISCONTINUITY,
 /// configuration first) belong to the next publisher.
 pub struct Subscription {
@@ -661,6 +786,19 @@ pub struct Subscription {
     pending_bytes: u64,
     joined: Instant,
     first_delivered: bool,
+    tracks: TrackSelection,
+    /// Where the end of this play is audited, when its start was (boxed:
+    /// a player's future holds its subscription, keep it small).
+    audit: Option<Box<PlayAudit>>,
+}
+
+/// What a subscription needs to write its end to the audit trail.
+struct PlayAudit {
+    pipeline: Arc<AuditPipeline>,
+    peer: Option<SocketAddr>,
+    /// Why the subscription failed, if it did (written as
+    /// [`AuditOutcome::Failed`] rather than [`AuditOutcome::Ended`]).
+    failure: Option<String>,
 }
 
 impl std::fmt::Debug for Subscription {
@@ -689,6 +827,36 @@ impl Subscription {
         self.replay.len()
     }
 
+    /// Receive only `tracks` from now on (the default is
+    /// [`TrackSelection::All`]). Players that did not ask for multitrack
+    /// select [`TrackSelection::Default`] right after subscribing, before
+    /// the first [`recv`](Self::recv), so the replayed configuration and GOP
+    /// are filtered too.
+    pub fn select_tracks(&mut self, tracks: TrackSelection) {
+        self.tracks = tracks;
+    }
+
+    /// The tracks this subscription receives.
+    pub fn tracks(&self) -> TrackSelection {
+        self.tracks
+    }
+
+    /// Whether this subscription receives `f`'s track.
+    #[inline]
+    fn wants(&self, f: &MediaFrame) -> bool {
+        self.tracks == TrackSelection::All || f.is_default_track()
+    }
+
+    /// Audit this play's end to `pipeline` when the subscription is dropped
+    /// (the engine, which audited its start, sets this).
+    pub(crate) fn audit_end(&mut self, pipeline: Arc<AuditPipeline>, peer: Option<SocketAddr>) {
+        self.audit = Some(Box::new(PlayAudit {
+            pipeline,
+            peer,
+            failure: None,
+        }));
+    }
+
     /// The next frame. Errors: [`StreamError::StreamClosed`] when the stream
     /// is removed, [`StreamError::SlowSubscriber`] when this subscriber kept
     /// lagging.
@@ -715,10 +883,16 @@ impl Subscription {
                     // worth of slots.
                     self.replay = VecDeque::new();
                 }
+                if !self.wants(&f) {
+                    continue;
+                }
                 return Ok(Some(self.deliver(f)));
             }
             match self.stream.shared.ring.read(&mut self.pos) {
                 Read::Frame(f) => {
+                    if !self.wants(&f) {
+                        continue;
+                    }
                     if let Some(f) = self.admit(f)? {
                         return Ok(Some(self.deliver(f)));
                     }
@@ -737,21 +911,28 @@ impl Subscription {
         if f.sequence != 0 && f.sequence <= self.skip_through {
             return Ok(None);
         }
-        if f.is_end_of_stream() {
+        if f.is_publisher_end() {
             if self.stream.is_closed() {
                 return Err(StreamError::StreamClosed);
             }
-            // The next publisher starts with its configuration and a keyframe.
-            self.waiting_keyframe = false;
+            // The next publisher starts with its configuration and a
+            // keyframe (of the default track, perhaps not its first one).
+            self.waiting_keyframe = true;
             self.config_seen = 0;
             return Ok(Some(f));
         }
+        // A codec's end of sequence is not the publisher leaving: the
+        // publisher stays, and a subscriber waiting for a keyframe still
+        // waits (the sequence end is a video frame it skips like the
+        // pictures around it); configuration tracking carries on.
         if f.is_config() {
             self.config_seen = self.config_seen.max(f.sequence);
             return Ok(Some(f));
         }
         if self.waiting_keyframe && f.is_video() {
-            if !f.is_keyframe() {
+            // Only a keyframe of the default track ends the wait: after one
+            // of another track, track 0 would resume on a P-frame.
+            if !(f.is_keyframe() && f.is_default_track()) {
                 self.skipped += 1;
                 self.stream
                     .shared
@@ -767,7 +948,7 @@ impl Subscription {
             let configs = self.stream.configs();
             let missed: Vec<_> = configs
                 .frames()
-                .filter(|c| c.is_config() && c.sequence > self.config_seen)
+                .filter(|c| c.is_config() && c.sequence > self.config_seen && self.wants(c))
                 .cloned()
                 .collect();
             if !missed.is_empty() {
@@ -807,10 +988,14 @@ impl Subscription {
             s.counters.dropped.fetch_add(1, Ordering::Relaxed);
             s.observer
                 .subscriber_dropped(&s.path, self.protocol, &DropReason::TooSlow);
-            return Err(StreamError::SlowSubscriber {
+            let err = StreamError::SlowSubscriber {
                 lag_events: self.total_lag_events,
                 skipped: self.skipped,
-            });
+            };
+            if let Some(audit) = &mut self.audit {
+                audit.failure = Some(err.to_string());
+            }
+            return Err(err);
         }
         Ok(())
     }
@@ -860,5 +1045,81 @@ impl Drop for Subscription {
             path: s.path.clone(),
             protocol: self.protocol,
         });
+        if let Some(audit) = self.audit.take() {
+            let outcome = match audit.failure {
+                Some(reason) => AuditOutcome::Failed(reason),
+                None => AuditOutcome::Ended,
+            };
+            audit.pipeline.submit(AuditEvent::now(
+                AuthAction::Play,
+                s.path.clone(),
+                audit.peer,
+                self.protocol,
+                outcome,
+            ));
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::observe::NoopObserver;
+
+    fn stream() -> StreamHandle {
+        StreamHandle::new(
+            StreamPath::parse("live", "reap").unwrap(),
+            BusConfig::default(),
+            Arc::new(NoopObserver),
+            EventBus::default(),
+        )
+    }
+
+    fn info() -> PublisherInfo {
+        PublisherInfo {
+            protocol: "test",
+            peer: None,
+            since: SystemTime::now(),
+        }
+    }
+
+    /// The reaper's claim and a newcomer's registration exclude each other,
+    /// whichever comes first; a refused claim leaves the stream usable.
+    #[test]
+    fn the_reaper_and_newcomers_exclude_each_other() {
+        let s = stream();
+        let sub = s.subscribe("test").unwrap();
+        assert!(!s.try_reap(), "a stream with a subscriber is kept");
+        let mut state = s.attach_publisher(info()).unwrap();
+        drop(sub);
+        assert!(!s.try_reap(), "a live stream is kept");
+        s.detach_publisher(&mut state);
+        assert!(s.try_reap(), "an idle stream is claimed");
+        assert!(matches!(
+            s.attach_publisher(info()),
+            Err(StreamError::StreamClosed)
+        ));
+        assert!(matches!(
+            s.subscribe("test"),
+            Err(StreamError::StreamClosed)
+        ));
+        assert!(!s.is_live() && s.subscriber_count() == 0, "nothing leaked");
+    }
+
+    /// The departing publisher's marker is written before the next
+    /// publisher can take the ring: its first frame takes the next sequence.
+    #[test]
+    fn the_next_publisher_continues_after_the_marker() {
+        let s = stream();
+        let mut sub = s.subscribe("test").unwrap();
+        let mut a = s.attach_publisher(info()).unwrap();
+        s.publish(&mut a, MediaFrame::metadata(0, bytes::Bytes::new()));
+        s.detach_publisher(&mut a);
+        let mut b = s.attach_publisher(info()).unwrap();
+        s.publish(&mut b, MediaFrame::metadata(0, bytes::Bytes::new()));
+        let seqs: Vec<_> = std::iter::from_fn(|| sub.try_recv().unwrap())
+            .map(|f| (f.sequence, f.is_publisher_end()))
+            .collect();
+        assert_eq!(seqs, [(1, false), (2, true), (3, false)]);
     }
 }

@@ -31,6 +31,12 @@ use std::time::{Duration, SystemTime};
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
+/// How often `publish` and `subscribe` look a stream up again when the idle
+/// reaper removed the one they found. Once is enough in practice: the reaper
+/// removes a stream under the map's write lock, so the next lookup finds a
+/// new one; the bound only guards against a bug turning this into a loop.
+const LOOKUP_ATTEMPTS: u32 = 8;
+
 /// One application (the `live` in `rtmp://host/live/key`) and its policies.
 #[derive(Debug, Clone)]
 pub struct AppSpec {
@@ -427,7 +433,12 @@ impl Engine {
                 .write()
                 .unwrap_or_else(|e| e.into_inner());
             streams.retain(|_, s| {
-                let idle = s.idle_for() >= timeout && !s.is_live() && s.subscriber_count() == 0;
+                // The write lock keeps new lookups out; `try_reap` keeps out
+                // those that found the stream before it was taken.
+                let idle = s.idle_for() >= timeout
+                    && !s.is_live()
+                    && s.subscriber_count() == 0
+                    && s.try_reap();
                 if idle {
                     removed.push(s.clone());
                 }
@@ -618,17 +629,27 @@ impl PublishRegistry for Engine {
                 limit: self.inner.max_publishers,
             });
         }
-        let stream = self.get_or_create(&req.path, &spec);
         let info = PublisherInfo {
             protocol: req.protocol,
             peer: req.peer,
             since: SystemTime::now(),
         };
-        let state = match stream.attach_publisher(info) {
-            Ok(s) => s,
-            Err(e) => {
-                self.inner.publishers.fetch_sub(1, Ordering::AcqRel);
-                return Err(e);
+        let mut attempts = 0;
+        let (stream, state) = loop {
+            let stream = self.get_or_create(&req.path, &spec);
+            match stream.attach_publisher(info.clone()) {
+                Ok(state) => break (stream, state),
+                // The reaper took this stream after we found it: look again
+                // (its write lock is released by then; we find a new stream).
+                Err(StreamError::StreamClosed)
+                    if attempts < LOOKUP_ATTEMPTS && !self.inner.shutdown.is_cancelled() =>
+                {
+                    attempts += 1;
+                }
+                Err(e) => {
+                    self.inner.publishers.fetch_sub(1, Ordering::AcqRel);
+                    return Err(e);
+                }
             }
         };
         self.inner.observer.publish_started(&req.path, req.protocol);
@@ -671,20 +692,36 @@ impl PlaybackRegistry for Engine {
             req.protocol,
         )
         .await?;
-        let stream = if req.wait_for_publisher {
-            self.get_or_create(&req.path, &spec)
-        } else {
-            match self.read_streams().get(&req.path) {
-                Some(s) if s.is_live() => s.clone(),
-                _ => {
-                    return Err(StreamError::StreamNotFound {
-                        app: req.path.app.to_string(),
-                        stream: req.path.stream.to_string(),
-                    })
+        let mut attempts = 0;
+        let sub = loop {
+            let stream = if req.wait_for_publisher {
+                self.get_or_create(&req.path, &spec)
+            } else {
+                match self.read_streams().get(&req.path) {
+                    Some(s) if s.is_live() => s.clone(),
+                    _ => {
+                        return Err(StreamError::StreamNotFound {
+                            app: req.path.app.to_string(),
+                            stream: req.path.stream.to_string(),
+                        })
+                    }
                 }
+            };
+            match stream.subscribe(req.protocol) {
+                Ok(mut sub) => {
+                    // The start is audited below; the subscription audits its end.
+                    sub.audit_end(Arc::clone(&self.inner.audit), req.peer);
+                    break sub;
+                }
+                // Reaped after we found it: look again (see `publish`).
+                Err(StreamError::StreamClosed)
+                    if attempts < LOOKUP_ATTEMPTS && !self.inner.shutdown.is_cancelled() =>
+                {
+                    attempts += 1;
+                }
+                Err(e) => return Err(e),
             }
         };
-        let sub = stream.subscribe(req.protocol)?;
         self.inner.audit.submit(AuditEvent::now(
             AuthAction::Play,
             req.path.clone(),

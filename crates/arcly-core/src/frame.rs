@@ -172,8 +172,17 @@ impl FrameFlags {
     /// Timestamps or decoder state do not continue from the previous frame
     /// (a publisher restarted, or a source jumped).
     pub const DISCONTINUITY: Self = Self(1 << 2);
-    /// In-band marker: the publisher of this stream went away. Carries no media.
+    /// An end with no media. On a [`FrameType::Data`] frame it is the bus's
+    /// in-band marker that the publisher of this stream went away
+    /// ([`MediaFrame::is_publisher_end`]); on a video or audio frame it is
+    /// the codec's end of sequence, the publisher staying
+    /// ([`MediaFrame::is_sequence_end`]).
     pub const END_OF_STREAM: Self = Self(1 << 3);
+    /// The frame belongs to a track other than its kind's default track
+    /// (Enhanced RTMP multitrack; see [`MediaFrame::is_default_track`]).
+    /// Set by the bus when the frame is published: whatever a protocol put
+    /// here is replaced.
+    pub const NON_DEFAULT_TRACK: Self = Self(1 << 4);
 
     /// The raw bits.
     pub const fn bits(self) -> u8 {
@@ -216,6 +225,7 @@ impl fmt::Debug for FrameFlags {
             (Self::CONFIG, "CONFIG"),
             (Self::DISCONTINUITY, "DISCONTINUITY"),
             (Self::END_OF_STREAM, "END_OF_STREAM"),
+            (Self::NON_DEFAULT_TRACK, "NON_DEFAULT_TRACK"),
         ];
         let mut first = true;
         f.write_str("FrameFlags(")?;
@@ -379,9 +389,37 @@ impl MediaFrame {
         self.flags.contains(FrameFlags::CONFIG)
     }
 
-    /// Whether this is the in-band end-of-stream marker.
+    /// Whether this frame is flagged [`FrameFlags::END_OF_STREAM`]: either
+    /// the publisher left ([`is_publisher_end`](Self::is_publisher_end)) or
+    /// a codec ended its sequence ([`is_sequence_end`](Self::is_sequence_end)).
+    /// Neither carries media.
     pub fn is_end_of_stream(&self) -> bool {
         self.flags.contains(FrameFlags::END_OF_STREAM)
+    }
+
+    /// Whether this is the bus's in-band marker that the publisher left
+    /// (what [`MediaFrame::end_of_stream`] builds): what follows, if
+    /// anything, comes from the next publisher.
+    pub fn is_publisher_end(&self) -> bool {
+        self.is_end_of_stream() && self.frame_type == FrameType::Data
+    }
+
+    /// Whether this is a codec's end of sequence (AVC end of sequence, FLV
+    /// 10.1 §E.4.3.1 `AVCPacketType` 2; Enhanced RTMP `SequenceEnd`): a video
+    /// or audio frame of that codec and track, flagged
+    /// [`FrameFlags::END_OF_STREAM`]. The publisher is still there; the
+    /// codec restarts at its next configuration and keyframe.
+    pub fn is_sequence_end(&self) -> bool {
+        self.is_end_of_stream() && self.frame_type != FrameType::Data
+    }
+
+    /// Whether this frame belongs to its kind's default track: the track a
+    /// player that did not ask for multitrack receives, and the one whose
+    /// keyframes start a GOP. For a published frame the bus decides (see
+    /// [`crate::bus`], "Tracks"); frames of no media kind (`onMetaData`, the
+    /// end-of-stream marker) are always on it.
+    pub fn is_default_track(&self) -> bool {
+        !self.flags.contains(FrameFlags::NON_DEFAULT_TRACK)
     }
 
     /// Whether this frame is video.
@@ -468,6 +506,11 @@ mod tests {
         let c = MediaFrame::config(CodecId::Opus, 0, Bytes::new());
         assert!(c.is_config() && c.is_audio());
         assert!(MediaFrame::end_of_stream().is_end_of_stream());
+        assert!(MediaFrame::end_of_stream().is_publisher_end());
+        assert!(!MediaFrame::end_of_stream().is_sequence_end());
+        let seq_end = MediaFrame::video(CodecId::H264, 0, 0, Bytes::new())
+            .with_flags(FrameFlags::END_OF_STREAM);
+        assert!(seq_end.is_sequence_end() && !seq_end.is_publisher_end());
         assert_eq!(CodecId::Other(FourCc(*b"abcd")).to_string(), "abcd");
         assert_eq!(CodecId::H265.fourcc().to_string(), "hvc1");
     }

@@ -29,6 +29,7 @@
 
 use crate::message::{status, UserControl};
 use crate::session::{ServerEvent, ServerSession, SessionConfig};
+use arcly_core::bus::TrackSelection;
 use arcly_core::inbound::{IngestContext, PublishSession};
 use arcly_core::ingest::{IngestLimits, RateLimiter, TcpIngest};
 use arcly_core::registry::{PlayRequest, PublishRequest};
@@ -694,7 +695,11 @@ impl<'a> Conn<'a> {
             Err(e) => Err(e),
         };
         match res {
-            Ok(sub) => {
+            Ok(mut sub) => {
+                // Legacy players cannot read Enhanced RTMP multitrack tags,
+                // and every track would multiply the egress: the default
+                // track only (no player asks for multitrack yet).
+                sub.select_tracks(TrackSelection::Default);
                 self.session.accept_play(stream_id, reset)?;
                 let awaiting_publisher = sub.replay_len() == 0 && !sub.stream().is_live();
                 self.plays.push(Play {

@@ -1078,3 +1078,32 @@ async fn a_fast_stream_is_not_lapped_between_merged_writes() {
     let frames: usize = log.iter().map(|(_, n)| n).sum();
     assert!(frames >= 2002, "{frames} of 2002 frames arrived");
 }
+
+/// An Enhanced RTMP multitrack publish (the fixture's video again as track
+/// 1): a player, which did not ask for multitrack, gets track 0 only.
+#[tokio::test]
+async fn a_player_gets_the_default_track_of_a_multitrack_publish() {
+    let srv = server().await;
+    let frames = fixture_frames("h264-aac.flv");
+    let mut two_tracks = Vec::new();
+    for f in &frames[..120] {
+        two_tracks.push(f.clone());
+        if f.is_video() {
+            two_tracks.push(f.clone().with_track(1));
+        }
+    }
+    let mut p = RtmpClient::play(&srv.url("mt")).await.unwrap();
+    let publisher = publish_frames(&srv.url("mt"), &two_tracks, 20.0).await;
+    let (code, mut media) = next_status(&mut p).await;
+    assert_eq!(code, "NetStream.Play.PublishNotify");
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    publisher.close().await.unwrap();
+    let (code, rest) = next_status(&mut p).await;
+    assert_eq!(code, "NetStream.Play.UnpublishNotify");
+    media.extend(rest);
+    let video = media.iter().filter(|f| f.is_video()).count();
+    let want = frames[..120].iter().filter(|f| f.is_video()).count();
+    assert_eq!(video, want, "track 0's video, once");
+    let other: Vec<_> = media.iter().filter(|f| f.track != 0).collect();
+    assert!(other.is_empty(), "the player got other tracks: {other:?}");
+}
