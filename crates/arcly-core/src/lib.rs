@@ -43,6 +43,7 @@ pub mod inbound;
 #[cfg(feature = "ingest")]
 pub mod ingest;
 pub mod observe;
+pub mod publish;
 pub mod registry;
 mod ring;
 pub mod segment;

