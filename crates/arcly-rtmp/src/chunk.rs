@@ -51,6 +51,22 @@ impl Default for ChunkLimits {
     }
 }
 
+/// Bounds tighter than the decoder's [`ChunkLimits`], applied for a while
+/// (a server applies one until the peer's `connect` is accepted). Each
+/// error names the bound with the labels given here.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ChunkRestriction {
+    /// Largest message accepted while restricted: checked against the
+    /// length in the chunk header, before any of the payload is buffered.
+    pub max_message_size: u32,
+    /// Most payload bytes of partial messages held while restricted.
+    pub max_buffered: usize,
+    /// How a refused message size is named in the error.
+    pub message_label: &'static str,
+    /// How refused buffered bytes are named in the error.
+    pub buffered_label: &'static str,
+}
+
 /// One reassembled message with its header (§5.3.1.2 fields).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RawMessage {
@@ -87,6 +103,7 @@ struct InState {
 pub struct ChunkDecoder {
     chunk_size: u32,
     limits: ChunkLimits,
+    restriction: Option<ChunkRestriction>,
     streams: StreamTable,
     buffered: usize,
 }
@@ -154,8 +171,44 @@ impl ChunkDecoder {
         Self {
             chunk_size: DEFAULT_CHUNK_SIZE,
             limits,
+            restriction: None,
             streams: StreamTable::default(),
             buffered: 0,
+        }
+    }
+
+    /// Apply `r` on top of the [`ChunkLimits`] (it never loosens them)
+    /// until [`lift_restriction`](Self::lift_restriction).
+    pub fn restrict(&mut self, r: ChunkRestriction) {
+        self.restriction = Some(r);
+    }
+
+    /// Go back to the decoder's own [`ChunkLimits`].
+    pub fn lift_restriction(&mut self) {
+        self.restriction = None;
+    }
+
+    /// The bounds in force: largest message and most buffered bytes, each
+    /// with the name its error carries.
+    fn bounds(&self) -> ((u32, &'static str), (usize, &'static str)) {
+        let own = (
+            (self.limits.max_message_size, "message size"),
+            (self.limits.max_buffered, "buffered partial messages"),
+        );
+        match self.restriction {
+            Some(r) => (
+                if r.max_message_size < own.0 .0 {
+                    (r.max_message_size, r.message_label)
+                } else {
+                    own.0
+                },
+                if r.max_buffered < own.1 .0 {
+                    (r.max_buffered, r.buffered_label)
+                } else {
+                    own.1
+                },
+            ),
+            None => own,
         }
     }
 
@@ -292,11 +345,15 @@ impl ChunkDecoder {
                     self.limits.max_chunk_streams as u64,
                 ));
             }
-            if h.length > self.limits.max_message_size {
+            let ((max_message, message_what), (max_buffered, buffered_what)) = self.bounds();
+            // Checked as soon as the header is known, before any of the
+            // payload is buffered (§5.3.1.2: the length is in type-0/1
+            // headers; types 2 and 3 repeat the previous one).
+            if h.length > max_message {
                 return Err(RtmpError::limit(
-                    "message size",
+                    message_what,
                     h.length.into(),
-                    self.limits.max_message_size.into(),
+                    max_message.into(),
                 ));
             }
             let st = self.streams.entry_or_default(h.csid);
@@ -354,11 +411,11 @@ impl ChunkDecoder {
                     payload,
                 }));
             }
-            if self.buffered + piece > self.limits.max_buffered {
+            if self.buffered + piece > max_buffered {
                 return Err(RtmpError::limit(
-                    "buffered partial messages",
+                    buffered_what,
                     (self.buffered + piece) as u64,
-                    self.limits.max_buffered as u64,
+                    max_buffered as u64,
                 ));
             }
             let part = st

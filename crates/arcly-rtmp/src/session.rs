@@ -6,7 +6,9 @@
 //! shared with the frames). Neither does I/O or keeps time.
 
 use crate::amf0::Amf0Value;
-use crate::chunk::{ChunkDecoder, ChunkEncoder, ChunkLimits, MessageHeader, RawMessage};
+use crate::chunk::{
+    ChunkDecoder, ChunkEncoder, ChunkLimits, ChunkRestriction, MessageHeader, RawMessage,
+};
 use crate::error::{Result, RtmpError};
 use crate::flv::{self, TagDemuxer};
 use crate::handshake::{ClientHandshake, ServerHandshake};
@@ -22,6 +24,23 @@ use std::sync::Arc;
 pub const MAX_STREAMS: usize = 16;
 /// Most events queued before the caller must drain them.
 pub const MAX_QUEUED_EVENTS: usize = 4096;
+/// Largest message a server accepts before the client's `connect` is
+/// accepted, and most bytes of partial messages it holds meanwhile. A real
+/// client's `connect` is a few hundred bytes (ffmpeg, OBS), a couple of KB
+/// with a long token in its `tcUrl`. Stops an unauthenticated peer from
+/// making the server buffer and decode messages of up to
+/// [`ChunkLimits::max_message_size`] (8 MiB) on each of hundreds of
+/// connections: a larger message is refused as soon as its chunk header
+/// arrives, before its payload is buffered (issue 17).
+pub const MAX_PRE_CONNECT_MESSAGE: u32 = 8 << 10;
+
+/// The bounds of a server's chunk decoder until `connect` is accepted.
+const PRE_CONNECT: ChunkRestriction = ChunkRestriction {
+    max_message_size: MAX_PRE_CONNECT_MESSAGE,
+    max_buffered: MAX_PRE_CONNECT_MESSAGE as usize,
+    message_label: "message size before connect is accepted",
+    buffered_label: "buffered partial messages before connect is accepted",
+};
 
 /// Settings of a session.
 #[derive(Debug, Clone, Copy)]
@@ -344,10 +363,12 @@ impl Default for ServerSession {
 impl ServerSession {
     /// A session waiting for the client's handshake.
     pub fn new(cfg: SessionConfig) -> Self {
+        let mut core = Core::new(&cfg);
+        core.decoder.restrict(PRE_CONNECT);
         Self {
             cfg,
             hs: ServerHandshake::new(),
-            core: Core::new(&cfg),
+            core,
             state: ConnState::Handshake,
             connect_txn: 1.0,
             streams: HashMap::new(),
@@ -535,7 +556,8 @@ impl ServerSession {
                 }
                 self.connect_txn = txn;
                 self.state = ConnState::ConnectPending;
-                let o = &c.command_object;
+                // Moved, not cloned: the event owns the command object.
+                let o = c.command_object;
                 self.events.push_back(ServerEvent::ConnectRequested {
                     app: o
                         .get_str("app")
@@ -544,7 +566,7 @@ impl ServerSession {
                         .to_owned(),
                     tc_url: o.get_str("tcUrl").map(str::to_owned),
                     object_encoding: o.get_f64("objectEncoding").unwrap_or(0.0),
-                    command_object: c.command_object.clone(),
+                    command_object: o,
                 });
                 return Ok(());
             }
@@ -673,6 +695,7 @@ impl ServerSession {
         }
         self.state = ConnState::Connected;
         let c = &mut self.core;
+        c.decoder.lift_restriction();
         c.send_control(type_id::WINDOW_ACK_SIZE, self.cfg.window_ack_size);
         let mut bw = BytesMut::new();
         bw.put_u32(self.cfg.window_ack_size);
@@ -1258,6 +1281,104 @@ mod tests {
             }
             other => panic!("{other:?}"),
         }
+    }
+
+    /// The client half of a plain handshake, fed to `s`: afterwards `s`
+    /// takes chunk-stream bytes.
+    fn handshaken() -> ServerSession {
+        let mut s = ServerSession::default();
+        let mut hs = vec![3u8];
+        hs.extend_from_slice(&[0u8; 1536 * 2]);
+        s.handle_input(&hs).unwrap();
+        assert!(s.is_handshake_done());
+        s
+    }
+
+    /// Issue 17 item 5: before `connect` is accepted a message larger than
+    /// [`MAX_PRE_CONNECT_MESSAGE`] is refused from its chunk header alone,
+    /// before any of its payload is buffered.
+    #[test]
+    fn a_large_message_before_connect_is_refused_at_its_header() {
+        let mut s = handshaken();
+        // Set Chunk Size to the largest, then the header of a 7.9 MB
+        // command message with no payload yet.
+        let mut b = BytesMut::new();
+        b.put_slice(&[0x02, 0, 0, 0, 0, 0, 4, type_id::SET_CHUNK_SIZE, 0, 0, 0, 0]);
+        b.put_u32(0x7fff_ffff);
+        b.put_slice(&[
+            0x03,
+            0,
+            0,
+            0,
+            0x78,
+            0x8b,
+            0x60,
+            type_id::COMMAND_AMF0,
+            0,
+            0,
+            0,
+            0,
+        ]);
+        match s.handle_input(&b) {
+            Err(RtmpError::Limit { what, value, limit }) => {
+                assert_eq!(what, "message size before connect is accepted");
+                assert_eq!(
+                    (value, limit),
+                    (0x788b60, u64::from(MAX_PRE_CONNECT_MESSAGE))
+                );
+            }
+            other => panic!("a 7.9 MB message before connect was not refused: {other:?}"),
+        }
+        // Partial messages before connect are bounded too: four 4 KiB
+        // data messages on four chunk streams, each left one chunk short.
+        let mut s = handshaken();
+        let mut b = BytesMut::new();
+        for cs in 4..8u8 {
+            b.put_slice(&[cs, 0, 0, 0, 0, 0x10, 0, type_id::DATA_AMF0, 0, 0, 0, 0]);
+            b.put_slice(&[0u8; 128]);
+            for _ in 0..30 {
+                b.put_u8(0xc0 | cs);
+                b.put_slice(&[0u8; 128]);
+            }
+        }
+        assert!(
+            matches!(
+                s.handle_input(&b),
+                Err(RtmpError::Limit {
+                    what: "buffered partial messages before connect is accepted",
+                    ..
+                })
+            ),
+            "partial messages piled up before connect"
+        );
+    }
+
+    /// Once `connect` is accepted the session's own limits apply again.
+    #[test]
+    fn large_messages_are_fine_after_connect() {
+        let mut s = ServerSession::default();
+        let mut c = ClientSession::new("live", "rtmp://x/live", SessionConfig::default());
+        c.publish("cam");
+        pump(&mut c, &mut s);
+        assert!(matches!(
+            s.poll_event(),
+            Some(ServerEvent::ConnectRequested { .. })
+        ));
+        s.accept_connect().unwrap();
+        pump(&mut c, &mut s);
+        let Some(ServerEvent::PublishRequested { stream_id, .. }) = s.poll_event() else {
+            panic!()
+        };
+        s.accept_publish(stream_id).unwrap();
+        pump(&mut c, &mut s);
+        let big = MediaFrame::video(CodecId::H264, 40, 40, Bytes::from(vec![9u8; 1 << 20]))
+            .with_flags(FrameFlags::KEYFRAME);
+        c.send_frame(&big).unwrap();
+        pump(&mut c, &mut s);
+        let got = std::iter::from_fn(|| s.poll_event()).any(
+            |e| matches!(e, ServerEvent::Media { frame, .. } if frame.payload.len() == 1 << 20),
+        );
+        assert!(got);
     }
 
     #[test]
