@@ -630,6 +630,16 @@ impl<'a> Conn<'a> {
             ServerEvent::Skipped { reason } => {
                 tracing::debug!(peer = %self.peer, %reason, "rtmp tag skipped");
             }
+            ServerEvent::BadTag { stream_id, reason } => {
+                // Dropped and counted by the session; the stream goes on.
+                tracing::debug!(
+                    peer = %self.peer,
+                    stream_id,
+                    %reason,
+                    bad_tags = self.session.bad_tags(),
+                    "malformed rtmp tag dropped"
+                );
+            }
         }
         Ok(())
     }

@@ -34,6 +34,13 @@ pub const MAX_QUEUED_EVENTS: usize = 4096;
 /// arrives, before its payload is buffered (issue 17).
 pub const MAX_PRE_CONNECT_MESSAGE: u32 = 8 << 10;
 
+/// Most malformed tags in a row (unknown AVCPacketType, truncated body or
+/// NAL unit, bad script data) a publisher may send before it is
+/// disconnected. One bad tag is dropped and counted and the stream goes on,
+/// as SRS does; a publisher that sends nothing but garbage does not keep
+/// the server parsing it forever.
+pub const MAX_CONSECUTIVE_BAD_TAGS: u32 = 64;
+
 /// The bounds of a server's chunk decoder until `connect` is accepted.
 const PRE_CONNECT: ChunkRestriction = ChunkRestriction {
     max_message_size: MAX_PRE_CONNECT_MESSAGE,
@@ -320,6 +327,16 @@ pub enum ServerEvent {
         /// Why.
         reason: String,
     },
+    /// A malformed tag from a publisher (unknown packet type, truncated
+    /// body) was dropped; the stream goes on. Counted in
+    /// [`ServerSession::bad_tags`]; [`MAX_CONSECUTIVE_BAD_TAGS`] in a row
+    /// end the connection.
+    BadTag {
+        /// The message stream.
+        stream_id: u32,
+        /// What was wrong with it.
+        reason: String,
+    },
 }
 
 #[derive(Debug)]
@@ -352,6 +369,10 @@ pub struct ServerSession {
     next_stream_id: u32,
     events: VecDeque<ServerEvent>,
     frames: Vec<MediaFrame>,
+    /// Malformed tags dropped so far.
+    bad_tags: u64,
+    /// Malformed tags since the last good one.
+    bad_tags_in_a_row: u32,
 }
 
 impl Default for ServerSession {
@@ -375,7 +396,15 @@ impl ServerSession {
             next_stream_id: 1,
             events: VecDeque::new(),
             frames: Vec::new(),
+            bad_tags: 0,
+            bad_tags_in_a_row: 0,
         }
+    }
+
+    /// Malformed tags from publishers dropped so far (see
+    /// [`ServerEvent::BadTag`]).
+    pub fn bad_tags(&self) -> u64 {
+        self.bad_tags
     }
 
     /// Whether the handshake is complete.
@@ -499,10 +528,10 @@ impl ServerSession {
                 | u32::from(b[5]) << 8
                 | u32::from(b[6]);
             if b.len() < 11 + size {
-                return Err(RtmpError::truncated(
-                    "aggregate sub-message",
-                    11 + size - b.len(),
-                ));
+                // The rest of the aggregate is unusable: drop it as one
+                // bad tag.
+                let e = RtmpError::truncated("aggregate sub-message", 11 + size - b.len());
+                return self.on_bad_tag(m.stream_id, e);
             }
             b.advance(11);
             let body = b.split_to(size);
@@ -526,17 +555,40 @@ impl ServerSession {
         };
         self.frames.clear();
         match demux.demux(tag_type, timestamp, body, &mut self.frames) {
-            Ok(()) => {}
+            Ok(()) => self.bad_tags_in_a_row = 0,
             Err(RtmpError::Unsupported(reason)) => {
                 self.events.push_back(ServerEvent::Skipped { reason });
                 return Ok(());
             }
-            Err(e) => return Err(e),
+            // Whatever else the demuxer refuses concerns this tag alone.
+            Err(e) => {
+                self.frames.clear();
+                return self.on_bad_tag(stream_id, e);
+            }
         }
         for frame in self.frames.drain(..) {
             self.events
                 .push_back(ServerEvent::Media { stream_id, frame });
         }
+        Ok(())
+    }
+
+    /// Drop a malformed tag and count it; too many in a row end the
+    /// connection (issue 18: one bad tag is not a dead stream).
+    fn on_bad_tag(&mut self, stream_id: u32, e: RtmpError) -> Result<()> {
+        self.bad_tags += 1;
+        self.bad_tags_in_a_row += 1;
+        if self.bad_tags_in_a_row > MAX_CONSECUTIVE_BAD_TAGS {
+            return Err(RtmpError::limit(
+                "malformed tags in a row",
+                self.bad_tags_in_a_row.into(),
+                MAX_CONSECUTIVE_BAD_TAGS.into(),
+            ));
+        }
+        self.events.push_back(ServerEvent::BadTag {
+            stream_id,
+            reason: e.to_string(),
+        });
         Ok(())
     }
 
@@ -1259,6 +1311,78 @@ mod tests {
         c.close();
         pump(&mut c, &mut s);
         assert_eq!(s.poll_event(), Some(ServerEvent::Unpublished { stream_id }));
+    }
+
+    /// A client session publishing "cam" to `s`; returns its stream id.
+    fn publishing(s: &mut ServerSession) -> (ClientSession, u32) {
+        let mut c = ClientSession::new("live", "rtmp://x/live", SessionConfig::default());
+        c.publish("cam");
+        pump(&mut c, s);
+        assert!(matches!(
+            s.poll_event(),
+            Some(ServerEvent::ConnectRequested { .. })
+        ));
+        s.accept_connect().unwrap();
+        pump(&mut c, s);
+        let Some(ServerEvent::PublishRequested { stream_id, .. }) = s.poll_event() else {
+            panic!("no publish")
+        };
+        s.accept_publish(stream_id).unwrap();
+        pump(&mut c, s);
+        (c, stream_id)
+    }
+
+    /// Issue 18 item 6: a malformed tag (unknown AVCPacketType, truncated
+    /// body) is dropped and counted, and the stream goes on; only
+    /// [`MAX_CONSECUTIVE_BAD_TAGS`] in a row end the connection.
+    #[test]
+    fn a_bad_tag_is_dropped_and_counted_not_fatal() {
+        let mut s = ServerSession::default();
+        let (mut c, sid) = publishing(&mut s);
+        let send_raw = |c: &mut ClientSession, s: &mut ServerSession, body: &[u8]| {
+            c.core.send(csid::VIDEO, type_id::VIDEO, sid, 40, body);
+            let mut b = BytesMut::new();
+            c.poll_transmit(&mut b);
+            s.handle_input(&b)
+        };
+        // AVCPacketType 5 does not exist (FLV 10.1 §E.4.3.1).
+        send_raw(&mut c, &mut s, &[0x17, 0x05, 0, 0, 0, 1, 2, 3]).expect("unknown AVCPacketType");
+        // A keyframe cut short inside its CompositionTime.
+        send_raw(&mut c, &mut s, &[0x17, 0x01, 0]).expect("truncated tag");
+        // Then a good keyframe: it gets through.
+        let key = MediaFrame::video(
+            CodecId::H264,
+            80,
+            80,
+            Bytes::from(vec![0, 0, 0, 2, 0x65, 1]),
+        )
+        .with_flags(FrameFlags::KEYFRAME);
+        c.send_frame(&key).unwrap();
+        pump(&mut c, &mut s);
+        let events: Vec<_> = std::iter::from_fn(|| s.poll_event()).collect();
+        let bad = events
+            .iter()
+            .filter(|e| matches!(e, ServerEvent::BadTag { stream_id, .. } if *stream_id == sid))
+            .count();
+        assert_eq!(bad, 2, "{events:?}");
+        assert!(
+            events
+                .iter()
+                .any(|e| matches!(e, ServerEvent::Media { frame, .. } if *frame == key)),
+            "the stream goes on after bad tags: {events:?}"
+        );
+        assert_eq!(s.bad_tags(), 2);
+        // The bound counts bad tags in a row, reset by a good one.
+        for i in 0..MAX_CONSECUTIVE_BAD_TAGS {
+            send_raw(&mut c, &mut s, &[0x17, 0x09]).unwrap_or_else(|e| panic!("bad tag {i}: {e}"));
+        }
+        match send_raw(&mut c, &mut s, &[0x17, 0x09]) {
+            Err(RtmpError::Limit { what, .. }) => assert_eq!(what, "malformed tags in a row"),
+            other => panic!(
+                "{} bad tags in a row were accepted: {other:?}",
+                MAX_CONSECUTIVE_BAD_TAGS + 1
+            ),
+        }
     }
 
     #[test]
