@@ -677,7 +677,11 @@ impl<'a> Conn<'a> {
                     _ => status::PUBLISH_FAILED,
                 };
                 tracing::info!(peer = %self.peer, stream = name, %code, error = %e, "publish refused");
-                self.session.reject_publish(stream_id, code, &e.to_string());
+                // The connection closes with `e` either way; what the client
+                // pipelined after the refused publish does not matter.
+                if let Err(after) = self.session.reject_publish(stream_id, code, &e.to_string()) {
+                    tracing::debug!(peer = %self.peer, error = %after, "input after a refused publish");
+                }
                 self.closing = Some(e);
             }
         }
@@ -727,7 +731,11 @@ impl<'a> Conn<'a> {
                     _ => status::PLAY_FAILED,
                 };
                 tracing::info!(peer = %self.peer, stream = name, %code, error = %e, "play refused");
-                self.session.reject_play(stream_id, code, &e.to_string());
+                // The connection closes with `e` either way; what the client
+                // pipelined after the refused play does not matter.
+                if let Err(after) = self.session.reject_play(stream_id, code, &e.to_string()) {
+                    tracing::debug!(peer = %self.peer, error = %after, "input after a refused play");
+                }
                 self.closing = Some(e);
             }
         }

@@ -41,6 +41,16 @@ pub const MAX_PRE_CONNECT_MESSAGE: u32 = 8 << 10;
 /// the server parsing it forever.
 pub const MAX_CONSECUTIVE_BAD_TAGS: u32 = 64;
 
+/// Most bytes a client may send past a `publish` or `play` the server has
+/// not answered yet (after `connect` is accepted; before, the bound is
+/// [`MAX_PRE_CONNECT_MESSAGE`]). Clients pipeline: a player sends
+/// `connect`, `createStream` and `play` back to back, a publisher
+/// `publish`, `@setDataFrame` and its sequence headers. The session holds
+/// those bytes, undecoded and in order, until the step they follow is
+/// answered (as nginx-rtmp and SRS serve such clients); this bounds what a
+/// driver that keeps reading meanwhile can make it hold.
+pub const MAX_PIPELINED_BYTES: usize = 1 << 20;
+
 /// The bounds of a server's chunk decoder until `connect` is accepted.
 const PRE_CONNECT: ChunkRestriction = ChunkRestriction {
     max_message_size: MAX_PRE_CONNECT_MESSAGE,
@@ -429,7 +439,32 @@ impl ServerSession {
         } else {
             self.core.account(data.len());
         }
-        while let Some(m) = self.core.next_message()? {
+        self.process_input()
+    }
+
+    /// Whether a `connect`, `publish` or `play` awaits the caller's answer
+    /// (`accept_*` or `reject_*`). Meanwhile what the client pipelined after
+    /// it is held undecoded, in order, and processed once the answer is
+    /// given (up to [`MAX_PIPELINED_BYTES`]): a driver should answer before
+    /// it reads more.
+    pub fn is_waiting(&self) -> bool {
+        self.state == ConnState::ConnectPending
+            || self
+                .streams
+                .values()
+                .any(|s| matches!(s, StreamState::PublishPending(_) | StreamState::PlayPending))
+    }
+
+    /// Decode and handle the held input in order, stopping at a step that
+    /// needs the caller's answer (the rest stays held, within its bound).
+    fn process_input(&mut self) -> Result<()> {
+        if self.state == ConnState::Handshake {
+            return Ok(());
+        }
+        while !self.is_waiting() && self.state != ConnState::Rejected {
+            let Some(m) = self.core.next_message()? else {
+                break;
+            };
             self.on_message(m)?;
             if self.events.len() > MAX_QUEUED_EVENTS {
                 return Err(RtmpError::limit(
@@ -437,6 +472,23 @@ impl ServerSession {
                     self.events.len() as u64,
                     MAX_QUEUED_EVENTS as u64,
                 ));
+            }
+        }
+        let held = self.core.input.len();
+        if held > 0 && (self.is_waiting() || self.state == ConnState::Rejected) {
+            let (what, limit) = if self.state == ConnState::Connected {
+                (
+                    "bytes pipelined past an unanswered publish or play",
+                    MAX_PIPELINED_BYTES,
+                )
+            } else {
+                (
+                    "bytes pipelined past an unanswered connect",
+                    MAX_PRE_CONNECT_MESSAGE as usize,
+                )
+            };
+            if held > limit {
+                return Err(RtmpError::limit(what, held as u64, limit as u64));
             }
         }
         self.core.release_input();
@@ -740,7 +792,9 @@ impl ServerSession {
     }
 
     /// Accept the pending `connect`: window size, peer bandwidth, chunk
-    /// size, and the `_result` with `NetConnection.Connect.Success`.
+    /// size, and the `_result` with `NetConnection.Connect.Success`. Then
+    /// handles what the client pipelined after it (new events may follow);
+    /// an error there means the connection must be closed.
     pub fn accept_connect(&mut self) -> Result<()> {
         if self.state != ConnState::ConnectPending {
             return Err(RtmpError::InvalidState("no connect is pending"));
@@ -774,7 +828,8 @@ impl ServerSession {
                 vec![Amf0Value::Object(info)],
             ),
         );
-        Ok(())
+        // What the client pipelined after `connect` (createStream, play...).
+        self.process_input()
     }
 
     /// Refuse the pending `connect` with `NetConnection.Connect.Rejected`
@@ -791,6 +846,8 @@ impl ServerSession {
     }
 
     /// Accept a pending publish: StreamBegin and `NetStream.Publish.Start`.
+    /// Then handles what the client pipelined after it (metadata and
+    /// sequence headers become [`ServerEvent::Media`]).
     pub fn accept_publish(&mut self, stream_id: u32) -> Result<()> {
         let Some(st) = self.streams.get_mut(&stream_id) else {
             return Err(RtmpError::InvalidState("unknown stream"));
@@ -807,20 +864,25 @@ impl ServerSession {
             .send_user_control(&UserControl::StreamBegin(stream_id));
         self.core
             .on_status(stream_id, "status", status::PUBLISH_START, &desc);
-        Ok(())
+        // Metadata and sequence headers sent right behind `publish`.
+        self.process_input()
     }
 
     /// Refuse a pending publish with `code` (e.g.
-    /// [`status::PUBLISH_BAD_NAME`]) and `description`.
-    pub fn reject_publish(&mut self, stream_id: u32, code: &str, description: &str) {
+    /// [`status::PUBLISH_BAD_NAME`]) and `description`, then handle what
+    /// the client pipelined after it (its media is dropped: the stream is
+    /// not publishing); an error there means the connection must be closed.
+    pub fn reject_publish(&mut self, stream_id: u32, code: &str, description: &str) -> Result<()> {
         if let Some(st) = self.streams.get_mut(&stream_id) {
             *st = StreamState::Created;
         }
         self.core.on_status(stream_id, "error", code, description);
+        self.process_input()
     }
 
     /// Accept a pending play: StreamBegin, `Play.Reset` (if `reset`),
-    /// `Play.Start` and `|RtmpSampleAccess`. Then send frames with
+    /// `Play.Start` and `|RtmpSampleAccess`, then handle what the client
+    /// pipelined after it. Then send frames with
     /// [`send_frame`](Self::send_frame).
     pub fn accept_play(&mut self, stream_id: u32, reset: bool) -> Result<()> {
         let Some(st) = self.streams.get_mut(&stream_id) else {
@@ -851,16 +913,19 @@ impl ServerSession {
             v.encode(&mut b);
         }
         c.send(csid::DATA, type_id::DATA_AMF0, stream_id, 0, &b);
-        Ok(())
+        self.process_input()
     }
 
     /// Refuse a pending play with `code` (e.g.
-    /// [`status::PLAY_STREAM_NOT_FOUND`]) and `description`.
-    pub fn reject_play(&mut self, stream_id: u32, code: &str, description: &str) {
+    /// [`status::PLAY_STREAM_NOT_FOUND`]) and `description`, then handle
+    /// what the client pipelined after it; an error there means the
+    /// connection must be closed.
+    pub fn reject_play(&mut self, stream_id: u32, code: &str, description: &str) -> Result<()> {
         if let Some(st) = self.streams.get_mut(&stream_id) {
             *st = StreamState::Created;
         }
         self.core.on_status(stream_id, "error", code, description);
+        self.process_input()
     }
 
     /// Send an `onStatus` on `stream_id` (e.g. `Play.UnpublishNotify`).
@@ -1415,6 +1480,7 @@ mod tests {
         hs.extend_from_slice(&[0u8; 1536 * 2]);
         s.handle_input(&hs).unwrap();
         assert!(s.is_handshake_done());
+        s.poll_transmit(&mut BytesMut::new());
         s
     }
 
@@ -1507,11 +1573,8 @@ mod tests {
 
     #[test]
     fn commands_before_connect_are_refused() {
-        let mut s = ServerSession::default();
-        let mut c = ClientSession::new("live", "rtmp://x/live", SessionConfig::default());
-        c.play("x");
-        pump(&mut c, &mut s);
-        // Forge a createStream before accept.
+        // A createStream with no connect at all.
+        let mut s = handshaken();
         let mut core = Core::new(&SessionConfig::default());
         core.send_command(
             0,
@@ -1520,5 +1583,214 @@ mod tests {
         let mut b = BytesMut::new();
         core.poll_transmit(&mut b);
         assert!(s.handle_input(&b).is_err());
+    }
+
+    /// What a hand-built client sends: `connect` to `live`, then `more`.
+    fn connect_then(more: impl FnOnce(&mut Core)) -> BytesMut {
+        let mut core = Core::new(&SessionConfig::default());
+        let obj = Amf0Value::object([
+            ("app", Amf0Value::string("live")),
+            ("tcUrl", Amf0Value::string("rtmp://x/live")),
+        ]);
+        core.send_command(0, &Command::new("connect", 1.0, obj, vec![]));
+        more(&mut core);
+        let mut b = BytesMut::new();
+        core.poll_transmit(&mut b);
+        b
+    }
+
+    /// Issue 18 item 5: a player that sends `connect`, `createStream` and
+    /// `play` back to back, without waiting for any answer, is served:
+    /// what follows `connect` is held until `connect` is accepted.
+    #[test]
+    fn a_player_may_pipeline_connect_create_stream_and_play() {
+        let mut s = handshaken();
+        let wire = connect_then(|c| {
+            c.send_command(
+                0,
+                &Command::new("createStream", 2.0, Amf0Value::Null, vec![]),
+            );
+            c.send_user_control(&UserControl::SetBufferLength {
+                stream_id: 1,
+                millis: 1000,
+            });
+            c.send_command(
+                1,
+                &Command::new(
+                    "play",
+                    3.0,
+                    Amf0Value::Null,
+                    vec![Amf0Value::string("cam?t=1"), Amf0Value::Number(-2.0)],
+                ),
+            );
+        });
+        // All at once, as one read.
+        s.handle_input(&wire)
+            .expect("pipelined commands are not a violation");
+        assert!(matches!(
+            s.poll_event(),
+            Some(ServerEvent::ConnectRequested { .. })
+        ));
+        assert_eq!(
+            s.poll_event(),
+            None,
+            "nothing past connect before it is answered"
+        );
+        assert!(s.is_waiting());
+        s.accept_connect().unwrap();
+        match s.poll_event() {
+            Some(ServerEvent::PlayRequested {
+                stream_id,
+                stream_name,
+                query,
+                ..
+            }) => {
+                assert_eq!(stream_id, 1);
+                assert_eq!(
+                    (stream_name.as_str(), query.as_deref()),
+                    ("cam", Some("t=1"))
+                );
+            }
+            other => panic!("the pipelined play was lost: {other:?}"),
+        }
+        assert!(s.is_waiting());
+        s.accept_play(1, true).unwrap();
+        assert!(!s.is_waiting());
+        // The answers went out in order: connect, createStream, play.
+        let mut out = BytesMut::new();
+        s.poll_transmit(&mut out);
+        let mut dec = ChunkDecoder::default();
+        let mut names = Vec::new();
+        while let Some(m) = dec.decode(&mut out).unwrap() {
+            match m.type_id {
+                type_id::SET_CHUNK_SIZE => dec
+                    .set_chunk_size(message::parse_u32_body(&m.payload).unwrap())
+                    .unwrap(),
+                type_id::COMMAND_AMF0 => {
+                    let c = Command::parse(&m.payload, false).unwrap();
+                    let code = c.args.first().and_then(|i| i.get_str("code")).unwrap_or("");
+                    names.push(format!("{} {} {code}", c.name, c.transaction_id));
+                }
+                _ => {}
+            }
+        }
+        assert_eq!(
+            names,
+            [
+                "_result 1 NetConnection.Connect.Success",
+                "_result 2 ",
+                "onStatus 0 NetStream.Play.Reset",
+                "onStatus 0 NetStream.Play.Start",
+            ]
+        );
+    }
+
+    /// Issue 18 item 5: a publisher that sends `publish`, `@setDataFrame`
+    /// and its sequence headers back to back keeps them: they are held
+    /// until the publish is accepted, then become media in order.
+    #[test]
+    fn a_publisher_may_pipeline_publish_metadata_and_sequence_headers() {
+        let meta = MediaFrame::metadata(
+            0,
+            crate::amf0::encode_all(&[
+                Amf0Value::string("onMetaData"),
+                Amf0Value::EcmaArray(vec![("width".into(), Amf0Value::Number(640.0))]),
+            ]),
+        );
+        let vcfg = MediaFrame::config(
+            CodecId::H264,
+            0,
+            Bytes::from_static(&[1, 0x64, 0, 0x1f, 0xff, 0xe1, 0, 0]),
+        );
+        let acfg = MediaFrame::config(CodecId::Aac, 0, Bytes::from_static(&[0x12, 0x10]));
+        let key = MediaFrame::video(CodecId::H264, 0, 40, Bytes::from(vec![0, 0, 0, 2, 0x65, 1]))
+            .with_flags(FrameFlags::KEYFRAME);
+        let mut s = handshaken();
+        let wire = connect_then(|c| {
+            let n = || vec![Amf0Value::string("cam")];
+            c.send_command(0, &Command::new("releaseStream", 2.0, Amf0Value::Null, n()));
+            c.send_command(0, &Command::new("FCPublish", 3.0, Amf0Value::Null, n()));
+            c.send_command(
+                0,
+                &Command::new("createStream", 4.0, Amf0Value::Null, vec![]),
+            );
+            c.send_command(
+                1,
+                &Command::new(
+                    "publish",
+                    5.0,
+                    Amf0Value::Null,
+                    vec![Amf0Value::string("cam"), Amf0Value::string("live")],
+                ),
+            );
+            let body = flv::set_data_frame(&meta.payload);
+            c.send(csid::DATA, type_id::DATA_AMF0, 1, 0, &body);
+            for f in [&vcfg, &acfg, &key] {
+                c.send_frame(1, f).unwrap();
+            }
+        });
+        s.handle_input(&wire).unwrap();
+        assert!(matches!(
+            s.poll_event(),
+            Some(ServerEvent::ConnectRequested { .. })
+        ));
+        s.accept_connect().unwrap();
+        let Some(ServerEvent::PublishRequested { stream_id, .. }) = s.poll_event() else {
+            panic!("the pipelined publish was lost")
+        };
+        assert_eq!(s.poll_event(), None);
+        s.accept_publish(stream_id).unwrap();
+        let media: Vec<_> = std::iter::from_fn(|| s.poll_event())
+            .filter_map(|e| match e {
+                ServerEvent::Media { frame, .. } => Some(frame),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(media, vec![meta, vcfg, acfg, key]);
+    }
+
+    /// What a client pipelines past an unanswered step is bounded.
+    #[test]
+    fn pipelined_bytes_are_bounded() {
+        let mut s = handshaken();
+        let wire = connect_then(|c| {
+            for _ in 0..3 {
+                c.send(csid::DATA, type_id::DATA_AMF0, 0, 0, &[0u8; 4000]);
+            }
+        });
+        match s.handle_input(&wire) {
+            Err(RtmpError::Limit { what, .. }) => {
+                assert_eq!(what, "bytes pipelined past an unanswered connect")
+            }
+            other => panic!("12 KB held past connect: {other:?}"),
+        }
+        // After connect, the bound is MAX_PIPELINED_BYTES.
+        let mut s = handshaken();
+        let wire = connect_then(|c| {
+            c.send_command(
+                0,
+                &Command::new("createStream", 2.0, Amf0Value::Null, vec![]),
+            );
+            c.send_command(
+                1,
+                &Command::new("play", 3.0, Amf0Value::Null, vec![Amf0Value::string("cam")]),
+            );
+        });
+        s.handle_input(&wire).unwrap();
+        s.accept_connect().unwrap();
+        assert!(s.is_waiting());
+        let mut core = Core::new(&SessionConfig::default());
+        for _ in 0..(MAX_PIPELINED_BYTES / 4000 + 1) {
+            core.send(csid::DATA, type_id::DATA_AMF0, 1, 0, &[0u8; 4000]);
+        }
+        let mut b = BytesMut::new();
+        core.poll_transmit(&mut b);
+        assert!(matches!(
+            s.handle_input(&b),
+            Err(RtmpError::Limit {
+                what: "bytes pipelined past an unanswered publish or play",
+                ..
+            })
+        ));
     }
 }

@@ -1078,3 +1078,226 @@ async fn a_fast_stream_is_not_lapped_between_merged_writes() {
     let frames: usize = log.iter().map(|(_, n)| n).sum();
     assert!(frames >= 2002, "{frames} of 2002 frames arrived");
 }
+
+// ------------------------------------------------- pipelining (issue 18 #5)
+
+/// A hand-built client that sends what it is told at once, without waiting
+/// for any answer, and reads the server's commands back.
+struct Pipeliner {
+    t: TcpStream,
+    enc: arcly_rtmp::chunk::ChunkEncoder,
+    dec: arcly_rtmp::chunk::ChunkDecoder,
+    input: bytes::BytesMut,
+    out: bytes::BytesMut,
+}
+
+impl Pipeliner {
+    /// Connect and do a plain handshake.
+    async fn connect(port: u16) -> Self {
+        let mut t = TcpStream::connect(("127.0.0.1", port)).await.unwrap();
+        let mut c0c1 = vec![3u8];
+        c0c1.extend(std::iter::repeat_n(0u8, 1536));
+        t.write_all(&c0c1).await.unwrap();
+        let mut s = vec![0u8; 1 + 1536 * 2];
+        t.read_exact(&mut s).await.unwrap();
+        t.write_all(&s[1..1537]).await.unwrap();
+        Self {
+            t,
+            enc: arcly_rtmp::chunk::ChunkEncoder::new(),
+            dec: arcly_rtmp::chunk::ChunkDecoder::default(),
+            input: bytes::BytesMut::new(),
+            out: bytes::BytesMut::new(),
+        }
+    }
+
+    fn message(&mut self, csid: u32, type_id: u8, stream_id: u32, ts: u32, body: &[u8]) {
+        let h = arcly_rtmp::chunk::MessageHeader {
+            csid,
+            timestamp: ts,
+            type_id,
+            stream_id,
+        };
+        self.enc.write(&h, body, &mut self.out);
+    }
+
+    fn command(&mut self, stream_id: u32, name: &str, txn: f64, args: Vec<Amf0Value>) {
+        let obj = if name == "connect" {
+            Amf0Value::object([
+                ("app", Amf0Value::string("live")),
+                ("tcUrl", Amf0Value::string("rtmp://127.0.0.1/live")),
+            ])
+        } else {
+            Amf0Value::Null
+        };
+        let body = arcly_rtmp::message::Command::new(name, txn, obj, args).encode();
+        self.message(3, 20, stream_id, 0, &body);
+    }
+
+    fn frame(&mut self, stream_id: u32, f: &MediaFrame) {
+        if f.frame_type == FrameType::Data {
+            let body = arcly_rtmp::flv::set_data_frame(&f.payload);
+            self.message(5, 18, stream_id, 0, &body);
+            return;
+        }
+        let tag = arcly_rtmp::flv::mux_frame(f).unwrap().unwrap();
+        let body = [&tag.header[..], &tag.payload[..]].concat();
+        let csid = if tag.tag_type == 9 { 6 } else { 4 };
+        self.message(csid, tag.tag_type, stream_id, tag.timestamp, &body);
+    }
+
+    /// Send everything queued so far in one write.
+    async fn send(&mut self) {
+        let b = self.out.split();
+        self.t.write_all(&b).await.unwrap();
+    }
+
+    /// The next `onStatus` code (or `_error`), reading whatever comes
+    /// before it; `None` when the server closed the connection.
+    async fn next_status(&mut self) -> Option<String> {
+        use arcly_rtmp::message::Command;
+        let mut buf = vec![0u8; 1 << 16];
+        loop {
+            while let Some(m) = self.dec.decode(&mut self.input).unwrap() {
+                match m.type_id {
+                    1 => {
+                        let v = arcly_rtmp::message::parse_u32_body(&m.payload).unwrap();
+                        self.dec.set_chunk_size(v).unwrap();
+                    }
+                    20 => {
+                        let c = Command::parse(&m.payload, false).unwrap();
+                        if c.name == "onStatus" || c.name == "_error" {
+                            let info = c.args.first();
+                            return Some(
+                                info.and_then(|i| i.get_str("code"))
+                                    .unwrap_or("")
+                                    .to_owned(),
+                            );
+                        }
+                    }
+                    _ => {}
+                }
+            }
+            let n = tokio::time::timeout(Duration::from_secs(10), self.t.read(&mut buf))
+                .await
+                .expect("the server answers within 10 s");
+            match n {
+                Ok(0) | Err(_) => return None,
+                Ok(n) => self.input.extend_from_slice(&buf[..n]),
+            }
+        }
+    }
+}
+
+use arcly_rtmp::amf0::Amf0Value;
+
+/// A player that sends `connect`, `createStream` and `play` back to back
+/// is served (it was disconnected with "command createStream before
+/// connect was accepted" in most tries), with merged writes on and off.
+#[tokio::test]
+async fn a_player_that_pipelines_its_commands_is_served() {
+    for merge in [Duration::ZERO, RtmpConfig::default().merge_writes] {
+        let cfg = RtmpConfig {
+            merge_writes: merge,
+            ..RtmpConfig::default()
+        };
+        let srv = start(engine_with(None), cfg).await;
+        for i in 0..20 {
+            let mut p = Pipeliner::connect(srv.port).await;
+            p.command(0, "connect", 1.0, vec![]);
+            p.command(0, "createStream", 2.0, vec![]);
+            p.message(2, 4, 0, 0, &[0, 3, 0, 0, 0, 1, 0, 0, 0x03, 0xe8]);
+            p.command(
+                1,
+                "play",
+                3.0,
+                vec![Amf0Value::string("waiting"), Amf0Value::Number(-2.0)],
+            );
+            p.send().await;
+            let mut codes = Vec::new();
+            while let Some(code) = p.next_status().await {
+                let start = code == "NetStream.Play.Start";
+                codes.push(code);
+                if start {
+                    break;
+                }
+            }
+            assert_eq!(
+                codes,
+                ["NetStream.Play.Reset", "NetStream.Play.Start"],
+                "try {i} with merged writes {merge:?}"
+            );
+        }
+    }
+}
+
+/// A publisher that sends `publish`, `@setDataFrame` and its sequence
+/// headers back to back keeps them: a player joining later receives the
+/// metadata and both sequence headers (they used to be dropped as media
+/// on a stream whose publish was still pending).
+#[tokio::test]
+async fn a_publisher_that_pipelines_its_sequence_headers_keeps_them() {
+    let srv = server().await;
+    let frames = fixture_frames("h264-aac.flv");
+    let meta = frames
+        .iter()
+        .find(|f| f.frame_type == FrameType::Data)
+        .expect("fixture metadata")
+        .clone();
+    let vcfg = frames
+        .iter()
+        .find(|f| f.is_video() && f.is_config())
+        .unwrap()
+        .clone();
+    let acfg = frames
+        .iter()
+        .find(|f| f.is_audio() && f.is_config())
+        .unwrap()
+        .clone();
+    let key = frames
+        .iter()
+        .find(|f| f.is_video() && f.is_keyframe() && !f.is_config())
+        .unwrap()
+        .clone();
+    let mut p = Pipeliner::connect(srv.port).await;
+    p.command(0, "connect", 1.0, vec![]);
+    p.send().await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    p.command(0, "releaseStream", 2.0, vec![Amf0Value::string("piped")]);
+    p.command(0, "FCPublish", 3.0, vec![Amf0Value::string("piped")]);
+    p.command(0, "createStream", 4.0, vec![]);
+    // Like ffmpeg, wait for the answers to `connect` and `createStream`
+    // before `publish`... (it would not matter if they were still pending:
+    // the player test above pipelines those).
+    p.send().await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    // ...but then send `publish`, metadata and sequence headers at once.
+    p.command(
+        1,
+        "publish",
+        5.0,
+        vec![Amf0Value::string("piped"), Amf0Value::string("live")],
+    );
+    for f in [&meta, &vcfg, &acfg, &key] {
+        p.frame(1, f);
+    }
+    p.send().await;
+    assert_eq!(
+        p.next_status().await.as_deref(),
+        Some("NetStream.Publish.Start")
+    );
+    let mut player = RtmpClient::play(&srv.url("piped")).await.unwrap();
+    let mut got = Vec::new();
+    while !(got.contains(&vcfg)
+        && got.contains(&acfg)
+        && got.iter().any(|f: &MediaFrame| f.is_keyframe()))
+    {
+        match tokio::time::timeout(Duration::from_secs(10), player.next_frame()).await {
+            Ok(Ok(Some(f))) => got.push(f),
+            other => panic!("the player got {} frames, then {other:?}", got.len()),
+        }
+    }
+    assert!(
+        got.iter().any(|f| f.frame_type == FrameType::Data),
+        "metadata reached the player"
+    );
+}
