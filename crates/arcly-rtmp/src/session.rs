@@ -24,15 +24,18 @@ use std::sync::Arc;
 pub const MAX_STREAMS: usize = 16;
 /// Most events queued before the caller must drain them.
 pub const MAX_QUEUED_EVENTS: usize = 4096;
-/// Largest message a server accepts before the client's `connect` is
-/// accepted, and most bytes of partial messages it holds meanwhile. A real
-/// client's `connect` is a few hundred bytes (ffmpeg, OBS), a couple of KB
-/// with a long token in its `tcUrl`. Stops an unauthenticated peer from
+/// Largest message a server accepts before a publish is accepted on the
+/// connection (before `connect`, and on connections that only play), and
+/// most bytes of partial messages it holds meanwhile. A real client's
+/// `connect` is a few hundred bytes (ffmpeg, OBS), a couple of KB with a
+/// long token in its `tcUrl`; a player's commands are smaller still; only
+/// an accepted publisher sends large messages (media). Stops a peer nobody
+/// authenticated (an accepted `connect` only names an application) from
 /// making the server buffer and decode messages of up to
 /// [`ChunkLimits::max_message_size`] (8 MiB) on each of hundreds of
 /// connections: a larger message is refused as soon as its chunk header
 /// arrives, before its payload is buffered (issue 17).
-pub const MAX_PRE_CONNECT_MESSAGE: u32 = 8 << 10;
+pub const MAX_MESSAGE_BEFORE_PUBLISH: u32 = 8 << 10;
 
 /// Most malformed tags in a row (unknown AVCPacketType, truncated body or
 /// NAL unit, bad script data) a publisher may send before it is
@@ -43,7 +46,7 @@ pub const MAX_CONSECUTIVE_BAD_TAGS: u32 = 64;
 
 /// Most bytes a client may send past a `publish` or `play` the server has
 /// not answered yet (after `connect` is accepted; before, the bound is
-/// [`MAX_PRE_CONNECT_MESSAGE`]). Clients pipeline: a player sends
+/// [`MAX_MESSAGE_BEFORE_PUBLISH`]). Clients pipeline: a player sends
 /// `connect`, `createStream` and `play` back to back, a publisher
 /// `publish`, `@setDataFrame` and its sequence headers. The session holds
 /// those bytes, undecoded and in order, until the step they follow is
@@ -53,10 +56,17 @@ pub const MAX_PIPELINED_BYTES: usize = 1 << 20;
 
 /// The bounds of a server's chunk decoder until `connect` is accepted.
 const PRE_CONNECT: ChunkRestriction = ChunkRestriction {
-    max_message_size: MAX_PRE_CONNECT_MESSAGE,
-    max_buffered: MAX_PRE_CONNECT_MESSAGE as usize,
+    max_message_size: MAX_MESSAGE_BEFORE_PUBLISH,
+    max_buffered: MAX_MESSAGE_BEFORE_PUBLISH as usize,
     message_label: "message size before connect is accepted",
     buffered_label: "buffered partial messages before connect is accepted",
+};
+
+/// The same bounds from then on until a publish is accepted.
+const PRE_PUBLISH: ChunkRestriction = ChunkRestriction {
+    message_label: "message size before a publish is accepted",
+    buffered_label: "buffered partial messages before a publish is accepted",
+    ..PRE_CONNECT
 };
 
 /// Settings of a session.
@@ -484,7 +494,7 @@ impl ServerSession {
             } else {
                 (
                     "bytes pipelined past an unanswered connect",
-                    MAX_PRE_CONNECT_MESSAGE as usize,
+                    MAX_MESSAGE_BEFORE_PUBLISH as usize,
                 )
             };
             if held > limit {
@@ -801,7 +811,7 @@ impl ServerSession {
         }
         self.state = ConnState::Connected;
         let c = &mut self.core;
-        c.decoder.lift_restriction();
+        c.decoder.restrict(PRE_PUBLISH);
         c.send_control(type_id::WINDOW_ACK_SIZE, self.cfg.window_ack_size);
         let mut bw = BytesMut::new();
         bw.put_u32(self.cfg.window_ack_size);
@@ -860,6 +870,8 @@ impl ServerSession {
         let name = std::mem::take(name);
         let desc = format!("{name} is now published.");
         *st = StreamState::Publishing(name, Box::default());
+        // Large messages (media) from now on.
+        self.core.decoder.lift_restriction();
         self.core
             .send_user_control(&UserControl::StreamBegin(stream_id));
         self.core
@@ -1485,7 +1497,7 @@ mod tests {
     }
 
     /// Issue 17 item 5: before `connect` is accepted a message larger than
-    /// [`MAX_PRE_CONNECT_MESSAGE`] is refused from its chunk header alone,
+    /// [`MAX_MESSAGE_BEFORE_PUBLISH`] is refused from its chunk header alone,
     /// before any of its payload is buffered.
     #[test]
     fn a_large_message_before_connect_is_refused_at_its_header() {
@@ -1514,7 +1526,7 @@ mod tests {
                 assert_eq!(what, "message size before connect is accepted");
                 assert_eq!(
                     (value, limit),
-                    (0x788b60, u64::from(MAX_PRE_CONNECT_MESSAGE))
+                    (0x788b60, u64::from(MAX_MESSAGE_BEFORE_PUBLISH))
                 );
             }
             other => panic!("a 7.9 MB message before connect was not refused: {other:?}"),
@@ -1543,9 +1555,43 @@ mod tests {
         );
     }
 
-    /// Once `connect` is accepted the session's own limits apply again.
+    /// An accepted `connect` authenticates nobody (it names an
+    /// application): until a publish is accepted, large messages are
+    /// still refused at their header.
     #[test]
-    fn large_messages_are_fine_after_connect() {
+    fn a_large_message_after_connect_but_before_publish_is_refused() {
+        let mut s = handshaken();
+        let mut b = connect_then(|_| {});
+        s.handle_input(&b).unwrap();
+        s.accept_connect().unwrap();
+        b.clear();
+        b.put_slice(&[0x02, 0, 0, 0, 0, 0, 4, type_id::SET_CHUNK_SIZE, 0, 0, 0, 0]);
+        b.put_u32(0x7fff_ffff);
+        b.put_slice(&[
+            0x03,
+            0,
+            0,
+            0,
+            0x78,
+            0x8b,
+            0x60,
+            type_id::COMMAND_AMF0,
+            0,
+            0,
+            0,
+            0,
+        ]);
+        match s.handle_input(&b) {
+            Err(RtmpError::Limit { what, .. }) => {
+                assert_eq!(what, "message size before a publish is accepted")
+            }
+            other => panic!("a 7.9 MB message before publish was not refused: {other:?}"),
+        }
+    }
+
+    /// Once a publish is accepted the session's own limits apply again.
+    #[test]
+    fn large_messages_are_fine_once_publishing() {
         let mut s = ServerSession::default();
         let mut c = ClientSession::new("live", "rtmp://x/live", SessionConfig::default());
         c.publish("cam");

@@ -3,7 +3,9 @@
 //! (after raising the chunk size so it comes as one chunk), and the server's
 //! memory must not grow with them. It used to grow about 50 MB per
 //! connection (the message was buffered whole, then every one-byte NULL
-//! decoded into a 32-byte value).
+//! decoded into a 32-byte value). Then 200 more send an honest `connect`
+//! first and the same 7.9 MB as the next command: an accepted `connect`
+//! is not an authenticated publisher either.
 //!
 //! Its own test binary with a single test, so that the process's resident
 //! memory (`VmRSS`/`VmHWM` in `/proc/self/status`) is this test's alone.
@@ -44,13 +46,36 @@ fn reset_peak() -> bool {
 }
 
 /// The chunk stream a hostile client sends after its handshake: Set Chunk
-/// Size to the largest, then one `connect` of about 7.9 MB whose argument
-/// is a strict array of strict arrays of NULLs, in a single chunk.
-fn hostile_stream() -> Bytes {
+/// Size to the largest, then one command of about 7.9 MB whose argument
+/// is a strict array of strict arrays of NULLs, in a single chunk. The
+/// command is the `connect` itself, or, with `connect_first`, follows a
+/// small honest `connect`.
+fn hostile_stream(connect_first: bool) -> Bytes {
     const INNER: usize = 65_535;
     const OUTER: usize = 120;
+    let mut b = BytesMut::new();
+    if connect_first {
+        let connect = amf0::encode_all(&[
+            Amf0Value::string("connect"),
+            Amf0Value::Number(1.0),
+            Amf0Value::object([
+                ("app", Amf0Value::string("live")),
+                ("tcUrl", Amf0Value::string("rtmp://127.0.0.1/live")),
+            ]),
+        ]);
+        assert!(connect.len() <= 128, "one chunk at the default chunk size");
+        b.put_u8(0x03);
+        b.put_slice(&[0, 0, 0]);
+        b.put_slice(&(connect.len() as u32).to_be_bytes()[1..]);
+        b.put_slice(&[20, 0, 0, 0, 0]);
+        b.put_slice(&connect);
+    }
     let head = amf0::encode_all(&[
-        Amf0Value::string("connect"),
+        Amf0Value::string(if connect_first {
+            "releaseStream"
+        } else {
+            "connect"
+        }),
         Amf0Value::Number(1.0),
         Amf0Value::object([
             ("app", Amf0Value::string("live")),
@@ -62,7 +87,7 @@ fn hostile_stream() -> Bytes {
         body_len < 8 << 20,
         "fits the largest message the server takes"
     );
-    let mut b = BytesMut::with_capacity(12 + 4 + 12 + body_len);
+    b.reserve(12 + 4 + 12 + body_len);
     // Set Chunk Size (RTMP 1.0 §5.4.1) on chunk stream 2.
     b.put_slice(&[0x02, 0, 0, 0, 0, 0, 4, 1, 0, 0, 0, 0]);
     b.put_u32(0x7fff_ffff);
@@ -117,8 +142,8 @@ async fn hostile_client(port: u16, stream: Bytes, wait: Duration) -> bool {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn two_hundred_huge_connects_before_connect_is_accepted_cost_little_memory() {
-    let stream = hostile_stream();
+async fn huge_commands_before_publish_cost_little_memory() {
+    let streams = [hostile_stream(false), hostile_stream(true)];
     let engine = Engine::builder().application(AppSpec::new("live")).build();
     let ingest = Arc::new(
         RtmpHandler::new(RtmpConfig::default()).into_protocol("127.0.0.1:0".parse().unwrap()),
@@ -130,7 +155,9 @@ async fn two_hundred_huge_connects_before_connect_is_accepted_cost_little_memory
 
     // One connection first, so one-time costs (runtime, first accept) are
     // in the baseline.
-    hostile_client(port, stream.clone(), wait).await;
+    for stream in &streams {
+        hostile_client(port, stream.clone(), wait).await;
+    }
     tokio::time::sleep(Duration::from_millis(700)).await;
 
     let base = status_kb("VmRSS");
@@ -157,16 +184,18 @@ async fn two_hundred_huge_connects_before_connect_is_accepted_cost_little_memory
     };
 
     let t0 = Instant::now();
-    let clients: Vec<_> = (0..CONNECTIONS)
-        .map(|_| tokio::spawn(hostile_client(port, stream.clone(), wait)))
-        .collect();
-    let mut closed = 0;
-    for c in clients {
-        closed += usize::from(c.await.expect("client task"));
+    let mut closed = [0usize; 2];
+    for (stream, closed) in streams.iter().zip(&mut closed) {
+        let clients: Vec<_> = (0..CONNECTIONS)
+            .map(|_| tokio::spawn(hostile_client(port, stream.clone(), wait)))
+            .collect();
+        for c in clients {
+            *closed += usize::from(c.await.expect("client task"));
+        }
+        // Let the server finish with the connections (it lingers 500 ms).
+        tokio::time::sleep(Duration::from_millis(700)).await;
     }
     let elapsed = t0.elapsed();
-    // Let the server finish with the connections (it lingers 500 ms).
-    tokio::time::sleep(Duration::from_millis(700)).await;
     done.store(true, Ordering::Relaxed);
     watchdog.join().unwrap();
 
@@ -175,9 +204,10 @@ async fn two_hundred_huge_connects_before_connect_is_accepted_cost_little_memory
     let top = if hwm_reset { sampled.max(hwm) } else { sampled };
     let growth = top.saturating_sub(base);
     eprintln!(
-        "{CONNECTIONS} connections x {:.1} MB connect: RSS {} kB before, peak {} kB \
-         (VmHWM {}, reset {}), growth {} kB, {closed} closed by the server, {:.1} s",
-        stream.len() as f64 / 1e6,
+        "2 x {CONNECTIONS} connections x {:.1} MB command (as connect, after connect): \
+         RSS {} kB before, peak {} kB (VmHWM {}, reset {}), growth {} kB, \
+         {closed:?} closed by the server, {:.1} s",
+        streams[0].len() as f64 / 1e6,
         base,
         top,
         hwm,
@@ -186,7 +216,7 @@ async fn two_hundred_huge_connects_before_connect_is_accepted_cost_little_memory
         elapsed.as_secs_f64()
     );
     assert_eq!(
-        closed, CONNECTIONS,
+        closed, [CONNECTIONS; 2],
         "every hostile connection is refused and closed"
     );
     assert!(
