@@ -14,6 +14,7 @@ use arcly_core::testing::tools;
 use arcly_core::{FrameType, MediaFrame};
 use arcly_rtmp::client::RtmpClient;
 use arcly_rtmp::flv::{FlvReader, TagDemuxer};
+use arcly_rtmp::handler::DEFAULT_PING_INTERVAL;
 use arcly_rtmp::session::ClientEvent;
 use arcly_rtmp::{RtmpConfig, RtmpError, RtmpHandler};
 use std::path::{Path, PathBuf};
@@ -1299,5 +1300,110 @@ async fn a_publisher_that_pipelines_its_sequence_headers_keeps_them() {
     assert!(
         got.iter().any(|f| f.frame_type == FrameType::Data),
         "metadata reached the player"
+    );
+}
+
+// ----------------------------------------- waiting players (issue 18 #11)
+
+/// A player over an in-memory connection wrapped in the ingest layer's idle
+/// timeout (as `TcpIngest` wraps its sockets), asking to play `name`. It
+/// answers pings (the client session does) unless `silent`, in which case
+/// it stops writing once playing. Returns, when the server closes it, how
+/// long it stayed and the status codes it got.
+async fn waiting_player(
+    handler: Arc<RtmpHandler>,
+    ctx: arcly_core::inbound::IngestContext,
+    name: &str,
+    silent: bool,
+) -> (Duration, Vec<String>) {
+    use arcly_core::ingest::IdleTimeout;
+    use arcly_core::traits::ProtocolHandler;
+    use arcly_rtmp::session::{ClientSession, SessionConfig};
+    use bytes::BytesMut;
+    let idle = handler.config().limits.idle_timeout;
+    let (a, mut io) = tokio::io::duplex(1 << 16);
+    tokio::spawn(async move {
+        let conn = IdleTimeout::new(a, idle);
+        let _ = handler
+            .handle_connection(Box::new(conn), "127.0.0.1:9".parse().unwrap(), ctx)
+            .await;
+    });
+    let t0 = tokio::time::Instant::now();
+    let mut c = ClientSession::new("live", "rtmp://x/live", SessionConfig::default());
+    c.play(name);
+    let (mut out, mut buf, mut codes) = (BytesMut::new(), vec![0u8; 1 << 16], Vec::new());
+    let mut playing = false;
+    loop {
+        out.clear();
+        c.poll_transmit(&mut out);
+        let muted = silent && playing;
+        let send = !out.is_empty() && !muted;
+        if send && io.write_all(&out).await.is_err() {
+            break;
+        }
+        let n = match io.read(&mut buf).await {
+            Ok(n) if n > 0 => n,
+            _ => break,
+        };
+        if c.handle_input(&buf[..n]).is_err() {
+            break;
+        }
+        while let Some(e) = c.poll_event() {
+            match e {
+                ClientEvent::PlayStarted { .. } => {
+                    playing = true;
+                    codes.push("NetStream.Play.Start".to_owned());
+                }
+                ClientEvent::Status { code, .. } => codes.push(code),
+                _ => {}
+            }
+        }
+    }
+    (t0.elapsed(), codes)
+}
+
+/// A player waiting for a publisher sends nothing by itself: it used to be
+/// cut by the 30 s idle timeout. It is pinged and kept while it answers;
+/// one that answers nothing is closed after the idle timeout; and
+/// `max_publisher_wait` ends the wait. Paused clock: the times are exact.
+#[tokio::test(start_paused = true)]
+async fn waiting_players_are_pinged_and_kept_while_they_answer() {
+    let engine = engine_with(None);
+    let idle = RtmpConfig::default().limits.idle_timeout;
+    assert_eq!(idle, Duration::from_secs(30));
+    let handler = Arc::new(RtmpHandler::new(RtmpConfig {
+        max_publisher_wait: Some(Duration::from_secs(300)),
+        ..RtmpConfig::default()
+    }));
+    let answering = tokio::spawn(waiting_player(
+        Arc::clone(&handler),
+        engine.ingest_context(),
+        "nobody",
+        false,
+    ));
+    let silent = tokio::spawn(waiting_player(
+        Arc::clone(&handler),
+        engine.ingest_context(),
+        "nobody-either",
+        true,
+    ));
+    let (stayed, codes) = silent.await.unwrap();
+    assert!(
+        stayed >= idle && stayed <= idle + DEFAULT_PING_INTERVAL + Duration::from_secs(1),
+        "a waiting player that answers no ping is closed after the idle timeout (stayed {stayed:?})"
+    );
+    assert_eq!(codes, ["NetStream.Play.Reset", "NetStream.Play.Start"]);
+    let (stayed, codes) = answering.await.unwrap();
+    assert!(
+        stayed >= Duration::from_secs(300) && stayed <= Duration::from_secs(311),
+        "an answering player waits until max_publisher_wait (stayed {stayed:?})"
+    );
+    assert_eq!(
+        codes,
+        [
+            "NetStream.Play.Reset",
+            "NetStream.Play.Start",
+            "NetStream.Play.Stop"
+        ]
     );
 }
