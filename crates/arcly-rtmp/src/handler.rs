@@ -347,6 +347,9 @@ struct Play {
     awaiting_publisher: bool,
     /// When the play started waiting for a publisher (last time).
     waiting_since: tokio::time::Instant,
+    /// The player paused: frames are dropped (the play stays at the live
+    /// edge) until it resumes, from a keyframe.
+    paused: bool,
 }
 
 struct Conn<'a> {
@@ -737,6 +740,19 @@ impl<'a> Conn<'a> {
             ServerEvent::Skipped { reason } => {
                 tracing::debug!(peer = %self.peer, %reason, "rtmp tag skipped");
             }
+            ServerEvent::Pause { stream_id, paused } => {
+                if let Some(p) = self.plays.iter_mut().find(|p| p.stream_id == stream_id) {
+                    if paused {
+                        p.paused = true;
+                    } else if std::mem::take(&mut p.paused) {
+                        // Resume at the live edge: video from the next
+                        // keyframe with its configuration, audio with its
+                        // configuration first (as after receiveVideo/Audio).
+                        p.video_needs_key = p.video;
+                        p.resend_audio_config = p.audio;
+                    }
+                }
+            }
             ServerEvent::BadTag { stream_id, reason } => {
                 // Dropped and counted by the session; the stream goes on.
                 tracing::debug!(
@@ -828,6 +844,7 @@ impl<'a> Conn<'a> {
                     clock: Rebaser::new(),
                     awaiting_publisher,
                     waiting_since: tokio::time::Instant::now(),
+                    paused: false,
                 });
             }
             Err(e) => {
@@ -928,6 +945,9 @@ impl<'a> Conn<'a> {
             );
         } else if f.flags.contains(arcly_core::FrameFlags::DISCONTINUITY) {
             p.clock.discontinuity();
+        }
+        if p.paused {
+            return Ok(());
         }
         if f.is_audio() {
             if !p.audio {

@@ -347,6 +347,16 @@ pub enum ServerEvent {
         /// Why.
         reason: String,
     },
+    /// `pause` on a play (RTMP 1.0 §7.2.2.8), already answered with
+    /// `NetStream.Pause.Notify` or `NetStream.Unpause.Notify`: the driver
+    /// sends no media while paused and resumes at the live edge from a
+    /// keyframe.
+    Pause {
+        /// The message stream.
+        stream_id: u32,
+        /// `true` to pause, `false` to resume.
+        paused: bool,
+    },
     /// A malformed tag from a publisher (unknown packet type, truncated
     /// body) was dropped; the stream goes on. Counted in
     /// [`ServerSession::bad_tags`]; [`MAX_CONSECUTIVE_BAD_TAGS`] in a row
@@ -765,6 +775,39 @@ impl ServerSession {
                 let id = c.arg_f64(0).unwrap_or(f64::from(msg_stream)) as u32;
                 self.stop_stream(id, true);
             }
+            "pause" => {
+                // §7.2.2.8: pause flag, then the stream time in ms (unused
+                // on a live stream). Only a play can pause.
+                if matches!(self.streams.get(&msg_stream), Some(StreamState::Playing)) {
+                    let paused = c.args.first().and_then(Amf0Value::as_bool).unwrap_or(true);
+                    let (code, desc) = if paused {
+                        (status::PAUSE_NOTIFY, "Paused live stream.")
+                    } else {
+                        (status::UNPAUSE_NOTIFY, "Unpaused live stream.")
+                    };
+                    self.core.on_status(msg_stream, "status", code, desc);
+                    self.events.push_back(ServerEvent::Pause {
+                        stream_id: msg_stream,
+                        paused,
+                    });
+                }
+            }
+            "FCSubscribe" | "FCUnsubscribe" => {
+                // Akamai-style clients (librtmp's `subscribe`) announce the
+                // live stream they will play and expect `onFCSubscribe`
+                // (`onFCUnsubscribe`) back, as Flash Media Server sends; the
+                // play itself follows with `play`. nginx-rtmp ignores them.
+                let name = c.arg_str(0).unwrap_or("");
+                let (answer, code) = if c.name == "FCSubscribe" {
+                    ("onFCSubscribe", status::PLAY_START)
+                } else {
+                    ("onFCUnsubscribe", status::PLAY_STOP)
+                };
+                let info = status_object("status", code, name);
+                self.result(txn, Amf0Value::Null, vec![Amf0Value::Undefined]);
+                self.core
+                    .send_command(0, &Command::new(answer, 0.0, Amf0Value::Null, vec![info]));
+            }
             "receiveAudio" | "receiveVideo" => {
                 self.events.push_back(ServerEvent::ReceiveMedia {
                     stream_id: msg_stream,
@@ -905,7 +948,9 @@ impl ServerSession {
         }
         *st = StreamState::Playing;
         let c = &mut self.core;
-        c.send_user_control(&UserControl::StreamIsRecorded(stream_id));
+        // No StreamIsRecorded (user control 4, RTMP 1.0 §7.1.7): every
+        // stream this server plays is live, and a player told otherwise may
+        // offer seeking.
         c.send_user_control(&UserControl::StreamBegin(stream_id));
         if reset {
             c.on_status(
@@ -1093,6 +1138,23 @@ impl ClientSession {
             return Ok(());
         }
         self.core.send_frame(id, frame)
+    }
+
+    /// While playing, pause (`true`) or resume (`false`) the play
+    /// (`pause`, RTMP 1.0 §7.2.2.8); the server answers with
+    /// `NetStream.Pause.Notify` / `NetStream.Unpause.Notify`.
+    pub fn pause(&mut self, paused: bool) -> Result<()> {
+        let id = self
+            .stream_id
+            .ok_or(RtmpError::InvalidState("not playing"))?;
+        let c = Command::new(
+            "pause",
+            0.0,
+            Amf0Value::Null,
+            vec![Amf0Value::Boolean(paused), Amf0Value::Number(0.0)],
+        );
+        self.core.send_command(id, &c);
+        Ok(())
     }
 
     /// While playing, ask the server to stop or resume sending audio
@@ -1460,6 +1522,113 @@ mod tests {
                 MAX_CONSECUTIVE_BAD_TAGS + 1
             ),
         }
+    }
+
+    /// The commands and controls a server sent, as `name code` for
+    /// commands and `uc N` for user control events.
+    fn sent(s: &mut ServerSession) -> Vec<String> {
+        let mut out = BytesMut::new();
+        s.poll_transmit(&mut out);
+        let mut dec = ChunkDecoder::default();
+        let mut v = Vec::new();
+        while let Some(m) = dec.decode(&mut out).unwrap() {
+            match m.type_id {
+                type_id::SET_CHUNK_SIZE => dec
+                    .set_chunk_size(message::parse_u32_body(&m.payload).unwrap())
+                    .unwrap(),
+                type_id::USER_CONTROL => v.push(format!(
+                    "uc {}",
+                    u16::from_be_bytes([m.payload[0], m.payload[1]])
+                )),
+                type_id::COMMAND_AMF0 => {
+                    let c = Command::parse(&m.payload, false).unwrap();
+                    let code = c.args.first().and_then(|i| i.get_str("code")).unwrap_or("");
+                    v.push(format!("{} {code}", c.name));
+                }
+                _ => {}
+            }
+        }
+        v
+    }
+
+    /// Issue 18 item 12: no StreamIsRecorded for a live play; `pause` and
+    /// `FCSubscribe` are answered.
+    #[test]
+    fn live_plays_are_not_recorded_and_pause_and_fcsubscribe_are_answered() {
+        let mut s = handshaken();
+        let wire = connect_then(|c| {
+            c.send_command(
+                0,
+                &Command::new(
+                    "FCSubscribe",
+                    0.0,
+                    Amf0Value::Null,
+                    vec![Amf0Value::string("cam")],
+                ),
+            );
+            c.send_command(
+                0,
+                &Command::new("createStream", 2.0, Amf0Value::Null, vec![]),
+            );
+            c.send_command(
+                1,
+                &Command::new("play", 3.0, Amf0Value::Null, vec![Amf0Value::string("cam")]),
+            );
+        });
+        s.handle_input(&wire).unwrap();
+        assert!(matches!(
+            s.poll_event(),
+            Some(ServerEvent::ConnectRequested { .. })
+        ));
+        s.accept_connect().unwrap();
+        assert!(matches!(
+            s.poll_event(),
+            Some(ServerEvent::PlayRequested { .. })
+        ));
+        s.accept_play(1, false).unwrap();
+        let got = sent(&mut s);
+        assert!(
+            got.contains(&"onFCSubscribe NetStream.Play.Start".to_owned()),
+            "{got:?}"
+        );
+        assert!(got.contains(&"uc 0".to_owned()), "StreamBegin: {got:?}");
+        assert!(
+            !got.contains(&"uc 4".to_owned()),
+            "StreamIsRecorded for a live play: {got:?}"
+        );
+        let pause = |flag: bool| {
+            let mut core = Core::new(&SessionConfig::default());
+            core.send_command(
+                1,
+                &Command::new(
+                    "pause",
+                    0.0,
+                    Amf0Value::Null,
+                    vec![Amf0Value::Boolean(flag), Amf0Value::Number(1234.0)],
+                ),
+            );
+            let mut b = BytesMut::new();
+            core.poll_transmit(&mut b);
+            b
+        };
+        s.handle_input(&pause(true)).unwrap();
+        assert_eq!(
+            s.poll_event(),
+            Some(ServerEvent::Pause {
+                stream_id: 1,
+                paused: true
+            })
+        );
+        assert_eq!(sent(&mut s), ["onStatus NetStream.Pause.Notify"]);
+        s.handle_input(&pause(false)).unwrap();
+        assert_eq!(
+            s.poll_event(),
+            Some(ServerEvent::Pause {
+                stream_id: 1,
+                paused: false
+            })
+        );
+        assert_eq!(sent(&mut s), ["onStatus NetStream.Unpause.Notify"]);
     }
 
     #[test]

@@ -1407,3 +1407,53 @@ async fn waiting_players_are_pinged_and_kept_while_they_answer() {
         ]
     );
 }
+
+/// The next video frame of `p` (within 10 s).
+async fn next_video(p: &mut RtmpClient) -> MediaFrame {
+    let fut = async {
+        loop {
+            match p.next_frame().await {
+                Ok(Some(f)) if f.is_video() => return f,
+                Ok(Some(_)) => {}
+                other => panic!("the play ended: {other:?}"),
+            }
+        }
+    };
+    tokio::time::timeout(Duration::from_secs(10), fut)
+        .await
+        .expect("video within 10 s")
+}
+
+/// Issue 18 item 12: `pause` is answered, no media comes while paused, and
+/// the play resumes at the live edge from a keyframe with its sequence
+/// header first.
+#[tokio::test]
+async fn pause_stops_media_and_unpause_resumes_from_a_keyframe() {
+    let srv = server().await;
+    let frames = fixture_frames("h264-aac.flv");
+    let url = srv.url("pz");
+    // In real time: the clip (6 s) outlasts the pause.
+    let publisher = tokio::spawn(async move { publish_frames(&url, &frames, 1.0).await });
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let mut p = RtmpClient::play(&srv.url("pz")).await.unwrap();
+    next_video(&mut p).await;
+    p.pause(true).await.unwrap();
+    let (code, _) = next_status(&mut p).await;
+    assert_eq!(code, "NetStream.Pause.Notify");
+    // What was in flight may still arrive; then nothing while paused.
+    let settle = Instant::now() + Duration::from_millis(300);
+    while Instant::now() < settle {
+        let _ = tokio::time::timeout_at(settle.into(), p.next_frame()).await;
+    }
+    let quiet = tokio::time::timeout(Duration::from_millis(700), p.next_frame()).await;
+    assert!(quiet.is_err(), "media while paused: {quiet:?}");
+    p.pause(false).await.unwrap();
+    let (code, _) = next_status(&mut p).await;
+    assert_eq!(code, "NetStream.Unpause.Notify");
+    let first = next_video(&mut p).await;
+    assert!(first.is_config(), "the sequence header comes first");
+    let k = next_video(&mut p).await;
+    assert!(k.is_keyframe(), "resumes from a keyframe");
+    drop(p);
+    publisher.abort();
+}
