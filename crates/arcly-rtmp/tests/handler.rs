@@ -1457,3 +1457,55 @@ async fn pause_stops_media_and_unpause_resumes_from_a_keyframe() {
     drop(p);
     publisher.abort();
 }
+
+/// Issue 18 item 6 over a socket: a malformed tag in the middle of a
+/// publish is dropped and the stream goes on; the player receives every
+/// frame sent after it.
+#[tokio::test]
+async fn a_malformed_tag_does_not_end_the_publish() {
+    let srv = server().await;
+    let frames: Vec<_> = fixture_frames("h264-aac.flv")
+        .into_iter()
+        .filter(|f| f.dts_ms() < 2000)
+        .collect();
+    let last_video = frames.iter().rfind(|f| f.is_video()).unwrap().clone();
+    let player = {
+        let url = srv.url("bt");
+        tokio::spawn(async move {
+            let mut p = RtmpClient::play(&url).await.unwrap();
+            loop {
+                let f = tokio::time::timeout(Duration::from_secs(10), p.next_frame())
+                    .await
+                    .expect("frames keep coming")
+                    .expect("play")
+                    .expect("the stream goes on");
+                if f.is_video() && f.payload == last_video.payload {
+                    return;
+                }
+            }
+        })
+    };
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let mut p = Pipeliner::connect(srv.port).await;
+    p.command(0, "connect", 1.0, vec![]);
+    p.command(0, "createStream", 2.0, vec![]);
+    p.command(
+        1,
+        "publish",
+        3.0,
+        vec![Amf0Value::string("bt"), Amf0Value::string("live")],
+    );
+    for (i, f) in frames.iter().enumerate() {
+        if i == frames.len() / 2 {
+            // AVCPacketType 5 does not exist (FLV 10.1 §E.4.3.1).
+            p.message(6, 9, 1, f.dts_ms() as u32, &[0x27, 0x05, 0, 0, 0, 1, 2]);
+        }
+        p.frame(1, f);
+    }
+    p.send().await;
+    assert_eq!(
+        p.next_status().await.as_deref(),
+        Some("NetStream.Publish.Start")
+    );
+    player.await.expect("the player got the last frame");
+}
