@@ -5,7 +5,8 @@
 //! [`PublishRegistry::publish`](arcly_core::registry::PublishRegistry::publish)
 //! and [`PlaybackRegistry::subscribe`](arcly_core::registry::PlaybackRegistry::subscribe)
 //! calls; frames from a publisher are pushed into its
-//! [`PublishSession`]; frames from a [`Subscription`] are rebased, mapped to
+//! [`PublishSession`]; frames from a
+//! [`Subscription`](arcly_core::bus::Subscription) are rebased, mapped to
 //! FLV tags at the edge ([`crate::flv`]) and written to the player with
 //! vectored writes whose payload slices are shared with the bus.
 //!
