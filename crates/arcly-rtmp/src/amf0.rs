@@ -9,7 +9,13 @@
 //!
 //! The decoder is bounded: nesting depth ([`MAX_DEPTH`]), string length
 //! ([`MAX_STRING_LEN`]) and element count ([`MAX_ELEMENTS`]) are checked
-//! against named limits, and every length against the input.
+//! against named limits, and every length against the input. Beyond those
+//! per-value bounds, one [`Amf0Reader`] (one message) has a total budget
+//! across nesting: [`MAX_VALUES`] values and [`MAX_DECODED_BYTES`] bytes of
+//! decoded memory, charged before anything is allocated. A value takes
+//! `size_of::<Amf0Value>()` (32) bytes however short its encoding (a NULL is
+//! one byte), so without that budget a message of nested strict arrays of
+//! NULLs costs about 32 bytes of memory per byte received.
 
 use crate::error::{Result, RtmpError};
 use bytes::BufMut;
@@ -20,6 +26,24 @@ pub const MAX_DEPTH: usize = 32;
 pub const MAX_STRING_LEN: usize = 1 << 20;
 /// Most properties or elements accepted in one object or array.
 pub const MAX_ELEMENTS: usize = 1 << 16;
+/// Most values one reader (one message) decodes, counted at every depth
+/// (object properties, array elements and top-level values). Stops a
+/// message of nested strict arrays from turning each one-byte NULL into a
+/// 32-byte value millions of times over (`onMetaData` from real encoders
+/// holds a few dozen values; FLV files with a keyframe index a few
+/// thousand).
+pub const MAX_VALUES: usize = 1 << 16;
+/// Most bytes of memory one reader (one message) may allocate for what it
+/// decodes: each value's `size_of::<Amf0Value>()`, each property's key and
+/// `String` header, each string's bytes. Bounds the memory an 8 MiB
+/// message can cost to a fixed amount, whatever its shape.
+pub const MAX_DECODED_BYTES: usize = 4 << 20;
+
+/// What one property costs beyond its value: the key's `String` header
+/// (the key's bytes are charged separately).
+const PROPERTY_COST: usize = std::mem::size_of::<String>();
+/// What one value costs in its parent `Vec` (or in the result list).
+const VALUE_COST: usize = std::mem::size_of::<Amf0Value>();
 
 // AMF0 §2.1 type markers.
 const NUMBER: u8 = 0x00;
@@ -171,15 +195,63 @@ fn props_len(o: &Amf0Object) -> usize {
 }
 
 /// A cursor over AMF0 input that decodes values one at a time.
+///
+/// Everything one reader decodes shares one budget of [`MAX_VALUES`]
+/// values and [`MAX_DECODED_BYTES`] bytes: make one reader per message.
 #[derive(Debug, Clone)]
 pub struct Amf0Reader<'a> {
     buf: &'a [u8],
+    /// Values decoded so far, at every depth.
+    values: usize,
+    max_values: usize,
+    /// Bytes of memory charged so far for what was decoded.
+    bytes: usize,
+    max_bytes: usize,
 }
 
 impl<'a> Amf0Reader<'a> {
-    /// Read from `buf`.
+    /// Read from `buf` with the default budget ([`MAX_VALUES`],
+    /// [`MAX_DECODED_BYTES`]).
     pub fn new(buf: &'a [u8]) -> Self {
-        Self { buf }
+        Self::with_budget(buf, MAX_VALUES, MAX_DECODED_BYTES)
+    }
+
+    /// Read from `buf`, decoding at most `max_values` values and
+    /// allocating at most `max_bytes` bytes for them, in total over every
+    /// value read.
+    pub fn with_budget(buf: &'a [u8], max_values: usize, max_bytes: usize) -> Self {
+        Self {
+            buf,
+            values: 0,
+            max_values,
+            bytes: 0,
+            max_bytes,
+        }
+    }
+
+    /// Charge `values` values and `bytes` bytes to the budget, before
+    /// they are allocated.
+    fn charge(&mut self, values: usize, bytes: usize) -> Result<()> {
+        let (v, b) = (
+            self.values.saturating_add(values),
+            self.bytes.saturating_add(bytes),
+        );
+        if v > self.max_values {
+            return Err(RtmpError::limit(
+                "AMF0 values in a message",
+                v as u64,
+                self.max_values as u64,
+            ));
+        }
+        if b > self.max_bytes {
+            return Err(RtmpError::limit(
+                "AMF0 decoded bytes in a message",
+                b as u64,
+                self.max_bytes as u64,
+            ));
+        }
+        (self.values, self.bytes) = (v, b);
+        Ok(())
     }
 
     /// The bytes not consumed yet.
@@ -254,6 +326,10 @@ impl<'a> Amf0Reader<'a> {
                 MAX_STRING_LEN as u64,
             ));
         }
+        if self.buf.len() < len {
+            return Err(RtmpError::truncated("AMF0 string", len - self.buf.len()));
+        }
+        self.charge(0, len)?;
         let b = self.take(len, "AMF0 string")?;
         // Lenient like Flash: invalid UTF-8 is replaced, not refused.
         Ok(String::from_utf8_lossy(b).into_owned())
@@ -278,6 +354,7 @@ impl<'a> Amf0Reader<'a> {
             if self.buf.is_empty() {
                 return Ok(props);
             }
+            self.charge(0, PROPERTY_COST)?;
             let key = self.short_str()?;
             if key.is_empty() && self.buf.first() == Some(&OBJECT_END) {
                 self.buf = &self.buf[1..];
@@ -304,6 +381,8 @@ impl<'a> Amf0Reader<'a> {
             ));
         }
         let marker = self.u8()?;
+        // The value's own slot in its parent (or in the result list).
+        self.charge(1, VALUE_COST)?;
         Ok(match marker {
             NUMBER => Amf0Value::Number(self.f64()?),
             BOOLEAN => Amf0Value::Boolean(self.u8()? != 0),
@@ -332,7 +411,17 @@ impl<'a> Amf0Reader<'a> {
                         count - self.buf.len(),
                     ));
                 }
-                let mut v = Vec::with_capacity(count);
+                // Refuse at once what the budget cannot hold; and grow the
+                // vector as elements decode rather than reserving what the
+                // peer's count claims.
+                if count > self.max_values - self.values {
+                    return Err(RtmpError::limit(
+                        "AMF0 values in a message",
+                        (self.values + count) as u64,
+                        self.max_values as u64,
+                    ));
+                }
+                let mut v = Vec::new();
                 for _ in 0..count {
                     v.push(self.value(depth + 1)?);
                 }
@@ -494,6 +583,55 @@ mod tests {
         assert!(matches!(
             decode_all(&[STRING, 0, 5, b'a']),
             Err(RtmpError::Truncated { need: 4, .. })
+        ));
+    }
+
+    /// Issue 17 item 5: nested strict arrays of NULLs (one byte each) used
+    /// to decode into 32 bytes per input byte with no total bound. One
+    /// message now has one budget across nesting.
+    #[test]
+    fn nested_null_arrays_hit_the_message_budget() {
+        let (outer, inner) = (200usize, 1000usize);
+        let mut b = vec![STRICT_ARRAY];
+        b.extend_from_slice(&(outer as u32).to_be_bytes());
+        for _ in 0..outer {
+            b.push(STRICT_ARRAY);
+            b.extend_from_slice(&(inner as u32).to_be_bytes());
+            b.extend(std::iter::repeat_n(NULL, inner));
+        }
+        assert!(outer * inner > MAX_VALUES);
+        match decode_all(&b) {
+            Err(RtmpError::Limit { what, value, limit }) => {
+                assert_eq!(what, "AMF0 values in a message");
+                assert!(value > limit && limit == MAX_VALUES as u64);
+            }
+            other => panic!(
+                "nested arrays decoded past the budget: {:?}",
+                other.map(|v| v.len())
+            ),
+        }
+        // The same shape within the budget decodes.
+        let small: Vec<u8> = b[..5 + 10 * (5 + inner)].to_vec();
+        let mut small = small;
+        small[1..5].copy_from_slice(&10u32.to_be_bytes());
+        assert_eq!(decode_all(&small).unwrap().len(), 1);
+        // A declared count the budget cannot hold is refused before decoding.
+        let mut r =
+            Amf0Reader::with_budget(&[STRICT_ARRAY, 0, 0, 0, 3, NULL, NULL, NULL], 3, 1 << 10);
+        assert!(matches!(r.next_value(), Err(RtmpError::Limit { .. })));
+        // Bytes: strings and property keys count across values.
+        let s = encode_all(&[
+            Amf0Value::string("x".repeat(600)),
+            Amf0Value::string("y".repeat(600)),
+        ]);
+        let mut r = Amf0Reader::with_budget(&s, 16, 1000);
+        assert!(r.next_value().unwrap().is_some());
+        assert!(matches!(
+            r.next_value(),
+            Err(RtmpError::Limit {
+                what: "AMF0 decoded bytes in a message",
+                ..
+            })
         ));
     }
 

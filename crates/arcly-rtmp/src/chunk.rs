@@ -51,6 +51,22 @@ impl Default for ChunkLimits {
     }
 }
 
+/// Bounds tighter than the decoder's [`ChunkLimits`], applied for a while
+/// (a server applies one until the peer's `connect` is accepted). Each
+/// error names the bound with the labels given here.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ChunkRestriction {
+    /// Largest message accepted while restricted: checked against the
+    /// length in the chunk header, before any of the payload is buffered.
+    pub max_message_size: u32,
+    /// Most payload bytes of partial messages held while restricted.
+    pub max_buffered: usize,
+    /// How a refused message size is named in the error.
+    pub message_label: &'static str,
+    /// How refused buffered bytes are named in the error.
+    pub buffered_label: &'static str,
+}
+
 /// One reassembled message with its header (§5.3.1.2 fields).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RawMessage {
@@ -87,6 +103,7 @@ struct InState {
 pub struct ChunkDecoder {
     chunk_size: u32,
     limits: ChunkLimits,
+    restriction: Option<ChunkRestriction>,
     streams: StreamTable,
     buffered: usize,
 }
@@ -135,6 +152,8 @@ struct Header {
     csid: u32,
     len: usize,
     ts_field: u32,
+    /// The 3-byte field of a type-0/1/2 header was the 0xFFFFFF marker.
+    marker: bool,
     length: u32,
     type_id: u8,
     stream_id: u32,
@@ -154,8 +173,44 @@ impl ChunkDecoder {
         Self {
             chunk_size: DEFAULT_CHUNK_SIZE,
             limits,
+            restriction: None,
             streams: StreamTable::default(),
             buffered: 0,
+        }
+    }
+
+    /// Apply `r` on top of the [`ChunkLimits`] (it never loosens them)
+    /// until [`lift_restriction`](Self::lift_restriction).
+    pub fn restrict(&mut self, r: ChunkRestriction) {
+        self.restriction = Some(r);
+    }
+
+    /// Go back to the decoder's own [`ChunkLimits`].
+    pub fn lift_restriction(&mut self) {
+        self.restriction = None;
+    }
+
+    /// The bounds in force: largest message and most buffered bytes, each
+    /// with the name its error carries.
+    fn bounds(&self) -> ((u32, &'static str), (usize, &'static str)) {
+        let own = (
+            (self.limits.max_message_size, "message size"),
+            (self.limits.max_buffered, "buffered partial messages"),
+        );
+        match self.restriction {
+            Some(r) => (
+                if r.max_message_size < own.0 .0 {
+                    (r.max_message_size, r.message_label)
+                } else {
+                    own.0
+                },
+                if r.max_buffered < own.1 .0 {
+                    (r.max_buffered, r.buffered_label)
+                } else {
+                    own.1
+                },
+            ),
+            None => own,
         }
     }
 
@@ -245,6 +300,9 @@ impl ChunkDecoder {
                 )
             }
         };
+        // §5.3.1.3: the 3-byte field set to 0xFFFFFF is the marker that the
+        // 4-byte extended timestamp follows, whatever value that carries.
+        let marker = fmt < 3 && ts_field == EXTENDED_TS;
         if ts_field == EXTENDED_TS {
             let continuation = fmt == 3 && prev.is_some_and(|p| p.partial.is_some());
             match input.get(pos..pos + 4) {
@@ -268,6 +326,7 @@ impl ChunkDecoder {
             csid,
             len: pos,
             ts_field,
+            marker,
             length,
             type_id,
             stream_id,
@@ -292,11 +351,15 @@ impl ChunkDecoder {
                     self.limits.max_chunk_streams as u64,
                 ));
             }
-            if h.length > self.limits.max_message_size {
+            let ((max_message, message_what), (max_buffered, buffered_what)) = self.bounds();
+            // Checked as soon as the header is known, before any of the
+            // payload is buffered (§5.3.1.2: the length is in type-0/1
+            // headers; types 2 and 3 repeat the previous one).
+            if h.length > max_message {
                 return Err(RtmpError::limit(
-                    "message size",
+                    message_what,
                     h.length.into(),
-                    self.limits.max_message_size.into(),
+                    max_message.into(),
                 ));
             }
             let st = self.streams.entry_or_default(h.csid);
@@ -336,7 +399,10 @@ impl ChunkDecoder {
                     }
                 }
                 if h.fmt != 3 {
-                    st.extended = h.ts_field >= EXTENDED_TS;
+                    // Decided by the marker, not by the value: a header with
+                    // the marker and a small extended value is followed by
+                    // type-3 chunks that carry the field too (§5.3.1.3).
+                    st.extended = h.marker;
                     st.ext_value = h.ts_field;
                 }
                 st.length = h.length;
@@ -354,11 +420,11 @@ impl ChunkDecoder {
                     payload,
                 }));
             }
-            if self.buffered + piece > self.limits.max_buffered {
+            if self.buffered + piece > max_buffered {
                 return Err(RtmpError::limit(
-                    "buffered partial messages",
+                    buffered_what,
                     (self.buffered + piece) as u64,
-                    self.limits.max_buffered as u64,
+                    max_buffered as u64,
                 ));
             }
             let part = st
@@ -738,6 +804,44 @@ mod tests {
         bare.put_u8(0xc4);
         bare.put_slice(&m.payload[256..]);
         assert_eq!(decode_all(&mut ChunkDecoder::default(), &mut bare), vec![m]);
+    }
+
+    /// Issue 18 item 8, RTMP 1.0 §5.3.1.3: whether the extended timestamp
+    /// field is present is decided by the 0xFFFFFF marker in the type-0/1/2
+    /// header, not by the value it carries: a header with the marker and a
+    /// small extended value (5, 33) is followed by type-3 chunks that also
+    /// carry the 4-byte field.
+    #[test]
+    fn the_marker_not_the_value_selects_the_extended_field() {
+        let body: Vec<u8> = (0..200u32).map(|i| i as u8).collect();
+        let mut w = BytesMut::new();
+        // Type 0 on csid 4: marker, length 200, video, stream 1, extended 5.
+        w.put_slice(&[0x04, 0xff, 0xff, 0xff, 0, 0, 200, 9, 1, 0, 0, 0]);
+        w.put_u32(5);
+        w.put_slice(&body[..128]);
+        // Its continuation: type 3, with the extended field again.
+        w.put_u8(0xc4);
+        w.put_u32(5);
+        w.put_slice(&body[128..]);
+        // Type 1 (delta): marker, length 10, extended delta 33.
+        w.put_slice(&[0x44, 0xff, 0xff, 0xff, 0, 0, 10, 9]);
+        w.put_u32(33);
+        w.put_slice(&body[..10]);
+        // A type-3 header starting a new message repeats the delta, and
+        // carries the extended field too.
+        w.put_u8(0xc4);
+        w.put_u32(33);
+        w.put_slice(&body[10..20]);
+        // And a plain type-2 header afterwards has none.
+        w.put_slice(&[0x84, 0, 0, 7]);
+        w.put_slice(&body[20..30]);
+        let got = decode_all(&mut ChunkDecoder::default(), &mut w);
+        let ts: Vec<_> = got.iter().map(|m| (m.timestamp, m.payload.len())).collect();
+        assert_eq!(ts, vec![(5, 200), (38, 10), (71, 10), (78, 10)]);
+        assert_eq!(&got[0].payload[..], &body[..]);
+        assert_eq!(&got[2].payload[..], &body[10..20]);
+        assert_eq!(&got[3].payload[..], &body[20..30]);
+        assert!(w.is_empty());
     }
 
     #[test]

@@ -171,6 +171,12 @@ impl RtmpClient {
         self.flush().await
     }
 
+    /// While playing, pause (`true`) or resume (`false`).
+    pub async fn pause(&mut self, paused: bool) -> Result<()> {
+        self.session.pause(paused)?;
+        self.flush().await
+    }
+
     /// Unpublish/stop and close the connection.
     pub async fn close(mut self) -> Result<()> {
         self.session.close();

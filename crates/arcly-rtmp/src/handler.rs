@@ -5,7 +5,8 @@
 //! [`PublishRegistry::publish`](arcly_core::registry::PublishRegistry::publish)
 //! and [`PlaybackRegistry::subscribe`](arcly_core::registry::PlaybackRegistry::subscribe)
 //! calls; frames from a publisher are pushed into its
-//! [`PublishSession`]; frames from a [`Subscription`] are rebased, mapped to
+//! [`PublishSession`]; frames from a
+//! [`Subscription`](arcly_core::bus::Subscription) are rebased, mapped to
 //! FLV tags at the edge ([`crate::flv`]) and written to the player with
 //! vectored writes whose payload slices are shared with the bus.
 //!
@@ -67,6 +68,9 @@ pub const FAST_BATCH: usize = 32;
 /// How much finer the grid is for fast streams (and for the first ticks of
 /// a play, before the stream's rate is known).
 pub const FINE_GRID: u32 = 8;
+/// Default [`RtmpConfig::ping_interval`]: a third of the default idle
+/// timeout (30 s), so a player that answers is never idle that long.
+pub const DEFAULT_PING_INTERVAL: std::time::Duration = std::time::Duration::from_secs(10);
 /// Buffers gathered per `writev` from a session's queue (on the stack of
 /// the write, never kept per connection).
 const WRITE_IOVECS: usize = 64;
@@ -118,6 +122,18 @@ pub struct RtmpConfig {
     /// play starts (the cached GOP) is never delayed. Zero writes every
     /// frame at once.
     pub merge_writes: std::time::Duration,
+    /// How often a player waiting for a publisher (before the first one, or
+    /// between an unpublish and the next publish) is sent a PingRequest
+    /// (user control 6, RTMP 1.0 §7.1.7). Such a player sends nothing on
+    /// its own, and would be cut by the idle timeout; its PingResponse is
+    /// traffic, and a waiting player that answers nothing for the idle
+    /// timeout is closed. Zero sends no pings.
+    pub ping_interval: std::time::Duration,
+    /// How long a play may wait for a publisher before it is ended with
+    /// `NetStream.Play.Stop` (checked every ping interval, or every second
+    /// without pings). `None` keeps it as long as it answers pings, as
+    /// nginx-rtmp does with `idle_streams on` (its default).
+    pub max_publisher_wait: Option<std::time::Duration>,
 }
 
 impl Default for RtmpConfig {
@@ -130,6 +146,8 @@ impl Default for RtmpConfig {
             max_batch_bytes: 1 << 20,
             read_buffer_size: 64 * 1024,
             merge_writes: DEFAULT_MERGE_WRITES,
+            ping_interval: DEFAULT_PING_INTERVAL,
+            max_publisher_wait: None,
         }
     }
 }
@@ -238,6 +256,11 @@ impl MergeClock {
         self.interval
     }
 
+    /// The instant the grid counts from.
+    pub fn epoch(&self) -> tokio::time::Instant {
+        self.epoch
+    }
+
     /// The first tick strictly after `now`, or `None` when merging is off.
     pub fn next_tick(&self, now: tokio::time::Instant) -> Option<tokio::time::Instant> {
         self.next_tick_of(now, 1)
@@ -324,6 +347,11 @@ struct Play {
     resend_audio_config: bool,
     clock: Rebaser,
     awaiting_publisher: bool,
+    /// When the play started waiting for a publisher (last time).
+    waiting_since: tokio::time::Instant,
+    /// The player paused: frames are dropped (the play stays at the live
+    /// edge) until it resumes, from a keyframe.
+    paused: bool,
 }
 
 struct Conn<'a> {
@@ -353,6 +381,8 @@ struct Conn<'a> {
     /// Whether media has been queued for a player yet (the first batch is
     /// never merged, so the first picture arrives at once).
     media_written: bool,
+    /// When the peer last sent anything (a waiting player's PingResponse).
+    last_heard: tokio::time::Instant,
 }
 
 impl<'a> Conn<'a> {
@@ -382,6 +412,7 @@ impl<'a> Conn<'a> {
             flush_due: false,
             fine_ticks: true,
             media_written: false,
+            last_heard: tokio::time::Instant::now(),
         }
     }
 
@@ -408,6 +439,9 @@ impl<'a> Conn<'a> {
         // One timer for the merge ticks, re-armed per tick.
         let tick_timer = tokio::time::sleep_until(tokio::time::Instant::now());
         tokio::pin!(tick_timer);
+        // Pings to players waiting for a publisher: on the heap, and only
+        // while one waits.
+        let mut wait_timer: Option<std::pin::Pin<Box<tokio::time::Sleep>>> = None;
         let shutdown = self.ctx.shutdown.clone();
         // Registered once: a fresh `cancelled()` per wake-up would lock the
         // token's waiter list twice per wake-up of every player.
@@ -430,6 +464,15 @@ impl<'a> Conn<'a> {
             }
             if self.connected {
                 hs_timer = None;
+            }
+            let waiting = self.plays.iter().any(|p| p.awaiting_publisher);
+            if waiting != wait_timer.is_some() {
+                wait_timer = waiting.then(|| Box::pin(tokio::time::sleep(self.wait_period())));
+                if waiting {
+                    // A player sends little while media flows: it has the
+                    // idle timeout from now to answer a ping.
+                    self.last_heard = tokio::time::Instant::now();
+                }
             }
             let tick = self.tick;
             if let Some(t) = tick {
@@ -475,11 +518,23 @@ impl<'a> Conn<'a> {
                 }, if hs_timer.is_some() => {
                     return Err(StreamError::Timeout(hs_timeout));
                 }
+                _ = async {
+                    match wait_timer.as_mut() {
+                        Some(t) => t.await,
+                        None => std::future::pending().await,
+                    }
+                }, if wait_timer.is_some() => {
+                    self.on_wait_tick()?;
+                    if let Some(t) = wait_timer.as_mut() {
+                        t.as_mut().reset(tokio::time::Instant::now() + self.wait_period());
+                    }
+                }
                 r = self.io.read(&mut buf) => {
                     let n = r?;
                     if n == 0 {
                         return Ok(());
                     }
+                    self.last_heard = tokio::time::Instant::now();
                     // Boxed: commands are rare for a player, and their
                     // futures would otherwise size every connection's task.
                     Box::pin(self.on_input(&buf[..n])).await?;
@@ -522,6 +577,62 @@ impl<'a> Conn<'a> {
                 }
             }
         }
+    }
+
+    /// How often [`on_wait_tick`](Self::on_wait_tick) runs while a play
+    /// waits for a publisher.
+    fn wait_period(&self) -> std::time::Duration {
+        if self.cfg.ping_interval.is_zero() {
+            std::time::Duration::from_secs(1)
+        } else {
+            self.cfg.ping_interval
+        }
+    }
+
+    /// While a play waits for a publisher: end plays that waited past
+    /// [`RtmpConfig::max_publisher_wait`], close a peer that answered
+    /// nothing for the idle timeout, and ping the others (RTMP 1.0 §7.1.7:
+    /// PingRequest carries the server's time, echoed by PingResponse).
+    fn on_wait_tick(&mut self) -> arcly_core::Result<()> {
+        let now = tokio::time::Instant::now();
+        if let Some(limit) = self.cfg.max_publisher_wait {
+            let before = self.plays.len();
+            let session = &mut self.session;
+            self.plays.retain(|p| {
+                let expired = p.awaiting_publisher && now - p.waiting_since >= limit;
+                if expired {
+                    let sid = p.stream_id;
+                    session.send_status(
+                        sid,
+                        "status",
+                        status::PLAY_STOP,
+                        &format!("no publisher within {} s", limit.as_secs()),
+                    );
+                    session.send_user_control(&UserControl::StreamEof(sid));
+                }
+                !expired
+            });
+            if self.plays.len() < before {
+                tracing::info!(peer = %self.peer, "play ended: no publisher within {limit:?}");
+                if self.plays.is_empty() && self.publishers.is_empty() {
+                    self.closing = Some(StreamError::Timeout(limit));
+                }
+            }
+        }
+        let idle = self.cfg.limits.idle_timeout;
+        if !idle.is_zero() && now - self.last_heard >= idle {
+            // Our pings keep the socket busy, so the idle timeout of the
+            // ingest layer would never fire: a peer that answers none of
+            // them is gone.
+            return Err(StreamError::Timeout(idle));
+        }
+        if !self.cfg.ping_interval.is_zero() && self.closing.is_none() {
+            let ts = now.duration_since(self.clock.epoch()).as_millis() as u32;
+            self.session
+                .send_user_control(&UserControl::PingRequest(ts));
+        }
+        self.flush_due = true;
+        Ok(())
     }
 
     /// Write everything the session holds, straight from its queue (the
@@ -631,6 +742,29 @@ impl<'a> Conn<'a> {
             ServerEvent::Skipped { reason } => {
                 tracing::debug!(peer = %self.peer, %reason, "rtmp tag skipped");
             }
+            ServerEvent::Pause { stream_id, paused } => {
+                if let Some(p) = self.plays.iter_mut().find(|p| p.stream_id == stream_id) {
+                    if paused {
+                        p.paused = true;
+                    } else if std::mem::take(&mut p.paused) {
+                        // Resume at the live edge: video from the next
+                        // keyframe with its configuration, audio with its
+                        // configuration first (as after receiveVideo/Audio).
+                        p.video_needs_key = p.video;
+                        p.resend_audio_config = p.audio;
+                    }
+                }
+            }
+            ServerEvent::BadTag { stream_id, reason } => {
+                // Dropped and counted by the session; the stream goes on.
+                tracing::debug!(
+                    peer = %self.peer,
+                    stream_id,
+                    %reason,
+                    bad_tags = self.session.bad_tags(),
+                    "malformed rtmp tag dropped"
+                );
+            }
         }
         Ok(())
     }
@@ -668,7 +802,11 @@ impl<'a> Conn<'a> {
                     _ => status::PUBLISH_FAILED,
                 };
                 tracing::info!(peer = %self.peer, stream = name, %code, error = %e, "publish refused");
-                self.session.reject_publish(stream_id, code, &e.to_string());
+                // The connection closes with `e` either way; what the client
+                // pipelined after the refused publish does not matter.
+                if let Err(after) = self.session.reject_publish(stream_id, code, &e.to_string()) {
+                    tracing::debug!(peer = %self.peer, error = %after, "input after a refused publish");
+                }
                 self.closing = Some(e);
             }
         }
@@ -711,6 +849,8 @@ impl<'a> Conn<'a> {
                     resend_audio_config: false,
                     clock: Rebaser::new(),
                     awaiting_publisher,
+                    waiting_since: tokio::time::Instant::now(),
+                    paused: false,
                 });
             }
             Err(e) => {
@@ -722,7 +862,11 @@ impl<'a> Conn<'a> {
                     _ => status::PLAY_FAILED,
                 };
                 tracing::info!(peer = %self.peer, stream = name, %code, error = %e, "play refused");
-                self.session.reject_play(stream_id, code, &e.to_string());
+                // The connection closes with `e` either way; what the client
+                // pipelined after the refused play does not matter.
+                if let Err(after) = self.session.reject_play(stream_id, code, &e.to_string()) {
+                    tracing::debug!(peer = %self.peer, error = %after, "input after a refused play");
+                }
                 self.closing = Some(e);
             }
         }
@@ -782,6 +926,7 @@ impl<'a> Conn<'a> {
         if publisher_left(&f) {
             if !p.awaiting_publisher {
                 p.awaiting_publisher = true;
+                p.waiting_since = tokio::time::Instant::now();
                 p.clock.discontinuity();
                 self.session.send_status(
                     sid,
@@ -806,6 +951,9 @@ impl<'a> Conn<'a> {
             );
         } else if f.flags.contains(arcly_core::FrameFlags::DISCONTINUITY) {
             p.clock.discontinuity();
+        }
+        if p.paused {
+            return Ok(());
         }
         if f.is_audio() {
             if !p.audio {

@@ -283,6 +283,10 @@ pub mod status {
     pub const PLAY_PUBLISH_NOTIFY: &str = "NetStream.Play.PublishNotify";
     /// Playback stopped.
     pub const PLAY_STOP: &str = "NetStream.Play.Stop";
+    /// The play was paused (answer to `pause(true)`, RTMP 1.0 §7.2.2.8).
+    pub const PAUSE_NOTIFY: &str = "NetStream.Pause.Notify";
+    /// The play was resumed (answer to `pause(false)`).
+    pub const UNPAUSE_NOTIFY: &str = "NetStream.Unpause.Notify";
     /// The authenticator refused the publish (the description says why).
     pub const PUBLISH_UNAUTHORIZED: &str = "NetStream.Publish.Unauthorized";
     /// Publishing failed for another reason (unknown application, limits).

@@ -6,7 +6,9 @@
 //! shared with the frames). Neither does I/O or keeps time.
 
 use crate::amf0::Amf0Value;
-use crate::chunk::{ChunkDecoder, ChunkEncoder, ChunkLimits, MessageHeader, RawMessage};
+use crate::chunk::{
+    ChunkDecoder, ChunkEncoder, ChunkLimits, ChunkRestriction, MessageHeader, RawMessage,
+};
 use crate::error::{Result, RtmpError};
 use crate::flv::{self, TagDemuxer};
 use crate::handshake::{ClientHandshake, ServerHandshake};
@@ -22,6 +24,50 @@ use std::sync::Arc;
 pub const MAX_STREAMS: usize = 16;
 /// Most events queued before the caller must drain them.
 pub const MAX_QUEUED_EVENTS: usize = 4096;
+/// Largest message a server accepts before a publish is accepted on the
+/// connection (before `connect`, and on connections that only play), and
+/// most bytes of partial messages it holds meanwhile. A real client's
+/// `connect` is a few hundred bytes (ffmpeg, OBS), a couple of KB with a
+/// long token in its `tcUrl`; a player's commands are smaller still; only
+/// an accepted publisher sends large messages (media). Stops a peer nobody
+/// authenticated (an accepted `connect` only names an application) from
+/// making the server buffer and decode messages of up to
+/// [`ChunkLimits::max_message_size`] (8 MiB) on each of hundreds of
+/// connections: a larger message is refused as soon as its chunk header
+/// arrives, before its payload is buffered (issue 17).
+pub const MAX_MESSAGE_BEFORE_PUBLISH: u32 = 8 << 10;
+
+/// Most malformed tags in a row (unknown AVCPacketType, truncated body or
+/// NAL unit, bad script data) a publisher may send before it is
+/// disconnected. One bad tag is dropped and counted and the stream goes on,
+/// as SRS does; a publisher that sends nothing but garbage does not keep
+/// the server parsing it forever.
+pub const MAX_CONSECUTIVE_BAD_TAGS: u32 = 64;
+
+/// Most bytes a client may send past a `publish` or `play` the server has
+/// not answered yet (after `connect` is accepted; before, the bound is
+/// [`MAX_MESSAGE_BEFORE_PUBLISH`]). Clients pipeline: a player sends
+/// `connect`, `createStream` and `play` back to back, a publisher
+/// `publish`, `@setDataFrame` and its sequence headers. The session holds
+/// those bytes, undecoded and in order, until the step they follow is
+/// answered (as nginx-rtmp and SRS serve such clients); this bounds what a
+/// driver that keeps reading meanwhile can make it hold.
+pub const MAX_PIPELINED_BYTES: usize = 1 << 20;
+
+/// The bounds of a server's chunk decoder until `connect` is accepted.
+const PRE_CONNECT: ChunkRestriction = ChunkRestriction {
+    max_message_size: MAX_MESSAGE_BEFORE_PUBLISH,
+    max_buffered: MAX_MESSAGE_BEFORE_PUBLISH as usize,
+    message_label: "message size before connect is accepted",
+    buffered_label: "buffered partial messages before connect is accepted",
+};
+
+/// The same bounds from then on until a publish is accepted.
+const PRE_PUBLISH: ChunkRestriction = ChunkRestriction {
+    message_label: "message size before a publish is accepted",
+    buffered_label: "buffered partial messages before a publish is accepted",
+    ..PRE_CONNECT
+};
 
 /// Settings of a session.
 #[derive(Debug, Clone, Copy)]
@@ -301,6 +347,26 @@ pub enum ServerEvent {
         /// Why.
         reason: String,
     },
+    /// `pause` on a play (RTMP 1.0 §7.2.2.8), already answered with
+    /// `NetStream.Pause.Notify` or `NetStream.Unpause.Notify`: the driver
+    /// sends no media while paused and resumes at the live edge from a
+    /// keyframe.
+    Pause {
+        /// The message stream.
+        stream_id: u32,
+        /// `true` to pause, `false` to resume.
+        paused: bool,
+    },
+    /// A malformed tag from a publisher (unknown packet type, truncated
+    /// body) was dropped; the stream goes on. Counted in
+    /// [`ServerSession::bad_tags`]; [`MAX_CONSECUTIVE_BAD_TAGS`] in a row
+    /// end the connection.
+    BadTag {
+        /// The message stream.
+        stream_id: u32,
+        /// What was wrong with it.
+        reason: String,
+    },
 }
 
 #[derive(Debug)]
@@ -333,6 +399,10 @@ pub struct ServerSession {
     next_stream_id: u32,
     events: VecDeque<ServerEvent>,
     frames: Vec<MediaFrame>,
+    /// Malformed tags dropped so far.
+    bad_tags: u64,
+    /// Malformed tags since the last good one.
+    bad_tags_in_a_row: u32,
 }
 
 impl Default for ServerSession {
@@ -344,17 +414,27 @@ impl Default for ServerSession {
 impl ServerSession {
     /// A session waiting for the client's handshake.
     pub fn new(cfg: SessionConfig) -> Self {
+        let mut core = Core::new(&cfg);
+        core.decoder.restrict(PRE_CONNECT);
         Self {
             cfg,
             hs: ServerHandshake::new(),
-            core: Core::new(&cfg),
+            core,
             state: ConnState::Handshake,
             connect_txn: 1.0,
             streams: HashMap::new(),
             next_stream_id: 1,
             events: VecDeque::new(),
             frames: Vec::new(),
+            bad_tags: 0,
+            bad_tags_in_a_row: 0,
         }
+    }
+
+    /// Malformed tags from publishers dropped so far (see
+    /// [`ServerEvent::BadTag`]).
+    pub fn bad_tags(&self) -> u64 {
+        self.bad_tags
     }
 
     /// Whether the handshake is complete.
@@ -379,7 +459,32 @@ impl ServerSession {
         } else {
             self.core.account(data.len());
         }
-        while let Some(m) = self.core.next_message()? {
+        self.process_input()
+    }
+
+    /// Whether a `connect`, `publish` or `play` awaits the caller's answer
+    /// (`accept_*` or `reject_*`). Meanwhile what the client pipelined after
+    /// it is held undecoded, in order, and processed once the answer is
+    /// given (up to [`MAX_PIPELINED_BYTES`]): a driver should answer before
+    /// it reads more.
+    pub fn is_waiting(&self) -> bool {
+        self.state == ConnState::ConnectPending
+            || self
+                .streams
+                .values()
+                .any(|s| matches!(s, StreamState::PublishPending(_) | StreamState::PlayPending))
+    }
+
+    /// Decode and handle the held input in order, stopping at a step that
+    /// needs the caller's answer (the rest stays held, within its bound).
+    fn process_input(&mut self) -> Result<()> {
+        if self.state == ConnState::Handshake {
+            return Ok(());
+        }
+        while !self.is_waiting() && self.state != ConnState::Rejected {
+            let Some(m) = self.core.next_message()? else {
+                break;
+            };
             self.on_message(m)?;
             if self.events.len() > MAX_QUEUED_EVENTS {
                 return Err(RtmpError::limit(
@@ -387,6 +492,23 @@ impl ServerSession {
                     self.events.len() as u64,
                     MAX_QUEUED_EVENTS as u64,
                 ));
+            }
+        }
+        let held = self.core.input.len();
+        if held > 0 && (self.is_waiting() || self.state == ConnState::Rejected) {
+            let (what, limit) = if self.state == ConnState::Connected {
+                (
+                    "bytes pipelined past an unanswered publish or play",
+                    MAX_PIPELINED_BYTES,
+                )
+            } else {
+                (
+                    "bytes pipelined past an unanswered connect",
+                    MAX_MESSAGE_BEFORE_PUBLISH as usize,
+                )
+            };
+            if held > limit {
+                return Err(RtmpError::limit(what, held as u64, limit as u64));
             }
         }
         self.core.release_input();
@@ -478,10 +600,10 @@ impl ServerSession {
                 | u32::from(b[5]) << 8
                 | u32::from(b[6]);
             if b.len() < 11 + size {
-                return Err(RtmpError::truncated(
-                    "aggregate sub-message",
-                    11 + size - b.len(),
-                ));
+                // The rest of the aggregate is unusable: drop it as one
+                // bad tag.
+                let e = RtmpError::truncated("aggregate sub-message", 11 + size - b.len());
+                return self.on_bad_tag(m.stream_id, e);
             }
             b.advance(11);
             let body = b.split_to(size);
@@ -505,17 +627,40 @@ impl ServerSession {
         };
         self.frames.clear();
         match demux.demux(tag_type, timestamp, body, &mut self.frames) {
-            Ok(()) => {}
+            Ok(()) => self.bad_tags_in_a_row = 0,
             Err(RtmpError::Unsupported(reason)) => {
                 self.events.push_back(ServerEvent::Skipped { reason });
                 return Ok(());
             }
-            Err(e) => return Err(e),
+            // Whatever else the demuxer refuses concerns this tag alone.
+            Err(e) => {
+                self.frames.clear();
+                return self.on_bad_tag(stream_id, e);
+            }
         }
         for frame in self.frames.drain(..) {
             self.events
                 .push_back(ServerEvent::Media { stream_id, frame });
         }
+        Ok(())
+    }
+
+    /// Drop a malformed tag and count it; too many in a row end the
+    /// connection (issue 18: one bad tag is not a dead stream).
+    fn on_bad_tag(&mut self, stream_id: u32, e: RtmpError) -> Result<()> {
+        self.bad_tags += 1;
+        self.bad_tags_in_a_row += 1;
+        if self.bad_tags_in_a_row > MAX_CONSECUTIVE_BAD_TAGS {
+            return Err(RtmpError::limit(
+                "malformed tags in a row",
+                self.bad_tags_in_a_row.into(),
+                MAX_CONSECUTIVE_BAD_TAGS.into(),
+            ));
+        }
+        self.events.push_back(ServerEvent::BadTag {
+            stream_id,
+            reason: e.to_string(),
+        });
         Ok(())
     }
 
@@ -535,7 +680,8 @@ impl ServerSession {
                 }
                 self.connect_txn = txn;
                 self.state = ConnState::ConnectPending;
-                let o = &c.command_object;
+                // Moved, not cloned: the event owns the command object.
+                let o = c.command_object;
                 self.events.push_back(ServerEvent::ConnectRequested {
                     app: o
                         .get_str("app")
@@ -544,7 +690,7 @@ impl ServerSession {
                         .to_owned(),
                     tc_url: o.get_str("tcUrl").map(str::to_owned),
                     object_encoding: o.get_f64("objectEncoding").unwrap_or(0.0),
-                    command_object: c.command_object.clone(),
+                    command_object: o,
                 });
                 return Ok(());
             }
@@ -629,6 +775,39 @@ impl ServerSession {
                 let id = c.arg_f64(0).unwrap_or(f64::from(msg_stream)) as u32;
                 self.stop_stream(id, true);
             }
+            "pause" => {
+                // §7.2.2.8: pause flag, then the stream time in ms (unused
+                // on a live stream). Only a play can pause.
+                if matches!(self.streams.get(&msg_stream), Some(StreamState::Playing)) {
+                    let paused = c.args.first().and_then(Amf0Value::as_bool).unwrap_or(true);
+                    let (code, desc) = if paused {
+                        (status::PAUSE_NOTIFY, "Paused live stream.")
+                    } else {
+                        (status::UNPAUSE_NOTIFY, "Unpaused live stream.")
+                    };
+                    self.core.on_status(msg_stream, "status", code, desc);
+                    self.events.push_back(ServerEvent::Pause {
+                        stream_id: msg_stream,
+                        paused,
+                    });
+                }
+            }
+            "FCSubscribe" | "FCUnsubscribe" => {
+                // Akamai-style clients (librtmp's `subscribe`) announce the
+                // live stream they will play and expect `onFCSubscribe`
+                // (`onFCUnsubscribe`) back, as Flash Media Server sends; the
+                // play itself follows with `play`. nginx-rtmp ignores them.
+                let name = c.arg_str(0).unwrap_or("");
+                let (answer, code) = if c.name == "FCSubscribe" {
+                    ("onFCSubscribe", status::PLAY_START)
+                } else {
+                    ("onFCUnsubscribe", status::PLAY_STOP)
+                };
+                let info = status_object("status", code, name);
+                self.result(txn, Amf0Value::Null, vec![Amf0Value::Undefined]);
+                self.core
+                    .send_command(0, &Command::new(answer, 0.0, Amf0Value::Null, vec![info]));
+            }
             "receiveAudio" | "receiveVideo" => {
                 self.events.push_back(ServerEvent::ReceiveMedia {
                     stream_id: msg_stream,
@@ -666,13 +845,16 @@ impl ServerSession {
     }
 
     /// Accept the pending `connect`: window size, peer bandwidth, chunk
-    /// size, and the `_result` with `NetConnection.Connect.Success`.
+    /// size, and the `_result` with `NetConnection.Connect.Success`. Then
+    /// handles what the client pipelined after it (new events may follow);
+    /// an error there means the connection must be closed.
     pub fn accept_connect(&mut self) -> Result<()> {
         if self.state != ConnState::ConnectPending {
             return Err(RtmpError::InvalidState("no connect is pending"));
         }
         self.state = ConnState::Connected;
         let c = &mut self.core;
+        c.decoder.restrict(PRE_PUBLISH);
         c.send_control(type_id::WINDOW_ACK_SIZE, self.cfg.window_ack_size);
         let mut bw = BytesMut::new();
         bw.put_u32(self.cfg.window_ack_size);
@@ -699,7 +881,8 @@ impl ServerSession {
                 vec![Amf0Value::Object(info)],
             ),
         );
-        Ok(())
+        // What the client pipelined after `connect` (createStream, play...).
+        self.process_input()
     }
 
     /// Refuse the pending `connect` with `NetConnection.Connect.Rejected`
@@ -716,6 +899,8 @@ impl ServerSession {
     }
 
     /// Accept a pending publish: StreamBegin and `NetStream.Publish.Start`.
+    /// Then handles what the client pipelined after it (metadata and
+    /// sequence headers become [`ServerEvent::Media`]).
     pub fn accept_publish(&mut self, stream_id: u32) -> Result<()> {
         let Some(st) = self.streams.get_mut(&stream_id) else {
             return Err(RtmpError::InvalidState("unknown stream"));
@@ -728,24 +913,31 @@ impl ServerSession {
         let name = std::mem::take(name);
         let desc = format!("{name} is now published.");
         *st = StreamState::Publishing(name, Box::default());
+        // Large messages (media) from now on.
+        self.core.decoder.lift_restriction();
         self.core
             .send_user_control(&UserControl::StreamBegin(stream_id));
         self.core
             .on_status(stream_id, "status", status::PUBLISH_START, &desc);
-        Ok(())
+        // Metadata and sequence headers sent right behind `publish`.
+        self.process_input()
     }
 
     /// Refuse a pending publish with `code` (e.g.
-    /// [`status::PUBLISH_BAD_NAME`]) and `description`.
-    pub fn reject_publish(&mut self, stream_id: u32, code: &str, description: &str) {
+    /// [`status::PUBLISH_BAD_NAME`]) and `description`, then handle what
+    /// the client pipelined after it (its media is dropped: the stream is
+    /// not publishing); an error there means the connection must be closed.
+    pub fn reject_publish(&mut self, stream_id: u32, code: &str, description: &str) -> Result<()> {
         if let Some(st) = self.streams.get_mut(&stream_id) {
             *st = StreamState::Created;
         }
         self.core.on_status(stream_id, "error", code, description);
+        self.process_input()
     }
 
     /// Accept a pending play: StreamBegin, `Play.Reset` (if `reset`),
-    /// `Play.Start` and `|RtmpSampleAccess`. Then send frames with
+    /// `Play.Start` and `|RtmpSampleAccess`, then handle what the client
+    /// pipelined after it. Then send frames with
     /// [`send_frame`](Self::send_frame).
     pub fn accept_play(&mut self, stream_id: u32, reset: bool) -> Result<()> {
         let Some(st) = self.streams.get_mut(&stream_id) else {
@@ -756,7 +948,9 @@ impl ServerSession {
         }
         *st = StreamState::Playing;
         let c = &mut self.core;
-        c.send_user_control(&UserControl::StreamIsRecorded(stream_id));
+        // No StreamIsRecorded (user control 4, RTMP 1.0 §7.1.7): every
+        // stream this server plays is live, and a player told otherwise may
+        // offer seeking.
         c.send_user_control(&UserControl::StreamBegin(stream_id));
         if reset {
             c.on_status(
@@ -776,16 +970,19 @@ impl ServerSession {
             v.encode(&mut b);
         }
         c.send(csid::DATA, type_id::DATA_AMF0, stream_id, 0, &b);
-        Ok(())
+        self.process_input()
     }
 
     /// Refuse a pending play with `code` (e.g.
-    /// [`status::PLAY_STREAM_NOT_FOUND`]) and `description`.
-    pub fn reject_play(&mut self, stream_id: u32, code: &str, description: &str) {
+    /// [`status::PLAY_STREAM_NOT_FOUND`]) and `description`, then handle
+    /// what the client pipelined after it; an error there means the
+    /// connection must be closed.
+    pub fn reject_play(&mut self, stream_id: u32, code: &str, description: &str) -> Result<()> {
         if let Some(st) = self.streams.get_mut(&stream_id) {
             *st = StreamState::Created;
         }
         self.core.on_status(stream_id, "error", code, description);
+        self.process_input()
     }
 
     /// Send an `onStatus` on `stream_id` (e.g. `Play.UnpublishNotify`).
@@ -941,6 +1138,23 @@ impl ClientSession {
             return Ok(());
         }
         self.core.send_frame(id, frame)
+    }
+
+    /// While playing, pause (`true`) or resume (`false`) the play
+    /// (`pause`, RTMP 1.0 §7.2.2.8); the server answers with
+    /// `NetStream.Pause.Notify` / `NetStream.Unpause.Notify`.
+    pub fn pause(&mut self, paused: bool) -> Result<()> {
+        let id = self
+            .stream_id
+            .ok_or(RtmpError::InvalidState("not playing"))?;
+        let c = Command::new(
+            "pause",
+            0.0,
+            Amf0Value::Null,
+            vec![Amf0Value::Boolean(paused), Amf0Value::Number(0.0)],
+        );
+        self.core.send_command(id, &c);
+        Ok(())
     }
 
     /// While playing, ask the server to stop or resume sending audio
@@ -1238,6 +1452,185 @@ mod tests {
         assert_eq!(s.poll_event(), Some(ServerEvent::Unpublished { stream_id }));
     }
 
+    /// A client session publishing "cam" to `s`; returns its stream id.
+    fn publishing(s: &mut ServerSession) -> (ClientSession, u32) {
+        let mut c = ClientSession::new("live", "rtmp://x/live", SessionConfig::default());
+        c.publish("cam");
+        pump(&mut c, s);
+        assert!(matches!(
+            s.poll_event(),
+            Some(ServerEvent::ConnectRequested { .. })
+        ));
+        s.accept_connect().unwrap();
+        pump(&mut c, s);
+        let Some(ServerEvent::PublishRequested { stream_id, .. }) = s.poll_event() else {
+            panic!("no publish")
+        };
+        s.accept_publish(stream_id).unwrap();
+        pump(&mut c, s);
+        (c, stream_id)
+    }
+
+    /// Issue 18 item 6: a malformed tag (unknown AVCPacketType, truncated
+    /// body) is dropped and counted, and the stream goes on; only
+    /// [`MAX_CONSECUTIVE_BAD_TAGS`] in a row end the connection.
+    #[test]
+    fn a_bad_tag_is_dropped_and_counted_not_fatal() {
+        let mut s = ServerSession::default();
+        let (mut c, sid) = publishing(&mut s);
+        let send_raw = |c: &mut ClientSession, s: &mut ServerSession, body: &[u8]| {
+            c.core.send(csid::VIDEO, type_id::VIDEO, sid, 40, body);
+            let mut b = BytesMut::new();
+            c.poll_transmit(&mut b);
+            s.handle_input(&b)
+        };
+        // AVCPacketType 5 does not exist (FLV 10.1 §E.4.3.1).
+        send_raw(&mut c, &mut s, &[0x17, 0x05, 0, 0, 0, 1, 2, 3]).expect("unknown AVCPacketType");
+        // A keyframe cut short inside its CompositionTime.
+        send_raw(&mut c, &mut s, &[0x17, 0x01, 0]).expect("truncated tag");
+        // Then a good keyframe: it gets through.
+        let key = MediaFrame::video(
+            CodecId::H264,
+            80,
+            80,
+            Bytes::from(vec![0, 0, 0, 2, 0x65, 1]),
+        )
+        .with_flags(FrameFlags::KEYFRAME);
+        c.send_frame(&key).unwrap();
+        pump(&mut c, &mut s);
+        let events: Vec<_> = std::iter::from_fn(|| s.poll_event()).collect();
+        let bad = events
+            .iter()
+            .filter(|e| matches!(e, ServerEvent::BadTag { stream_id, .. } if *stream_id == sid))
+            .count();
+        assert_eq!(bad, 2, "{events:?}");
+        assert!(
+            events
+                .iter()
+                .any(|e| matches!(e, ServerEvent::Media { frame, .. } if *frame == key)),
+            "the stream goes on after bad tags: {events:?}"
+        );
+        assert_eq!(s.bad_tags(), 2);
+        // The bound counts bad tags in a row, reset by a good one.
+        for i in 0..MAX_CONSECUTIVE_BAD_TAGS {
+            send_raw(&mut c, &mut s, &[0x17, 0x09]).unwrap_or_else(|e| panic!("bad tag {i}: {e}"));
+        }
+        match send_raw(&mut c, &mut s, &[0x17, 0x09]) {
+            Err(RtmpError::Limit { what, .. }) => assert_eq!(what, "malformed tags in a row"),
+            other => panic!(
+                "{} bad tags in a row were accepted: {other:?}",
+                MAX_CONSECUTIVE_BAD_TAGS + 1
+            ),
+        }
+    }
+
+    /// The commands and controls a server sent, as `name code` for
+    /// commands and `uc N` for user control events.
+    fn sent(s: &mut ServerSession) -> Vec<String> {
+        let mut out = BytesMut::new();
+        s.poll_transmit(&mut out);
+        let mut dec = ChunkDecoder::default();
+        let mut v = Vec::new();
+        while let Some(m) = dec.decode(&mut out).unwrap() {
+            match m.type_id {
+                type_id::SET_CHUNK_SIZE => dec
+                    .set_chunk_size(message::parse_u32_body(&m.payload).unwrap())
+                    .unwrap(),
+                type_id::USER_CONTROL => v.push(format!(
+                    "uc {}",
+                    u16::from_be_bytes([m.payload[0], m.payload[1]])
+                )),
+                type_id::COMMAND_AMF0 => {
+                    let c = Command::parse(&m.payload, false).unwrap();
+                    let code = c.args.first().and_then(|i| i.get_str("code")).unwrap_or("");
+                    v.push(format!("{} {code}", c.name));
+                }
+                _ => {}
+            }
+        }
+        v
+    }
+
+    /// Issue 18 item 12: no StreamIsRecorded for a live play; `pause` and
+    /// `FCSubscribe` are answered.
+    #[test]
+    fn live_plays_are_not_recorded_and_pause_and_fcsubscribe_are_answered() {
+        let mut s = handshaken();
+        let wire = connect_then(|c| {
+            c.send_command(
+                0,
+                &Command::new(
+                    "FCSubscribe",
+                    0.0,
+                    Amf0Value::Null,
+                    vec![Amf0Value::string("cam")],
+                ),
+            );
+            c.send_command(
+                0,
+                &Command::new("createStream", 2.0, Amf0Value::Null, vec![]),
+            );
+            c.send_command(
+                1,
+                &Command::new("play", 3.0, Amf0Value::Null, vec![Amf0Value::string("cam")]),
+            );
+        });
+        s.handle_input(&wire).unwrap();
+        assert!(matches!(
+            s.poll_event(),
+            Some(ServerEvent::ConnectRequested { .. })
+        ));
+        s.accept_connect().unwrap();
+        assert!(matches!(
+            s.poll_event(),
+            Some(ServerEvent::PlayRequested { .. })
+        ));
+        s.accept_play(1, false).unwrap();
+        let got = sent(&mut s);
+        assert!(
+            got.contains(&"onFCSubscribe NetStream.Play.Start".to_owned()),
+            "{got:?}"
+        );
+        assert!(got.contains(&"uc 0".to_owned()), "StreamBegin: {got:?}");
+        assert!(
+            !got.contains(&"uc 4".to_owned()),
+            "StreamIsRecorded for a live play: {got:?}"
+        );
+        let pause = |flag: bool| {
+            let mut core = Core::new(&SessionConfig::default());
+            core.send_command(
+                1,
+                &Command::new(
+                    "pause",
+                    0.0,
+                    Amf0Value::Null,
+                    vec![Amf0Value::Boolean(flag), Amf0Value::Number(1234.0)],
+                ),
+            );
+            let mut b = BytesMut::new();
+            core.poll_transmit(&mut b);
+            b
+        };
+        s.handle_input(&pause(true)).unwrap();
+        assert_eq!(
+            s.poll_event(),
+            Some(ServerEvent::Pause {
+                stream_id: 1,
+                paused: true
+            })
+        );
+        assert_eq!(sent(&mut s), ["onStatus NetStream.Pause.Notify"]);
+        s.handle_input(&pause(false)).unwrap();
+        assert_eq!(
+            s.poll_event(),
+            Some(ServerEvent::Pause {
+                stream_id: 1,
+                paused: false
+            })
+        );
+        assert_eq!(sent(&mut s), ["onStatus NetStream.Unpause.Notify"]);
+    }
+
     #[test]
     fn rejections_reach_the_client() {
         let mut s = ServerSession::default();
@@ -1260,13 +1653,143 @@ mod tests {
         }
     }
 
+    /// The client half of a plain handshake, fed to `s`: afterwards `s`
+    /// takes chunk-stream bytes.
+    fn handshaken() -> ServerSession {
+        let mut s = ServerSession::default();
+        let mut hs = vec![3u8];
+        hs.extend_from_slice(&[0u8; 1536 * 2]);
+        s.handle_input(&hs).unwrap();
+        assert!(s.is_handshake_done());
+        s.poll_transmit(&mut BytesMut::new());
+        s
+    }
+
+    /// Issue 17 item 5: before `connect` is accepted a message larger than
+    /// [`MAX_MESSAGE_BEFORE_PUBLISH`] is refused from its chunk header alone,
+    /// before any of its payload is buffered.
     #[test]
-    fn commands_before_connect_are_refused() {
+    fn a_large_message_before_connect_is_refused_at_its_header() {
+        let mut s = handshaken();
+        // Set Chunk Size to the largest, then the header of a 7.9 MB
+        // command message with no payload yet.
+        let mut b = BytesMut::new();
+        b.put_slice(&[0x02, 0, 0, 0, 0, 0, 4, type_id::SET_CHUNK_SIZE, 0, 0, 0, 0]);
+        b.put_u32(0x7fff_ffff);
+        b.put_slice(&[
+            0x03,
+            0,
+            0,
+            0,
+            0x78,
+            0x8b,
+            0x60,
+            type_id::COMMAND_AMF0,
+            0,
+            0,
+            0,
+            0,
+        ]);
+        match s.handle_input(&b) {
+            Err(RtmpError::Limit { what, value, limit }) => {
+                assert_eq!(what, "message size before connect is accepted");
+                assert_eq!(
+                    (value, limit),
+                    (0x788b60, u64::from(MAX_MESSAGE_BEFORE_PUBLISH))
+                );
+            }
+            other => panic!("a 7.9 MB message before connect was not refused: {other:?}"),
+        }
+        // Partial messages before connect are bounded too: four 4 KiB
+        // data messages on four chunk streams, each left one chunk short.
+        let mut s = handshaken();
+        let mut b = BytesMut::new();
+        for cs in 4..8u8 {
+            b.put_slice(&[cs, 0, 0, 0, 0, 0x10, 0, type_id::DATA_AMF0, 0, 0, 0, 0]);
+            b.put_slice(&[0u8; 128]);
+            for _ in 0..30 {
+                b.put_u8(0xc0 | cs);
+                b.put_slice(&[0u8; 128]);
+            }
+        }
+        assert!(
+            matches!(
+                s.handle_input(&b),
+                Err(RtmpError::Limit {
+                    what: "buffered partial messages before connect is accepted",
+                    ..
+                })
+            ),
+            "partial messages piled up before connect"
+        );
+    }
+
+    /// An accepted `connect` authenticates nobody (it names an
+    /// application): until a publish is accepted, large messages are
+    /// still refused at their header.
+    #[test]
+    fn a_large_message_after_connect_but_before_publish_is_refused() {
+        let mut s = handshaken();
+        let mut b = connect_then(|_| {});
+        s.handle_input(&b).unwrap();
+        s.accept_connect().unwrap();
+        b.clear();
+        b.put_slice(&[0x02, 0, 0, 0, 0, 0, 4, type_id::SET_CHUNK_SIZE, 0, 0, 0, 0]);
+        b.put_u32(0x7fff_ffff);
+        b.put_slice(&[
+            0x03,
+            0,
+            0,
+            0,
+            0x78,
+            0x8b,
+            0x60,
+            type_id::COMMAND_AMF0,
+            0,
+            0,
+            0,
+            0,
+        ]);
+        match s.handle_input(&b) {
+            Err(RtmpError::Limit { what, .. }) => {
+                assert_eq!(what, "message size before a publish is accepted")
+            }
+            other => panic!("a 7.9 MB message before publish was not refused: {other:?}"),
+        }
+    }
+
+    /// Once a publish is accepted the session's own limits apply again.
+    #[test]
+    fn large_messages_are_fine_once_publishing() {
         let mut s = ServerSession::default();
         let mut c = ClientSession::new("live", "rtmp://x/live", SessionConfig::default());
-        c.play("x");
+        c.publish("cam");
         pump(&mut c, &mut s);
-        // Forge a createStream before accept.
+        assert!(matches!(
+            s.poll_event(),
+            Some(ServerEvent::ConnectRequested { .. })
+        ));
+        s.accept_connect().unwrap();
+        pump(&mut c, &mut s);
+        let Some(ServerEvent::PublishRequested { stream_id, .. }) = s.poll_event() else {
+            panic!()
+        };
+        s.accept_publish(stream_id).unwrap();
+        pump(&mut c, &mut s);
+        let big = MediaFrame::video(CodecId::H264, 40, 40, Bytes::from(vec![9u8; 1 << 20]))
+            .with_flags(FrameFlags::KEYFRAME);
+        c.send_frame(&big).unwrap();
+        pump(&mut c, &mut s);
+        let got = std::iter::from_fn(|| s.poll_event()).any(
+            |e| matches!(e, ServerEvent::Media { frame, .. } if frame.payload.len() == 1 << 20),
+        );
+        assert!(got);
+    }
+
+    #[test]
+    fn commands_before_connect_are_refused() {
+        // A createStream with no connect at all.
+        let mut s = handshaken();
         let mut core = Core::new(&SessionConfig::default());
         core.send_command(
             0,
@@ -1275,5 +1798,214 @@ mod tests {
         let mut b = BytesMut::new();
         core.poll_transmit(&mut b);
         assert!(s.handle_input(&b).is_err());
+    }
+
+    /// What a hand-built client sends: `connect` to `live`, then `more`.
+    fn connect_then(more: impl FnOnce(&mut Core)) -> BytesMut {
+        let mut core = Core::new(&SessionConfig::default());
+        let obj = Amf0Value::object([
+            ("app", Amf0Value::string("live")),
+            ("tcUrl", Amf0Value::string("rtmp://x/live")),
+        ]);
+        core.send_command(0, &Command::new("connect", 1.0, obj, vec![]));
+        more(&mut core);
+        let mut b = BytesMut::new();
+        core.poll_transmit(&mut b);
+        b
+    }
+
+    /// Issue 18 item 5: a player that sends `connect`, `createStream` and
+    /// `play` back to back, without waiting for any answer, is served:
+    /// what follows `connect` is held until `connect` is accepted.
+    #[test]
+    fn a_player_may_pipeline_connect_create_stream_and_play() {
+        let mut s = handshaken();
+        let wire = connect_then(|c| {
+            c.send_command(
+                0,
+                &Command::new("createStream", 2.0, Amf0Value::Null, vec![]),
+            );
+            c.send_user_control(&UserControl::SetBufferLength {
+                stream_id: 1,
+                millis: 1000,
+            });
+            c.send_command(
+                1,
+                &Command::new(
+                    "play",
+                    3.0,
+                    Amf0Value::Null,
+                    vec![Amf0Value::string("cam?t=1"), Amf0Value::Number(-2.0)],
+                ),
+            );
+        });
+        // All at once, as one read.
+        s.handle_input(&wire)
+            .expect("pipelined commands are not a violation");
+        assert!(matches!(
+            s.poll_event(),
+            Some(ServerEvent::ConnectRequested { .. })
+        ));
+        assert_eq!(
+            s.poll_event(),
+            None,
+            "nothing past connect before it is answered"
+        );
+        assert!(s.is_waiting());
+        s.accept_connect().unwrap();
+        match s.poll_event() {
+            Some(ServerEvent::PlayRequested {
+                stream_id,
+                stream_name,
+                query,
+                ..
+            }) => {
+                assert_eq!(stream_id, 1);
+                assert_eq!(
+                    (stream_name.as_str(), query.as_deref()),
+                    ("cam", Some("t=1"))
+                );
+            }
+            other => panic!("the pipelined play was lost: {other:?}"),
+        }
+        assert!(s.is_waiting());
+        s.accept_play(1, true).unwrap();
+        assert!(!s.is_waiting());
+        // The answers went out in order: connect, createStream, play.
+        let mut out = BytesMut::new();
+        s.poll_transmit(&mut out);
+        let mut dec = ChunkDecoder::default();
+        let mut names = Vec::new();
+        while let Some(m) = dec.decode(&mut out).unwrap() {
+            match m.type_id {
+                type_id::SET_CHUNK_SIZE => dec
+                    .set_chunk_size(message::parse_u32_body(&m.payload).unwrap())
+                    .unwrap(),
+                type_id::COMMAND_AMF0 => {
+                    let c = Command::parse(&m.payload, false).unwrap();
+                    let code = c.args.first().and_then(|i| i.get_str("code")).unwrap_or("");
+                    names.push(format!("{} {} {code}", c.name, c.transaction_id));
+                }
+                _ => {}
+            }
+        }
+        assert_eq!(
+            names,
+            [
+                "_result 1 NetConnection.Connect.Success",
+                "_result 2 ",
+                "onStatus 0 NetStream.Play.Reset",
+                "onStatus 0 NetStream.Play.Start",
+            ]
+        );
+    }
+
+    /// Issue 18 item 5: a publisher that sends `publish`, `@setDataFrame`
+    /// and its sequence headers back to back keeps them: they are held
+    /// until the publish is accepted, then become media in order.
+    #[test]
+    fn a_publisher_may_pipeline_publish_metadata_and_sequence_headers() {
+        let meta = MediaFrame::metadata(
+            0,
+            crate::amf0::encode_all(&[
+                Amf0Value::string("onMetaData"),
+                Amf0Value::EcmaArray(vec![("width".into(), Amf0Value::Number(640.0))]),
+            ]),
+        );
+        let vcfg = MediaFrame::config(
+            CodecId::H264,
+            0,
+            Bytes::from_static(&[1, 0x64, 0, 0x1f, 0xff, 0xe1, 0, 0]),
+        );
+        let acfg = MediaFrame::config(CodecId::Aac, 0, Bytes::from_static(&[0x12, 0x10]));
+        let key = MediaFrame::video(CodecId::H264, 0, 40, Bytes::from(vec![0, 0, 0, 2, 0x65, 1]))
+            .with_flags(FrameFlags::KEYFRAME);
+        let mut s = handshaken();
+        let wire = connect_then(|c| {
+            let n = || vec![Amf0Value::string("cam")];
+            c.send_command(0, &Command::new("releaseStream", 2.0, Amf0Value::Null, n()));
+            c.send_command(0, &Command::new("FCPublish", 3.0, Amf0Value::Null, n()));
+            c.send_command(
+                0,
+                &Command::new("createStream", 4.0, Amf0Value::Null, vec![]),
+            );
+            c.send_command(
+                1,
+                &Command::new(
+                    "publish",
+                    5.0,
+                    Amf0Value::Null,
+                    vec![Amf0Value::string("cam"), Amf0Value::string("live")],
+                ),
+            );
+            let body = flv::set_data_frame(&meta.payload);
+            c.send(csid::DATA, type_id::DATA_AMF0, 1, 0, &body);
+            for f in [&vcfg, &acfg, &key] {
+                c.send_frame(1, f).unwrap();
+            }
+        });
+        s.handle_input(&wire).unwrap();
+        assert!(matches!(
+            s.poll_event(),
+            Some(ServerEvent::ConnectRequested { .. })
+        ));
+        s.accept_connect().unwrap();
+        let Some(ServerEvent::PublishRequested { stream_id, .. }) = s.poll_event() else {
+            panic!("the pipelined publish was lost")
+        };
+        assert_eq!(s.poll_event(), None);
+        s.accept_publish(stream_id).unwrap();
+        let media: Vec<_> = std::iter::from_fn(|| s.poll_event())
+            .filter_map(|e| match e {
+                ServerEvent::Media { frame, .. } => Some(frame),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(media, vec![meta, vcfg, acfg, key]);
+    }
+
+    /// What a client pipelines past an unanswered step is bounded.
+    #[test]
+    fn pipelined_bytes_are_bounded() {
+        let mut s = handshaken();
+        let wire = connect_then(|c| {
+            for _ in 0..3 {
+                c.send(csid::DATA, type_id::DATA_AMF0, 0, 0, &[0u8; 4000]);
+            }
+        });
+        match s.handle_input(&wire) {
+            Err(RtmpError::Limit { what, .. }) => {
+                assert_eq!(what, "bytes pipelined past an unanswered connect")
+            }
+            other => panic!("12 KB held past connect: {other:?}"),
+        }
+        // After connect, the bound is MAX_PIPELINED_BYTES.
+        let mut s = handshaken();
+        let wire = connect_then(|c| {
+            c.send_command(
+                0,
+                &Command::new("createStream", 2.0, Amf0Value::Null, vec![]),
+            );
+            c.send_command(
+                1,
+                &Command::new("play", 3.0, Amf0Value::Null, vec![Amf0Value::string("cam")]),
+            );
+        });
+        s.handle_input(&wire).unwrap();
+        s.accept_connect().unwrap();
+        assert!(s.is_waiting());
+        let mut core = Core::new(&SessionConfig::default());
+        for _ in 0..(MAX_PIPELINED_BYTES / 4000 + 1) {
+            core.send(csid::DATA, type_id::DATA_AMF0, 1, 0, &[0u8; 4000]);
+        }
+        let mut b = BytesMut::new();
+        core.poll_transmit(&mut b);
+        assert!(matches!(
+            s.handle_input(&b),
+            Err(RtmpError::Limit {
+                what: "bytes pipelined past an unanswered publish or play",
+                ..
+            })
+        ));
     }
 }

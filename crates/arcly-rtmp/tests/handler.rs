@@ -14,6 +14,7 @@ use arcly_core::testing::tools;
 use arcly_core::{FrameType, MediaFrame};
 use arcly_rtmp::client::RtmpClient;
 use arcly_rtmp::flv::{FlvReader, TagDemuxer};
+use arcly_rtmp::handler::DEFAULT_PING_INTERVAL;
 use arcly_rtmp::session::ClientEvent;
 use arcly_rtmp::{RtmpConfig, RtmpError, RtmpHandler};
 use std::path::{Path, PathBuf};
@@ -1106,4 +1107,434 @@ async fn a_player_gets_the_default_track_of_a_multitrack_publish() {
     assert_eq!(video, want, "track 0's video, once");
     let other: Vec<_> = media.iter().filter(|f| f.track != 0).collect();
     assert!(other.is_empty(), "the player got other tracks: {other:?}");
+}
+
+// ------------------------------------------------- pipelining (issue 18 #5)
+
+/// A hand-built client that sends what it is told at once, without waiting
+/// for any answer, and reads the server's commands back.
+struct Pipeliner {
+    t: TcpStream,
+    enc: arcly_rtmp::chunk::ChunkEncoder,
+    dec: arcly_rtmp::chunk::ChunkDecoder,
+    input: bytes::BytesMut,
+    out: bytes::BytesMut,
+}
+
+impl Pipeliner {
+    /// Connect and do a plain handshake.
+    async fn connect(port: u16) -> Self {
+        let mut t = TcpStream::connect(("127.0.0.1", port)).await.unwrap();
+        let mut c0c1 = vec![3u8];
+        c0c1.extend(std::iter::repeat_n(0u8, 1536));
+        t.write_all(&c0c1).await.unwrap();
+        let mut s = vec![0u8; 1 + 1536 * 2];
+        t.read_exact(&mut s).await.unwrap();
+        t.write_all(&s[1..1537]).await.unwrap();
+        Self {
+            t,
+            enc: arcly_rtmp::chunk::ChunkEncoder::new(),
+            dec: arcly_rtmp::chunk::ChunkDecoder::default(),
+            input: bytes::BytesMut::new(),
+            out: bytes::BytesMut::new(),
+        }
+    }
+
+    fn message(&mut self, csid: u32, type_id: u8, stream_id: u32, ts: u32, body: &[u8]) {
+        let h = arcly_rtmp::chunk::MessageHeader {
+            csid,
+            timestamp: ts,
+            type_id,
+            stream_id,
+        };
+        self.enc.write(&h, body, &mut self.out);
+    }
+
+    fn command(&mut self, stream_id: u32, name: &str, txn: f64, args: Vec<Amf0Value>) {
+        let obj = if name == "connect" {
+            Amf0Value::object([
+                ("app", Amf0Value::string("live")),
+                ("tcUrl", Amf0Value::string("rtmp://127.0.0.1/live")),
+            ])
+        } else {
+            Amf0Value::Null
+        };
+        let body = arcly_rtmp::message::Command::new(name, txn, obj, args).encode();
+        self.message(3, 20, stream_id, 0, &body);
+    }
+
+    fn frame(&mut self, stream_id: u32, f: &MediaFrame) {
+        if f.frame_type == FrameType::Data {
+            let body = arcly_rtmp::flv::set_data_frame(&f.payload);
+            self.message(5, 18, stream_id, 0, &body);
+            return;
+        }
+        let tag = arcly_rtmp::flv::mux_frame(f).unwrap().unwrap();
+        let body = [&tag.header[..], &tag.payload[..]].concat();
+        let csid = if tag.tag_type == 9 { 6 } else { 4 };
+        self.message(csid, tag.tag_type, stream_id, tag.timestamp, &body);
+    }
+
+    /// Send everything queued so far in one write.
+    async fn send(&mut self) {
+        let b = self.out.split();
+        self.t.write_all(&b).await.unwrap();
+    }
+
+    /// The next `onStatus` code (or `_error`), reading whatever comes
+    /// before it; `None` when the server closed the connection.
+    async fn next_status(&mut self) -> Option<String> {
+        use arcly_rtmp::message::Command;
+        let mut buf = vec![0u8; 1 << 16];
+        loop {
+            while let Some(m) = self.dec.decode(&mut self.input).unwrap() {
+                match m.type_id {
+                    1 => {
+                        let v = arcly_rtmp::message::parse_u32_body(&m.payload).unwrap();
+                        self.dec.set_chunk_size(v).unwrap();
+                    }
+                    20 => {
+                        let c = Command::parse(&m.payload, false).unwrap();
+                        if c.name == "onStatus" || c.name == "_error" {
+                            let info = c.args.first();
+                            return Some(
+                                info.and_then(|i| i.get_str("code"))
+                                    .unwrap_or("")
+                                    .to_owned(),
+                            );
+                        }
+                    }
+                    _ => {}
+                }
+            }
+            let n = tokio::time::timeout(Duration::from_secs(10), self.t.read(&mut buf))
+                .await
+                .expect("the server answers within 10 s");
+            match n {
+                Ok(0) | Err(_) => return None,
+                Ok(n) => self.input.extend_from_slice(&buf[..n]),
+            }
+        }
+    }
+}
+
+use arcly_rtmp::amf0::Amf0Value;
+
+/// A player that sends `connect`, `createStream` and `play` back to back
+/// is served (it was disconnected with "command createStream before
+/// connect was accepted" in most tries), with merged writes on and off.
+#[tokio::test]
+async fn a_player_that_pipelines_its_commands_is_served() {
+    for merge in [Duration::ZERO, RtmpConfig::default().merge_writes] {
+        let cfg = RtmpConfig {
+            merge_writes: merge,
+            ..RtmpConfig::default()
+        };
+        let srv = start(engine_with(None), cfg).await;
+        for i in 0..20 {
+            let mut p = Pipeliner::connect(srv.port).await;
+            p.command(0, "connect", 1.0, vec![]);
+            p.command(0, "createStream", 2.0, vec![]);
+            p.message(2, 4, 0, 0, &[0, 3, 0, 0, 0, 1, 0, 0, 0x03, 0xe8]);
+            p.command(
+                1,
+                "play",
+                3.0,
+                vec![Amf0Value::string("waiting"), Amf0Value::Number(-2.0)],
+            );
+            p.send().await;
+            let mut codes = Vec::new();
+            while let Some(code) = p.next_status().await {
+                let start = code == "NetStream.Play.Start";
+                codes.push(code);
+                if start {
+                    break;
+                }
+            }
+            assert_eq!(
+                codes,
+                ["NetStream.Play.Reset", "NetStream.Play.Start"],
+                "try {i} with merged writes {merge:?}"
+            );
+        }
+    }
+}
+
+/// A publisher that sends `publish`, `@setDataFrame` and its sequence
+/// headers back to back keeps them: a player joining later receives the
+/// metadata and both sequence headers (they used to be dropped as media
+/// on a stream whose publish was still pending).
+#[tokio::test]
+async fn a_publisher_that_pipelines_its_sequence_headers_keeps_them() {
+    let srv = server().await;
+    let frames = fixture_frames("h264-aac.flv");
+    let meta = frames
+        .iter()
+        .find(|f| f.frame_type == FrameType::Data)
+        .expect("fixture metadata")
+        .clone();
+    let vcfg = frames
+        .iter()
+        .find(|f| f.is_video() && f.is_config())
+        .unwrap()
+        .clone();
+    let acfg = frames
+        .iter()
+        .find(|f| f.is_audio() && f.is_config())
+        .unwrap()
+        .clone();
+    let key = frames
+        .iter()
+        .find(|f| f.is_video() && f.is_keyframe() && !f.is_config())
+        .unwrap()
+        .clone();
+    let mut p = Pipeliner::connect(srv.port).await;
+    p.command(0, "connect", 1.0, vec![]);
+    p.send().await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    p.command(0, "releaseStream", 2.0, vec![Amf0Value::string("piped")]);
+    p.command(0, "FCPublish", 3.0, vec![Amf0Value::string("piped")]);
+    p.command(0, "createStream", 4.0, vec![]);
+    // Like ffmpeg, wait for the answers to `connect` and `createStream`
+    // before `publish`... (it would not matter if they were still pending:
+    // the player test above pipelines those).
+    p.send().await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    // ...but then send `publish`, metadata and sequence headers at once.
+    p.command(
+        1,
+        "publish",
+        5.0,
+        vec![Amf0Value::string("piped"), Amf0Value::string("live")],
+    );
+    for f in [&meta, &vcfg, &acfg, &key] {
+        p.frame(1, f);
+    }
+    p.send().await;
+    assert_eq!(
+        p.next_status().await.as_deref(),
+        Some("NetStream.Publish.Start")
+    );
+    let mut player = RtmpClient::play(&srv.url("piped")).await.unwrap();
+    let mut got = Vec::new();
+    while !(got.contains(&vcfg)
+        && got.contains(&acfg)
+        && got.iter().any(|f: &MediaFrame| f.is_keyframe()))
+    {
+        match tokio::time::timeout(Duration::from_secs(10), player.next_frame()).await {
+            Ok(Ok(Some(f))) => got.push(f),
+            other => panic!("the player got {} frames, then {other:?}", got.len()),
+        }
+    }
+    assert!(
+        got.iter().any(|f| f.frame_type == FrameType::Data),
+        "metadata reached the player"
+    );
+}
+
+// ----------------------------------------- waiting players (issue 18 #11)
+
+/// A player over an in-memory connection wrapped in the ingest layer's idle
+/// timeout (as `TcpIngest` wraps its sockets), asking to play `name`. It
+/// answers pings (the client session does) unless `silent`, in which case
+/// it stops writing once playing. Returns, when the server closes it, how
+/// long it stayed and the status codes it got.
+async fn waiting_player(
+    handler: Arc<RtmpHandler>,
+    ctx: arcly_core::inbound::IngestContext,
+    name: &str,
+    silent: bool,
+) -> (Duration, Vec<String>) {
+    use arcly_core::ingest::IdleTimeout;
+    use arcly_core::traits::ProtocolHandler;
+    use arcly_rtmp::session::{ClientSession, SessionConfig};
+    use bytes::BytesMut;
+    let idle = handler.config().limits.idle_timeout;
+    let (a, mut io) = tokio::io::duplex(1 << 16);
+    tokio::spawn(async move {
+        let conn = IdleTimeout::new(a, idle);
+        let _ = handler
+            .handle_connection(Box::new(conn), "127.0.0.1:9".parse().unwrap(), ctx)
+            .await;
+    });
+    let t0 = tokio::time::Instant::now();
+    let mut c = ClientSession::new("live", "rtmp://x/live", SessionConfig::default());
+    c.play(name);
+    let (mut out, mut buf, mut codes) = (BytesMut::new(), vec![0u8; 1 << 16], Vec::new());
+    let mut playing = false;
+    loop {
+        out.clear();
+        c.poll_transmit(&mut out);
+        let muted = silent && playing;
+        let send = !out.is_empty() && !muted;
+        if send && io.write_all(&out).await.is_err() {
+            break;
+        }
+        let n = match io.read(&mut buf).await {
+            Ok(n) if n > 0 => n,
+            _ => break,
+        };
+        if c.handle_input(&buf[..n]).is_err() {
+            break;
+        }
+        while let Some(e) = c.poll_event() {
+            match e {
+                ClientEvent::PlayStarted { .. } => {
+                    playing = true;
+                    codes.push("NetStream.Play.Start".to_owned());
+                }
+                ClientEvent::Status { code, .. } => codes.push(code),
+                _ => {}
+            }
+        }
+    }
+    (t0.elapsed(), codes)
+}
+
+/// A player waiting for a publisher sends nothing by itself: it used to be
+/// cut by the 30 s idle timeout. It is pinged and kept while it answers;
+/// one that answers nothing is closed after the idle timeout; and
+/// `max_publisher_wait` ends the wait. Paused clock: the times are exact.
+#[tokio::test(start_paused = true)]
+async fn waiting_players_are_pinged_and_kept_while_they_answer() {
+    let engine = engine_with(None);
+    let idle = RtmpConfig::default().limits.idle_timeout;
+    assert_eq!(idle, Duration::from_secs(30));
+    let handler = Arc::new(RtmpHandler::new(RtmpConfig {
+        max_publisher_wait: Some(Duration::from_secs(300)),
+        ..RtmpConfig::default()
+    }));
+    let answering = tokio::spawn(waiting_player(
+        Arc::clone(&handler),
+        engine.ingest_context(),
+        "nobody",
+        false,
+    ));
+    let silent = tokio::spawn(waiting_player(
+        Arc::clone(&handler),
+        engine.ingest_context(),
+        "nobody-either",
+        true,
+    ));
+    let (stayed, codes) = silent.await.unwrap();
+    assert!(
+        stayed >= idle && stayed <= idle + DEFAULT_PING_INTERVAL + Duration::from_secs(1),
+        "a waiting player that answers no ping is closed after the idle timeout (stayed {stayed:?})"
+    );
+    assert_eq!(codes, ["NetStream.Play.Reset", "NetStream.Play.Start"]);
+    let (stayed, codes) = answering.await.unwrap();
+    assert!(
+        stayed >= Duration::from_secs(300) && stayed <= Duration::from_secs(311),
+        "an answering player waits until max_publisher_wait (stayed {stayed:?})"
+    );
+    assert_eq!(
+        codes,
+        [
+            "NetStream.Play.Reset",
+            "NetStream.Play.Start",
+            "NetStream.Play.Stop"
+        ]
+    );
+}
+
+/// The next video frame of `p` (within 10 s).
+async fn next_video(p: &mut RtmpClient) -> MediaFrame {
+    let fut = async {
+        loop {
+            match p.next_frame().await {
+                Ok(Some(f)) if f.is_video() => return f,
+                Ok(Some(_)) => {}
+                other => panic!("the play ended: {other:?}"),
+            }
+        }
+    };
+    tokio::time::timeout(Duration::from_secs(10), fut)
+        .await
+        .expect("video within 10 s")
+}
+
+/// Issue 18 item 12: `pause` is answered, no media comes while paused, and
+/// the play resumes at the live edge from a keyframe with its sequence
+/// header first.
+#[tokio::test]
+async fn pause_stops_media_and_unpause_resumes_from_a_keyframe() {
+    let srv = server().await;
+    let frames = fixture_frames("h264-aac.flv");
+    let url = srv.url("pz");
+    // In real time: the clip (6 s) outlasts the pause.
+    let publisher = tokio::spawn(async move { publish_frames(&url, &frames, 1.0).await });
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let mut p = RtmpClient::play(&srv.url("pz")).await.unwrap();
+    next_video(&mut p).await;
+    p.pause(true).await.unwrap();
+    let (code, _) = next_status(&mut p).await;
+    assert_eq!(code, "NetStream.Pause.Notify");
+    // What was in flight may still arrive; then nothing while paused.
+    let settle = Instant::now() + Duration::from_millis(300);
+    while Instant::now() < settle {
+        let _ = tokio::time::timeout_at(settle.into(), p.next_frame()).await;
+    }
+    let quiet = tokio::time::timeout(Duration::from_millis(700), p.next_frame()).await;
+    assert!(quiet.is_err(), "media while paused: {quiet:?}");
+    p.pause(false).await.unwrap();
+    let (code, _) = next_status(&mut p).await;
+    assert_eq!(code, "NetStream.Unpause.Notify");
+    let first = next_video(&mut p).await;
+    assert!(first.is_config(), "the sequence header comes first");
+    let k = next_video(&mut p).await;
+    assert!(k.is_keyframe(), "resumes from a keyframe");
+    drop(p);
+    publisher.abort();
+}
+
+/// Issue 18 item 6 over a socket: a malformed tag in the middle of a
+/// publish is dropped and the stream goes on; the player receives every
+/// frame sent after it.
+#[tokio::test]
+async fn a_malformed_tag_does_not_end_the_publish() {
+    let srv = server().await;
+    let frames: Vec<_> = fixture_frames("h264-aac.flv")
+        .into_iter()
+        .filter(|f| f.dts_ms() < 2000)
+        .collect();
+    let last_video = frames.iter().rfind(|f| f.is_video()).unwrap().clone();
+    let player = {
+        let url = srv.url("bt");
+        tokio::spawn(async move {
+            let mut p = RtmpClient::play(&url).await.unwrap();
+            loop {
+                let f = tokio::time::timeout(Duration::from_secs(10), p.next_frame())
+                    .await
+                    .expect("frames keep coming")
+                    .expect("play")
+                    .expect("the stream goes on");
+                if f.is_video() && f.payload == last_video.payload {
+                    return;
+                }
+            }
+        })
+    };
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let mut p = Pipeliner::connect(srv.port).await;
+    p.command(0, "connect", 1.0, vec![]);
+    p.command(0, "createStream", 2.0, vec![]);
+    p.command(
+        1,
+        "publish",
+        3.0,
+        vec![Amf0Value::string("bt"), Amf0Value::string("live")],
+    );
+    for (i, f) in frames.iter().enumerate() {
+        if i == frames.len() / 2 {
+            // AVCPacketType 5 does not exist (FLV 10.1 §E.4.3.1).
+            p.message(6, 9, 1, f.dts_ms() as u32, &[0x27, 0x05, 0, 0, 0, 1, 2]);
+        }
+        p.frame(1, f);
+    }
+    p.send().await;
+    assert_eq!(
+        p.next_status().await.as_deref(),
+        Some("NetStream.Publish.Start")
+    );
+    player.await.expect("the player got the last frame");
 }
