@@ -8,6 +8,7 @@ use bytes::Bytes;
 use http_body_util::BodyExt;
 use hyper::{Request, Uri};
 use hyper_util::rt::{TokioIo, TokioTimer};
+use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
@@ -28,6 +29,17 @@ pub const SNIFF_LIMIT: usize = 8 * 1024;
 /// Most headers a head served outside hyper may carry; more go to hyper.
 pub const MAX_SNIFFED_HEADERS: usize = 48;
 
+/// Most bytes of a request head hyper buffers by default: a header flood
+/// gets `431` and the connection closes once it is past this, instead of
+/// growing a buffer toward hyper's own ~400 KB bound per connection. A
+/// few-KB credential in the query fits many times over.
+pub const MAX_HEAD_BYTES: usize = 64 * 1024;
+
+/// How long a write may make no progress by default before the connection
+/// is closed: a client that stops reading (stopped process, zero window)
+/// holds its slot, its subscription and its buffers at most this long.
+pub const WRITE_TIMEOUT: Duration = Duration::from_secs(20);
+
 /// Bounds of one listener.
 #[derive(Debug, Clone)]
 pub struct HttpLimits {
@@ -35,8 +47,15 @@ pub struct HttpLimits {
     pub max_connections: usize,
     /// Connections open at once from one IP address.
     pub max_connections_per_ip: usize,
-    /// How long a client may take to send a request's headers.
+    /// How long a client may take to send a request's headers; also how
+    /// long an idle keep-alive connection is kept waiting for its next
+    /// request (hyper starts the timer as soon as it waits for a head).
     pub header_read_timeout: Duration,
+    /// Most bytes of a request head ([`MAX_HEAD_BYTES`] by default).
+    pub max_head_bytes: usize,
+    /// How long a response write may make no progress before the
+    /// connection is closed ([`WRITE_TIMEOUT`] by default).
+    pub write_timeout: Duration,
     /// How long open connections may take to finish after the stop.
     pub shutdown_grace: Duration,
 }
@@ -48,6 +67,8 @@ impl Default for HttpLimits {
             max_connections: i.max_connections,
             max_connections_per_ip: i.max_connections_per_ip,
             header_read_timeout: HEADER_READ_TIMEOUT,
+            max_head_bytes: MAX_HEAD_BYTES,
+            write_timeout: WRITE_TIMEOUT,
             shutdown_grace: i.shutdown_grace,
         }
     }
@@ -97,10 +118,10 @@ pub async fn serve(
             peer,
             shutdown: shutdown.clone(),
         };
-        let timeout = limits.header_read_timeout;
+        let limits = limits.clone();
         conns.spawn(async move {
             let _permit = permit;
-            serve_connection(tcp, router, conn, timeout).await;
+            serve_connection(tcp, router, conn, &limits).await;
         });
     }
     drop(listener);
@@ -115,9 +136,9 @@ pub async fn serve(
 
 /// One connection: read its first head, offer it to the owning service's
 /// socket path, else serve it with hyper.
-async fn serve_connection(tcp: TcpStream, router: Router, conn: ConnInfo, timeout: Duration) {
+async fn serve_connection(tcp: TcpStream, router: Router, conn: ConnInfo, limits: &HttpLimits) {
     let mut head = Vec::new();
-    match tokio::time::timeout(timeout, read_head(&tcp, &mut head)).await {
+    match tokio::time::timeout(limits.header_read_timeout, read_head(&tcp, &mut head)).await {
         Ok(Ok(true)) => {}
         // Longer than a head we look into: hyper takes it (and its limits).
         Ok(Ok(false)) if head.len() >= SNIFF_LIMIT => {}
@@ -135,7 +156,8 @@ async fn serve_connection(tcp: TcpStream, router: Router, conn: ConnInfo, timeou
         }
     }
     // Boxed: a player served on its socket does not carry hyper's state.
-    Box::pin(serve_hyper(Rewind::new(head, tcp), router, conn, timeout)).await;
+    let io = Rewind::new(head, tcp, limits.write_timeout);
+    Box::pin(serve_hyper(io, router, conn, limits)).await;
 }
 
 /// Read from `tcp` into `buf` until it holds a whole request head (`true`),
@@ -187,17 +209,47 @@ fn parse_bodyless_head(head: &[u8]) -> Option<Request<()>> {
     b.body(()).ok()
 }
 
-/// A socket whose first reads replay bytes already read from it.
+/// A socket whose first reads replay bytes already read from it, and whose
+/// writes fail with `TimedOut` once one has made no progress for the write
+/// timeout (the timer exists only while a write is blocked).
 struct Rewind {
     pre: Bytes,
     io: TcpStream,
+    write_timeout: Duration,
+    stalled: Option<Pin<Box<tokio::time::Sleep>>>,
 }
 
 impl Rewind {
-    fn new(pre: Vec<u8>, io: TcpStream) -> Self {
+    fn new(pre: Vec<u8>, io: TcpStream, write_timeout: Duration) -> Self {
         Self {
             pre: Bytes::from(pre),
             io,
+            write_timeout,
+            stalled: None,
+        }
+    }
+
+    /// Track a write's outcome: progress clears the stall timer, `Pending`
+    /// arms it (once) and fails the write when it fires.
+    fn watch<T>(
+        &mut self,
+        cx: &mut Context<'_>,
+        r: Poll<std::io::Result<T>>,
+    ) -> Poll<std::io::Result<T>> {
+        if r.is_ready() {
+            self.stalled = None;
+            return r;
+        }
+        let t = self.write_timeout;
+        let timer = self
+            .stalled
+            .get_or_insert_with(|| Box::pin(tokio::time::sleep(t)));
+        match timer.as_mut().poll(cx) {
+            Poll::Ready(()) => Poll::Ready(Err(std::io::Error::new(
+                std::io::ErrorKind::TimedOut,
+                "the client stopped reading",
+            ))),
+            Poll::Pending => Poll::Pending,
         }
     }
 }
@@ -224,7 +276,8 @@ impl AsyncWrite for Rewind {
         cx: &mut Context<'_>,
         buf: &[u8],
     ) -> Poll<std::io::Result<usize>> {
-        Pin::new(&mut self.io).poll_write(cx, buf)
+        let r = Pin::new(&mut self.io).poll_write(cx, buf);
+        self.watch(cx, r)
     }
 
     fn poll_write_vectored(
@@ -232,7 +285,8 @@ impl AsyncWrite for Rewind {
         cx: &mut Context<'_>,
         bufs: &[std::io::IoSlice<'_>],
     ) -> Poll<std::io::Result<usize>> {
-        Pin::new(&mut self.io).poll_write_vectored(cx, bufs)
+        let r = Pin::new(&mut self.io).poll_write_vectored(cx, bufs);
+        self.watch(cx, r)
     }
 
     fn is_write_vectored(&self) -> bool {
@@ -240,7 +294,8 @@ impl AsyncWrite for Rewind {
     }
 
     fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
-        Pin::new(&mut self.io).poll_flush(cx)
+        let r = Pin::new(&mut self.io).poll_flush(cx);
+        self.watch(cx, r)
     }
 
     fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
@@ -249,7 +304,7 @@ impl AsyncWrite for Rewind {
 }
 
 /// Serve one connection with hyper and `router`.
-async fn serve_hyper(tcp: Rewind, router: Router, conn: ConnInfo, timeout: Duration) {
+async fn serve_hyper(tcp: Rewind, router: Router, conn: ConnInfo, limits: &HttpLimits) {
     let peer = conn.peer;
     let shutdown = conn.shutdown.clone();
     let svc = hyper::service::service_fn(move |req: Request<hyper::body::Incoming>| {
@@ -260,7 +315,8 @@ async fn serve_hyper(tcp: Rewind, router: Router, conn: ConnInfo, timeout: Durat
     });
     let http = hyper::server::conn::http1::Builder::new()
         .timer(TokioTimer::new())
-        .header_read_timeout(timeout)
+        .header_read_timeout(limits.header_read_timeout)
+        .max_buf_size(limits.max_head_bytes.max(8192))
         .serve_connection(TokioIo::new(tcp), svc);
     tokio::pin!(http);
     tokio::select! {
