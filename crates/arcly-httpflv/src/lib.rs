@@ -47,9 +47,9 @@
 mod play;
 
 pub use play::{
-    play_direct, stream, Feeder, MergeClock, StopReason, TagWriter, BUSY_BATCH_FRAMES,
-    BUSY_DIVISOR, CHANNEL_BATCHES, DIRECT_RESPONSE_HEAD, MAX_BATCH_BYTES, MAX_BATCH_FRAMES,
-    PROTOCOL,
+    play_direct, play_direct_bounded, stream, Feeder, MergeClock, StopReason, TagWriter,
+    BUSY_BATCH_FRAMES, BUSY_DIVISOR, CHANNEL_BATCHES, DEFAULT_WRITE_TIMEOUT, DIRECT_RESPONSE_HEAD,
+    MAX_BATCH_BYTES, MAX_BATCH_FRAMES, PROTOCOL,
 };
 
 use arcly_core::registry::{PlayRequest, PlaybackRegistry};
@@ -73,12 +73,16 @@ pub struct HttpFlvConfig {
     /// once). The default is RTMP's,
     /// [`arcly_rtmp::handler::DEFAULT_MERGE_WRITES`].
     pub merge_writes: Duration,
+    /// A player whose write makes no progress this long is dropped
+    /// ([`DEFAULT_WRITE_TIMEOUT`] by default).
+    pub write_timeout: Duration,
 }
 
 impl Default for HttpFlvConfig {
     fn default() -> Self {
         Self {
             merge_writes: arcly_rtmp::handler::DEFAULT_MERGE_WRITES,
+            write_timeout: DEFAULT_WRITE_TIMEOUT,
         }
     }
 }
@@ -89,6 +93,7 @@ impl Default for HttpFlvConfig {
 pub struct HttpFlvService {
     registry: Arc<dyn PlaybackRegistry>,
     merge: MergeClock,
+    write_timeout: Duration,
 }
 
 impl std::fmt::Debug for HttpFlvService {
@@ -126,6 +131,7 @@ impl HttpFlvService {
         Self {
             registry,
             merge: MergeClock::new(tokio::time::Instant::now(), cfg.merge_writes),
+            write_timeout: cfg.write_timeout,
         }
     }
 
@@ -212,7 +218,15 @@ impl HttpService for HttpFlvService {
             let refusal = match this.request(head.uri(), Some(&conn)) {
                 Ok(play) => match this.registry.subscribe(play).await {
                     Ok(sub) => {
-                        return play_direct(tcp, sub, conn.peer, this.merge, conn.shutdown).await
+                        return play_direct_bounded(
+                            tcp,
+                            sub,
+                            conn.peer,
+                            this.merge,
+                            conn.shutdown,
+                            this.write_timeout,
+                        )
+                        .await
                     }
                     Err(e) => (play_error_status(&e), e.to_string()),
                 },

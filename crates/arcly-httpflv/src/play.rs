@@ -352,16 +352,36 @@ Cache-Control: no-cache\r\n\
 Access-Control-Allow-Origin: *\r\n\
 Connection: close\r\n\r\n";
 
+/// How long a player's write may make no progress by default before the
+/// player is dropped: a client that stopped reading (a stopped process, a
+/// zero window) holds its connection slot, its subscription and its batch
+/// at most this long, and does not keep its stream from being reaped.
+pub const DEFAULT_WRITE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(20);
+
 /// Serve `sub` as FLV straight on `tcp` (whose request was read already):
 /// the response head, then one vectored write per batch, until the
 /// publisher leaves, the client goes away, the subscription fails or
-/// `shutdown` is cancelled. The connection is closed at the end.
+/// `shutdown` is cancelled. The connection is closed at the end. A write
+/// stalled for [`DEFAULT_WRITE_TIMEOUT`] drops the player.
 pub async fn play_direct(
     tcp: TcpStream,
     sub: Subscription,
     peer: SocketAddr,
     merge: MergeClock,
     shutdown: CancellationToken,
+) {
+    play_direct_bounded(tcp, sub, peer, merge, shutdown, DEFAULT_WRITE_TIMEOUT).await;
+}
+
+/// [`play_direct`] with a write that makes no progress for `write_timeout`
+/// dropping the player.
+pub async fn play_direct_bounded(
+    tcp: TcpStream,
+    sub: Subscription,
+    peer: SocketAddr,
+    merge: MergeClock,
+    shutdown: CancellationToken,
+    write_timeout: std::time::Duration,
 ) {
     let mut feeder = Feeder::new(sub, merge);
     // Registered once: a fresh `cancelled()` per batch would take the
@@ -380,10 +400,14 @@ pub async fn play_direct(
             let w = tokio::select! {
                 biased;
                 _ = &mut cancelled => break 'run "server stopping",
-                w = write_all(&tcp, &mut out) => w,
+                w = write_all(&tcp, &mut out, write_timeout) => w,
             };
-            if w.is_err() {
-                break 'run "client left";
+            match w {
+                Ok(()) => {}
+                Err(e) if e.kind() == std::io::ErrorKind::TimedOut => {
+                    break 'run "client stopped reading"
+                }
+                Err(_) => break 'run "client left",
             }
             if let Some(why) = stop {
                 break 'run why;
@@ -420,13 +444,24 @@ async fn client_gone(tcp: &TcpStream) {
     }
 }
 
-/// Write all of `out` with non-blocking vectored writes.
-async fn write_all(tcp: &TcpStream, out: &mut Chunks) -> std::io::Result<()> {
+/// Write all of `out` with non-blocking vectored writes; `TimedOut` when
+/// the socket stays unwritable for `stall` (the timer exists only while a
+/// write waits).
+async fn write_all(
+    tcp: &TcpStream,
+    out: &mut Chunks,
+    stall: std::time::Duration,
+) -> std::io::Result<()> {
     while out.remaining() > 0 {
         match write_some(tcp, out) {
             Ok(0) => return Err(std::io::ErrorKind::WriteZero.into()),
             Ok(n) => out.advance(n),
-            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => tcp.writable().await?,
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
+                match tokio::time::timeout(stall, tcp.writable()).await {
+                    Ok(r) => r?,
+                    Err(_) => return Err(std::io::ErrorKind::TimedOut.into()),
+                }
+            }
             Err(e) => return Err(e),
         }
     }

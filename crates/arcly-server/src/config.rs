@@ -128,6 +128,14 @@ pub struct Cli {
     /// every frame at once: lowest latency, most CPU per player) [default: 200].
     #[arg(long, value_name = "MS")]
     pub rtmp_merge_writes_ms: Option<u64>,
+    /// Ping RTMP players that wait for a publisher this often (user control
+    /// PingRequest); their answers keep them past the idle timeout [default: 10].
+    #[arg(long, value_name = "SECONDS")]
+    pub rtmp_ping_interval: Option<f64>,
+    /// Longest an RTMP player waits for a publisher before it is closed
+    /// [default: as long as it answers pings].
+    #[arg(long, value_name = "SECONDS")]
+    pub rtmp_max_publisher_wait: Option<f64>,
     /// Address HTTP (HTTP-FLV, HLS, API, web page, metrics) listens on [default: 0.0.0.0:8080].
     #[arg(long, value_name = "ADDR")]
     pub http_listen: Option<String>,
@@ -155,6 +163,14 @@ pub struct Cli {
     /// every frame at once) [default: RTMP players' interval, 200].
     #[arg(long, value_name = "MS")]
     pub http_flv_merge_writes_ms: Option<u64>,
+    /// Longest an HTTP client may take to send a request's headers, and
+    /// longest an idle keep-alive connection is kept (slowloris bound) [default: 10].
+    #[arg(long, value_name = "SECONDS")]
+    pub http_header_timeout: Option<f64>,
+    /// An HTTP response write (an HTTP-FLV player, a segment) that makes no
+    /// progress this long closes the connection [default: 20].
+    #[arg(long, value_name = "SECONDS")]
+    pub http_write_timeout: Option<f64>,
     /// Package HLS at /APP/KEY/index.m3u8 [default: true].
     #[arg(long, value_name = "BOOL", num_args = 0..=1, default_missing_value = "true")]
     pub hls: Option<bool>,
@@ -288,6 +304,10 @@ pub struct FileRtmp {
     pub listen: Option<String>,
     /// `rtmp.merge_writes_ms`: RTMP players' merged-write interval.
     pub merge_writes_ms: Option<u64>,
+    /// `rtmp.ping_interval_seconds`.
+    pub ping_interval_seconds: Option<f64>,
+    /// `rtmp.max_publisher_wait_seconds`.
+    pub max_publisher_wait_seconds: Option<f64>,
 }
 
 /// `[http]` of the file.
@@ -300,6 +320,10 @@ pub struct FileHttp {
     pub flv: Option<bool>,
     /// `http.flv_merge_writes_ms`: HTTP-FLV merged-write interval.
     pub flv_merge_writes_ms: Option<u64>,
+    /// `http.header_timeout_seconds`.
+    pub header_timeout_seconds: Option<f64>,
+    /// `http.write_timeout_seconds`.
+    pub write_timeout_seconds: Option<f64>,
     /// `http.public_host`.
     pub public_host: Option<String>,
 }
@@ -512,6 +536,14 @@ pub struct Settings {
     pub http_flv_merge_writes: Duration,
     /// RTMP players' merged-write interval (zero: every frame at once).
     pub rtmp_merge_writes: Duration,
+    /// How often RTMP players waiting for a publisher are pinged.
+    pub rtmp_ping_interval: Duration,
+    /// Longest an RTMP player waits for a publisher (`None`: while it answers).
+    pub rtmp_max_publisher_wait: Option<Duration>,
+    /// HTTP request-head (and keep-alive idle) timeout.
+    pub http_header_timeout: Duration,
+    /// HTTP write-stall timeout.
+    pub http_write_timeout: Duration,
     /// HLS.
     pub hls: HlsSettings,
     /// Recording.
@@ -821,6 +853,46 @@ impl Settings {
             rtmp_merge_ms,
         )?;
 
+        // Bounds against hostile or stalled peers.
+        let http_header_timeout = secs(
+            "http.header_timeout_seconds",
+            "--http-header-timeout",
+            cli.http_header_timeout.or(file.http.header_timeout_seconds),
+            10.0,
+            0.5,
+            300.0,
+        )?;
+        let http_write_timeout = secs(
+            "http.write_timeout_seconds",
+            "--http-write-timeout",
+            cli.http_write_timeout.or(file.http.write_timeout_seconds),
+            20.0,
+            0.5,
+            600.0,
+        )?;
+        let rtmp_ping_interval = secs(
+            "rtmp.ping_interval_seconds",
+            "--rtmp-ping-interval",
+            cli.rtmp_ping_interval.or(file.rtmp.ping_interval_seconds),
+            10.0,
+            0.5,
+            300.0,
+        )?;
+        let rtmp_max_publisher_wait = match cli
+            .rtmp_max_publisher_wait
+            .or(file.rtmp.max_publisher_wait_seconds)
+        {
+            Some(v) => Some(secs(
+                "rtmp.max_publisher_wait_seconds",
+                "--rtmp-max-publisher-wait",
+                Some(v),
+                v,
+                0.5,
+                86_400.0,
+            )?),
+            None => None,
+        };
+
         let shutdown_grace = secs(
             "shutdown_grace_seconds",
             "--shutdown-grace",
@@ -838,6 +910,10 @@ impl Settings {
             http_flv: cli.http_flv.or(file.http.flv).unwrap_or(true),
             http_flv_merge_writes: Duration::from_millis(merge_ms),
             rtmp_merge_writes: Duration::from_millis(rtmp_merge_ms),
+            rtmp_ping_interval,
+            rtmp_max_publisher_wait,
+            http_header_timeout,
+            http_write_timeout,
             hls,
             record,
             limits,

@@ -82,6 +82,7 @@ pub fn router(settings: &Settings, mounts: Mounts) -> Router {
             registry,
             HttpFlvConfig {
                 merge_writes: settings.http_flv_merge_writes,
+                write_timeout: settings.http_write_timeout,
             },
         ));
     }
@@ -135,6 +136,8 @@ pub fn spawn(
         max_connections: settings.limits.max_connections,
         max_connections_per_ip: settings.limits.max_connections_per_ip,
         shutdown_grace: settings.shutdown_grace,
+        header_read_timeout: settings.http_header_timeout,
+        write_timeout: settings.http_write_timeout,
         ..HttpLimits::default()
     };
     tokio::spawn(arcly_http::serve(listener, router, limits, stop))

@@ -23,6 +23,8 @@ pub fn config(s: &Settings) -> RtmpConfig {
                 burst_secs: 2.0,
             }),
         merge_writes: s.rtmp_merge_writes,
+        ping_interval: s.rtmp_ping_interval,
+        max_publisher_wait: s.rtmp_max_publisher_wait,
         ..RtmpConfig::default()
     }
 }
