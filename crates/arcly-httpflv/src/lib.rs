@@ -140,12 +140,15 @@ impl HttpFlvService {
         self.merge
     }
 
-    /// The play request for `uri` from `conn`, or the refusal.
-    fn request(
+    /// The play request for `req` from `conn`, or the refusal. The
+    /// credential comes from the query (`?token=…`) or, as the `token`
+    /// parameter the authenticator reads, from `Authorization: Bearer`.
+    fn request<B>(
         &self,
-        uri: &hyper::Uri,
+        req: &Request<B>,
         conn: Option<&ConnInfo>,
     ) -> Result<PlayRequest, (StatusCode, String)> {
+        let uri = req.uri();
         let Some((app, key)) = flv_path(uri.path()) else {
             return Err((StatusCode::NOT_FOUND, "not found".into()));
         };
@@ -154,9 +157,19 @@ impl HttpFlvService {
         }
         let path =
             StreamPath::parse(app, key).map_err(|e| (StatusCode::BAD_REQUEST, e.to_string()))?;
+        let bearer = req
+            .headers()
+            .get(hyper::header::AUTHORIZATION)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.strip_prefix("Bearer "));
+        let query = match (uri.query().filter(|q| !q.is_empty()), bearer) {
+            (Some(q), Some(b)) => Some(format!("{q}&token={b}")),
+            (None, Some(b)) => Some(format!("token={b}")),
+            (q, None) => q.map(str::to_owned),
+        };
         Ok(PlayRequest {
             path,
-            query: uri.query().map(str::to_owned),
+            query,
             peer: conn.map(|c| c.peer),
             protocol: PROTOCOL,
             wait_for_publisher: false,
@@ -168,7 +181,7 @@ impl HttpFlvService {
     async fn answer(&self, req: Request<RequestBody>) -> Response<arcly_http::Body> {
         let this = self;
         let conn = ConnInfo::of(&req).cloned();
-        let play = match this.request(req.uri(), conn.as_ref()) {
+        let play = match this.request(&req, conn.as_ref()) {
             Ok(p) => p,
             Err((status, msg)) => return text(status, msg),
         };
@@ -215,7 +228,7 @@ impl HttpService for HttpFlvService {
     fn serve_socket(&self, head: Request<()>, mut tcp: TcpStream, conn: ConnInfo) -> SocketFuture {
         let this = self.clone();
         Box::pin(async move {
-            let refusal = match this.request(head.uri(), Some(&conn)) {
+            let refusal = match this.request(&head, Some(&conn)) {
                 Ok(play) => match this.registry.subscribe(play).await {
                     Ok(sub) => {
                         return play_direct_bounded(

@@ -362,6 +362,10 @@ struct Conn<'a> {
     ctx: IngestContext,
     session: ServerSession,
     app: Option<String>,
+    /// The query the client put after the application (`rtmp://h/live?token=x`,
+    /// as OBS users do) or in the `tcUrl`; added to every publish's and
+    /// play's own query.
+    connect_query: Option<String>,
     connected: bool,
     publishers: HashMap<u32, PublishSession>,
     plays: Vec<Play>,
@@ -401,6 +405,7 @@ impl<'a> Conn<'a> {
             ctx,
             session: ServerSession::new(cfg.session),
             app: None,
+            connect_query: None,
             connected: false,
             publishers: HashMap::new(),
             plays: Vec::with_capacity(1),
@@ -682,7 +687,21 @@ impl<'a> Conn<'a> {
 
     async fn on_event(&mut self, ev: ServerEvent) -> arcly_core::Result<()> {
         match ev {
-            ServerEvent::ConnectRequested { app, .. } => {
+            ServerEvent::ConnectRequested { app, tc_url, .. } => {
+                // `rtmp://h/live?token=x` arrives as the app `live?token=x`
+                // (OBS's server field); some clients only keep it in the
+                // tcUrl. nginx-rtmp and SRS both take it from there.
+                let (app, query) = match app.split_once('?') {
+                    Some((a, q)) => (a.to_owned(), Some(q.to_owned())),
+                    None => {
+                        let q = tc_url
+                            .as_deref()
+                            .and_then(|u| u.split_once('?'))
+                            .map(|(_, q)| q.to_owned());
+                        (app, q)
+                    }
+                };
+                self.connect_query = query.filter(|q| !q.is_empty());
                 if let Err(e) = arcly_core::AppName::new(&app) {
                     let reason = e.to_string();
                     self.session.reject_connect(&reason);
@@ -769,6 +788,15 @@ impl<'a> Conn<'a> {
         Ok(())
     }
 
+    /// The stream's own query, then the connect query's parameters.
+    fn query(&self, own: Option<String>) -> Option<String> {
+        match (own.filter(|q| !q.is_empty()), &self.connect_query) {
+            (Some(o), Some(c)) => Some(format!("{o}&{c}")),
+            (Some(o), None) => Some(o),
+            (None, c) => c.clone(),
+        }
+    }
+
     fn path(&self, stream_name: &str) -> arcly_core::Result<StreamPath> {
         StreamPath::parse(self.app.as_deref().unwrap_or(""), stream_name)
     }
@@ -778,7 +806,7 @@ impl<'a> Conn<'a> {
             Ok(path) => {
                 let req = PublishRequest {
                     path,
-                    query,
+                    query: self.query(query),
                     peer: Some(self.peer),
                     protocol: PROTOCOL,
                 };
@@ -823,7 +851,7 @@ impl<'a> Conn<'a> {
             Ok(path) => {
                 let req = PlayRequest {
                     path,
-                    query,
+                    query: self.query(query),
                     peer: Some(self.peer),
                     protocol: PROTOCOL,
                     wait_for_publisher: true,

@@ -139,3 +139,62 @@ fn tokens_of_a_few_kilobytes_are_accepted() {
         403
     );
 }
+
+/// OBS puts the token after the application (`Server: rtmp://h/live?token=x`,
+/// `Stream Key: cam`), so it arrives in `connect`'s app and tcUrl, not with
+/// the stream name; ffmpeg does the same with `-rtmp_app`. An HTTP-FLV
+/// player may send its token as `Authorization: Bearer`.
+#[test]
+fn obs_style_tokens_in_the_app_and_bearer_tokens_over_http_flv() {
+    use std::io::{Read, Write};
+    let ff = tools::ffmpeg();
+    let s = Arcly::start(&[
+        "--publish-token",
+        "live=pub-3",
+        "--play-token",
+        "live=play-4",
+    ]);
+    let publish_with_app = |app: &str| {
+        let mut cmd = std::process::Command::new(&ff);
+        cmd.args(["-hide_banner", "-nostdin", "-v", "error", "-re"])
+            .args(["-stream_loop", "-1", "-i"])
+            .arg(tools::fixture("h264-aac.flv"))
+            .args(["-c", "copy", "-f", "flv", "-rtmp_app", app])
+            .args(["-rtmp_playpath", "cam"])
+            .arg(format!("rtmp://{}/", s.rtmp));
+        common::Proc::spawn(cmd)
+    };
+    let mut wrong = publish_with_app("live?token=nope");
+    assert!(
+        !wrong.wait(Duration::from_secs(20)).success(),
+        "a wrong token in the app was accepted"
+    );
+    let _good = publish_with_app("live?token=pub-3");
+    let bearer = [("Authorization", "Bearer play-4")];
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let (code, body) = http_get(s.http, "/live/cam/index.m3u8", &bearer);
+        if code == 200 {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "publish with the token in the app never went live: {code} {}\n{}",
+            String::from_utf8_lossy(&body),
+            s.log()
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    let flv_head = |auth: Option<&str>| {
+        let mut c = std::net::TcpStream::connect(s.http).unwrap();
+        c.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+        let extra = auth.map_or(String::new(), |a| format!("Authorization: {a}\r\n"));
+        write!(c, "GET /live/cam.flv HTTP/1.1\r\nHost: x\r\n{extra}\r\n").unwrap();
+        let mut b = [0u8; 64];
+        let n = c.read(&mut b).unwrap_or(0);
+        String::from_utf8_lossy(&b[..n]).to_string()
+    };
+    assert!(flv_head(Some("Bearer play-4")).starts_with("HTTP/1.1 200"));
+    assert!(flv_head(Some("Bearer play-5")).starts_with("HTTP/1.1 403"));
+    assert!(flv_head(None).starts_with("HTTP/1.1 403"));
+}
