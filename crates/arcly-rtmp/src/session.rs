@@ -27,15 +27,16 @@ pub const MAX_QUEUED_EVENTS: usize = 4096;
 /// Largest message a server accepts before a publish is accepted on the
 /// connection (before `connect`, and on connections that only play), and
 /// most bytes of partial messages it holds meanwhile. A real client's
-/// `connect` is a few hundred bytes (ffmpeg, OBS), a couple of KB with a
-/// long token in its `tcUrl`; a player's commands are smaller still; only
+/// `connect` is a few hundred bytes (ffmpeg, OBS); a signed token of a few
+/// KB in the server URL appears twice in it (app and `tcUrl`), so 16 KiB
+/// leaves room for a 6 KB token; a player's commands are smaller still; only
 /// an accepted publisher sends large messages (media). Stops a peer nobody
 /// authenticated (an accepted `connect` only names an application) from
 /// making the server buffer and decode messages of up to
 /// [`ChunkLimits::max_message_size`] (8 MiB) on each of hundreds of
 /// connections: a larger message is refused as soon as its chunk header
 /// arrives, before its payload is buffered (issue 17).
-pub const MAX_MESSAGE_BEFORE_PUBLISH: u32 = 8 << 10;
+pub const MAX_MESSAGE_BEFORE_PUBLISH: u32 = 16 << 10;
 
 /// Most malformed tags in a row (unknown AVCPacketType, truncated body or
 /// NAL unit, bad script data) a publisher may send before it is
@@ -1700,11 +1701,11 @@ mod tests {
             }
             other => panic!("a 7.9 MB message before connect was not refused: {other:?}"),
         }
-        // Partial messages before connect are bounded too: four 4 KiB
-        // data messages on four chunk streams, each left one chunk short.
+        // Partial messages before connect are bounded too: eight 4 KiB
+        // data messages on eight chunk streams, each left one chunk short.
         let mut s = handshaken();
         let mut b = BytesMut::new();
-        for cs in 4..8u8 {
+        for cs in 4..12u8 {
             b.put_slice(&[cs, 0, 0, 0, 0, 0x10, 0, type_id::DATA_AMF0, 0, 0, 0, 0]);
             b.put_slice(&[0u8; 128]);
             for _ in 0..30 {
@@ -1969,7 +1970,7 @@ mod tests {
     fn pipelined_bytes_are_bounded() {
         let mut s = handshaken();
         let wire = connect_then(|c| {
-            for _ in 0..3 {
+            for _ in 0..5 {
                 c.send(csid::DATA, type_id::DATA_AMF0, 0, 0, &[0u8; 4000]);
             }
         });
@@ -1977,7 +1978,7 @@ mod tests {
             Err(RtmpError::Limit { what, .. }) => {
                 assert_eq!(what, "bytes pipelined past an unanswered connect")
             }
-            other => panic!("12 KB held past connect: {other:?}"),
+            other => panic!("20 KB held past connect: {other:?}"),
         }
         // After connect, the bound is MAX_PIPELINED_BYTES.
         let mut s = handshaken();
