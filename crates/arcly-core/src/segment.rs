@@ -142,7 +142,11 @@ impl SegmentClock {
             independent: false,
         };
         if frame.is_end_of_stream() {
-            self.pending_discontinuity = true;
+            // Only the publisher leaving breaks the timeline; a codec's end
+            // of sequence (the encoder restarting its stream) does not.
+            if frame.is_publisher_end() {
+                self.pending_discontinuity = true;
+            }
             return none;
         }
         if frame.is_config() || !(frame.is_video() || frame.is_audio()) {
@@ -280,6 +284,22 @@ mod tests {
         assert_eq!((d.cut, d.discontinuity), (Cut::Segment, true));
         let d = c.on_frame(&v(100_080, true));
         assert_eq!(d.cut, Cut::None);
+    }
+
+    /// An encoder's end of sequence (AVC EOS, Enhanced RTMP SequenceEnd) is
+    /// not the publisher leaving: no discontinuity, no early cut.
+    #[test]
+    fn a_codec_sequence_end_does_not_break_the_timeline() {
+        let mut c = SegmentClock::new(SegmentPolicy::new(Duration::from_secs(2)));
+        c.on_frame(&v(0, true));
+        let eos = MediaFrame::video(CodecId::H264, 40, 40, bytes::Bytes::new())
+            .with_flags(FrameFlags::END_OF_STREAM);
+        assert!(eos.is_sequence_end());
+        assert_eq!(c.on_frame(&eos).cut, Cut::None);
+        let d = c.on_frame(&v(80, true));
+        assert_eq!((d.cut, d.discontinuity), (Cut::None, false));
+        let d = c.on_frame(&v(2_000, true));
+        assert_eq!((d.cut, d.discontinuity), (Cut::Segment, false));
     }
 
     #[test]

@@ -288,7 +288,7 @@ fn lock(shared: &Shared) -> MutexGuard<'_, HlsStream> {
 }
 
 fn note_publisher(unpublished: &mut Option<tokio::time::Instant>, f: &MediaFrame) {
-    if f.is_end_of_stream() {
+    if f.is_publisher_end() {
         *unpublished = Some(tokio::time::Instant::now());
     } else {
         *unpublished = None;

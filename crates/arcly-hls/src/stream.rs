@@ -390,8 +390,13 @@ impl HlsStream {
         if self.ended {
             return Ok(());
         }
-        if frame.is_end_of_stream() {
+        if frame.is_publisher_end() {
             self.publisher_left();
+            return Ok(());
+        }
+        if frame.is_sequence_end() {
+            // The codec restarts at its next configuration and keyframe;
+            // the playlist goes on.
             return Ok(());
         }
         if frame.frame_type == FrameType::Data {

@@ -725,7 +725,7 @@ impl Feeder {
         if frame.is_video() {
             self.has_video = true;
         }
-        if frame.is_end_of_stream() {
+        if frame.is_publisher_end() {
             self.configs.clear();
             self.has_video = false;
         } else if frame.is_config() {
@@ -1676,7 +1676,7 @@ async fn feed(
                         if lag > 0 {
                             feeder.bus_lag(lag);
                         }
-                        publisher_gone = f.is_end_of_stream().then(tokio::time::Instant::now);
+                        publisher_gone = f.is_publisher_end().then(tokio::time::Instant::now);
                         feeder.offer(f);
                     }
                     Err(StreamError::StreamClosed) => {

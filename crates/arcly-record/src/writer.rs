@@ -318,6 +318,11 @@ impl SegmentWriter {
             }
             return Ok(());
         }
+        if frame.is_sequence_end() {
+            // A codec's end of sequence: the encoder restarts its stream at
+            // the next configuration and keyframe; the recording goes on.
+            return Ok(());
+        }
         if frame.is_end_of_stream() {
             // The publisher left: everything it sent is closed out now; the
             // next publisher continues after a discontinuity, with a fresh
