@@ -287,6 +287,9 @@ pub mod status {
     pub const PAUSE_NOTIFY: &str = "NetStream.Pause.Notify";
     /// The play was resumed (answer to `pause(false)`).
     pub const UNPAUSE_NOTIFY: &str = "NetStream.Unpause.Notify";
+    /// Answer to `seek` (RTMP 1.0 §7.2.2.7); on a live stream the play
+    /// stays at the live edge.
+    pub const SEEK_NOTIFY: &str = "NetStream.Seek.Notify";
     /// The authenticator refused the publish (the description says why).
     pub const PUBLISH_UNAUTHORIZED: &str = "NetStream.Publish.Unauthorized";
     /// Publishing failed for another reason (unknown application, limits).

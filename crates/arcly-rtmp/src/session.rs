@@ -38,6 +38,10 @@ pub const MAX_QUEUED_EVENTS: usize = 4096;
 /// arrives, before its payload is buffered (issue 17).
 pub const MAX_MESSAGE_BEFORE_PUBLISH: u32 = 16 << 10;
 
+/// The codecs this server takes from publishers and relays to players, as
+/// Enhanced RTMP FourCCs, advertised in the connect `_result`.
+pub const SERVER_FOURCCS: &[&str] = &["avc1", "hvc1", "av01", "vp09", "vvc1", "Opus", "mp4a"];
+
 /// Most malformed tags in a row (unknown AVCPacketType, truncated body or
 /// NAL unit, bad script data) a publisher may send before it is
 /// disconnected. One bad tag is dropped and counted and the stream goes on,
@@ -793,6 +797,46 @@ impl ServerSession {
                     });
                 }
             }
+            "seek" => {
+                // §7.2.2.7. A live stream has no past to seek into: answer
+                // Seek.Notify and keep playing at the live edge, as SRS and
+                // nginx-rtmp do, rather than leaving the player waiting.
+                if matches!(self.streams.get(&msg_stream), Some(StreamState::Playing)) {
+                    self.core.on_status(
+                        msg_stream,
+                        "status",
+                        status::SEEK_NOTIFY,
+                        "Live: at the live edge.",
+                    );
+                }
+            }
+            "play2" => {
+                // §7.2.2.2 (play2): the parameters are one object, with
+                // `streamName`. On a stream not yet playing it is a play;
+                // switching a live play to another stream is not offered.
+                let params = c.args.first();
+                let name = params.and_then(|o| o.get_str("streamName")).unwrap_or("");
+                match self.streams.get_mut(&msg_stream) {
+                    Some(st @ StreamState::Created) if !name.is_empty() => {
+                        *st = StreamState::PlayPending;
+                        let (stream_name, query) = split_query(name);
+                        self.events.push_back(ServerEvent::PlayRequested {
+                            stream_id: msg_stream,
+                            stream_name,
+                            query,
+                            start: params.and_then(|o| o.get_f64("start")).unwrap_or(-2.0),
+                            duration: params.and_then(|o| o.get_f64("len")).unwrap_or(-1.0),
+                            reset: true,
+                        });
+                    }
+                    _ => self.core.on_status(
+                        msg_stream,
+                        "error",
+                        status::PLAY_FAILED,
+                        "play2 transitions are not supported on live streams",
+                    ),
+                }
+            }
             "FCSubscribe" | "FCUnsubscribe" => {
                 // Akamai-style clients (librtmp's `subscribe`) announce the
                 // live stream they will play and expect `onFCSubscribe`
@@ -862,10 +906,22 @@ impl ServerSession {
         bw.put_u8(2); // dynamic (§5.4.5)
         c.send(csid::CONTROL, type_id::SET_PEER_BANDWIDTH, 0, 0, &bw);
         c.set_chunk_size(self.cfg.chunk_size);
+        // Enhanced RTMP (v1, "NetConnection connect"): the server names the
+        // codecs it takes and relays in its `fourCcList`, so a client
+        // knows what it may send and receive.
         let props = Amf0Value::object([
             ("fmsVer", Amf0Value::string("FMS/3,5,3,888")),
             ("capabilities", Amf0Value::Number(127.0)),
             ("mode", Amf0Value::Number(1.0)),
+            (
+                "fourCcList",
+                Amf0Value::StrictArray(
+                    SERVER_FOURCCS
+                        .iter()
+                        .map(|f| Amf0Value::string(*f))
+                        .collect(),
+                ),
+            ),
         ]);
         let Amf0Value::Object(mut info) =
             status_object("status", status::CONNECT_SUCCESS, "Connection succeeded.")
@@ -1630,6 +1686,92 @@ mod tests {
             })
         );
         assert_eq!(sent(&mut s), ["onStatus NetStream.Unpause.Notify"]);
+    }
+
+    /// Issue 18 item 12: `seek` on a live play is answered and the play
+    /// goes on; `play2` on a new stream plays; the connect `_result`
+    /// advertises the server's FourCCs.
+    #[test]
+    fn seek_play2_and_the_servers_fourcc_list() {
+        let mut s = handshaken();
+        let wire = connect_then(|c| {
+            c.send_command(
+                0,
+                &Command::new("createStream", 2.0, Amf0Value::Null, vec![]),
+            );
+            c.send_command(
+                1,
+                &Command::new(
+                    "play2",
+                    3.0,
+                    Amf0Value::Null,
+                    vec![Amf0Value::object([
+                        ("streamName", Amf0Value::string("cam?token=t")),
+                        ("start", Amf0Value::Number(-1.0)),
+                    ])],
+                ),
+            );
+        });
+        s.handle_input(&wire).unwrap();
+        assert!(matches!(
+            s.poll_event(),
+            Some(ServerEvent::ConnectRequested { .. })
+        ));
+        s.accept_connect().unwrap();
+        // The connect _result names the codecs.
+        let mut out = BytesMut::new();
+        s.poll_transmit(&mut out);
+        let mut dec = ChunkDecoder::default();
+        let mut fourccs = None;
+        while let Some(m) = dec.decode(&mut out).unwrap() {
+            if m.type_id == type_id::SET_CHUNK_SIZE {
+                dec.set_chunk_size(message::parse_u32_body(&m.payload).unwrap())
+                    .unwrap();
+            }
+            if m.type_id == type_id::COMMAND_AMF0 {
+                let c = Command::parse(&m.payload, false).unwrap();
+                if c.name == "_result" {
+                    if let Some(Amf0Value::StrictArray(v)) = c.command_object.get("fourCcList") {
+                        fourccs = Some(
+                            v.iter()
+                                .filter_map(Amf0Value::as_str)
+                                .map(str::to_owned)
+                                .collect::<Vec<_>>(),
+                        );
+                    }
+                }
+            }
+        }
+        let fourccs = fourccs.expect("no fourCcList in the connect _result");
+        assert!(fourccs.iter().any(|f| f == "hvc1") && fourccs.iter().any(|f| f == "avc1"));
+        match s.poll_event() {
+            Some(ServerEvent::PlayRequested {
+                stream_name, query, ..
+            }) => {
+                assert_eq!(
+                    (stream_name.as_str(), query.as_deref()),
+                    ("cam", Some("token=t"))
+                );
+            }
+            other => panic!("play2 did not play: {other:?}"),
+        }
+        s.accept_play(1, false).unwrap();
+        let _ = sent(&mut s);
+        let mut core = Core::new(&SessionConfig::default());
+        core.send_command(
+            1,
+            &Command::new(
+                "seek",
+                0.0,
+                Amf0Value::Null,
+                vec![Amf0Value::Number(5000.0)],
+            ),
+        );
+        let mut b = BytesMut::new();
+        core.poll_transmit(&mut b);
+        s.handle_input(&b).unwrap();
+        assert_eq!(sent(&mut s), ["onStatus NetStream.Seek.Notify"]);
+        assert!(s.poll_event().is_none(), "seek must not stop the play");
     }
 
     #[test]
