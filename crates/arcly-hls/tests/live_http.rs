@@ -419,7 +419,7 @@ async fn ll_hls_blocking_reload_answers_within_a_part_target() {
     let h = host().await;
     let path = StreamPath::parse("ll", "cam").unwrap();
     let frames = common::read_ts(&tools::fixture("h264-aac.ts"));
-    let publisher = tokio::spawn(publish(h.engine.clone(), path.clone(), frames, 1.0, 1));
+    let publisher = tokio::spawn(publish(h.engine.clone(), path.clone(), frames, 1.0, 2));
     let pk = wait_for_playlist(&h, &path).await;
     let mut checked = 0;
     for round in 0..6 {
