@@ -198,19 +198,23 @@ mod tests {
         assert_eq!(answer_reason(&[b'a'; 1000]).len(), MAX_REASON_CHARS);
     }
 
-    #[tokio::test]
-    async fn a_silent_hook_denies_in_time() {
-        let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let url = HookUrl::parse(&format!("http://{}/", l.local_addr().unwrap())).unwrap();
-        let ev = HookEvent {
-            action: "on_publish",
+    fn event(action: &'static str) -> HookEvent {
+        HookEvent {
+            action,
             app: "live".into(),
             stream: "a".into(),
             param: None,
             client_addr: None,
             protocol: "rtmp",
             server_id: "arcly",
-        };
+        }
+    }
+
+    #[tokio::test]
+    async fn a_silent_hook_denies_in_time() {
+        let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = HookUrl::parse(&format!("http://{}/", l.local_addr().unwrap())).unwrap();
+        let ev = event("on_publish");
         let t = std::time::Instant::now();
         let a = call(&url, &ev, Duration::from_millis(200)).await;
         assert!(t.elapsed() < Duration::from_secs(2));
@@ -224,15 +228,7 @@ mod tests {
         let addr = l.local_addr().unwrap();
         drop(l); // nothing listens there now
         let url = HookUrl::parse(&format!("http://{addr}/hook")).unwrap();
-        let ev = HookEvent {
-            action: "on_play",
-            app: "live".into(),
-            stream: "a".into(),
-            param: None,
-            client_addr: None,
-            protocol: "rtmp",
-            server_id: "arcly",
-        };
+        let ev = event("on_play");
         let HookAnswer::Denied(r) = call(&url, &ev, Duration::from_secs(5)).await else {
             panic!("an unreachable hook allowed");
         };

@@ -696,15 +696,6 @@ fn chromium() -> std::path::PathBuf {
     panic!("Chromium not found: `apt-get install chromium` (Debian) or set ARCLY_CHROMIUM")
 }
 
-fn rss_kib(pid: u32) -> u64 {
-    std::fs::read_to_string(format!("/proc/{pid}/status"))
-        .unwrap_or_default()
-        .lines()
-        .find_map(|l| l.strip_prefix("VmRSS:"))
-        .and_then(|v| v.split_whitespace().next()?.parse().ok())
-        .unwrap_or(0)
-}
-
 /// An HTTP-FLV client that never reads does not grow the server's memory:
 /// its feeder waits on the bounded channel, the subscription lags on the
 /// bus and skips (or is dropped), and a well-behaved player beside it keeps

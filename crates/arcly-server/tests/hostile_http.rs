@@ -8,7 +8,7 @@
 mod common;
 
 use arcly_core::testing::tools;
-use common::{http_get, publish, Arcly};
+use common::{http_get, publish, rss_kib, Arcly};
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -16,15 +16,6 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 const SECS: fn(u64) -> Duration = Duration::from_secs;
-
-fn rss_kib(pid: u32) -> u64 {
-    std::fs::read_to_string(format!("/proc/{pid}/status"))
-        .unwrap_or_default()
-        .lines()
-        .find_map(|l| l.strip_prefix("VmRSS:"))
-        .and_then(|v| v.split_whitespace().next()?.parse().ok())
-        .unwrap_or(0)
-}
 
 /// The soft limit on open files of this process.
 fn nofile() -> usize {

@@ -454,3 +454,13 @@ impl Drop for RemoteHost {
         let _ = Command::new("ip").args(["netns", "del", &self.ns]).output();
     }
 }
+
+/// The resident set size of process `pid`, in KiB (0 if unreadable).
+pub fn rss_kib(pid: u32) -> u64 {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .unwrap_or_default()
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.split_whitespace().next()?.parse().ok())
+        .unwrap_or(0)
+}
