@@ -971,6 +971,67 @@ mod tests {
         assert!(t.elapsed() < JWKS_FETCH_TIMEOUT, "{:?}", t.elapsed());
     }
 
+    /// A JWKS URL is fetched again every refresh interval: a key added at
+    /// the identity provider is picked up, and a failed refresh keeps the
+    /// keys already loaded.
+    #[tokio::test]
+    async fn a_jwks_url_is_refreshed_and_a_bad_answer_keeps_the_keys() {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let rsa_only: Vec<u8> = {
+            let mut v: serde_json::Value = serde_json::from_slice(JWKS).unwrap();
+            v["keys"]
+                .as_array_mut()
+                .unwrap()
+                .retain(|k| k["kty"] == "RSA");
+            serde_json::to_vec(&v).unwrap()
+        };
+        let body = Arc::new(std::sync::Mutex::new(rsa_only));
+        let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = l.local_addr().unwrap();
+        let served = Arc::clone(&body);
+        tokio::spawn(async move {
+            while let Ok((mut s, _)) = l.accept().await {
+                let mut buf = [0u8; 2048];
+                let _ = s.read(&mut buf).await;
+                let b = served.lock().unwrap().clone();
+                let head = format!(
+                    "HTTP/1.1 200 OK\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+                    b.len()
+                );
+                let _ = s.write_all(head.as_bytes()).await;
+                let _ = s.write_all(&b).await;
+            }
+        });
+        let url = HookUrl::parse(&format!("http://{addr}/jwks")).unwrap();
+        let v = JwtVerifier::new().key_url(url, Duration::from_millis(100));
+        let c = claims("live", "cam", one("play"), later());
+        let es = sign(
+            Algorithm::ES256,
+            Some("ec-1"),
+            &c,
+            &EncodingKey::from_ec_der(EC_DER),
+        );
+        assert!(matches!(
+            v.verify(&es, Play, "live", "cam").await,
+            Err(JwtError::WrongAlgorithm(..))
+        ));
+        *body.lock().unwrap() = JWKS.to_vec();
+        let deadline = std::time::Instant::now() + Duration::from_secs(20);
+        while v.verify(&es, Play, "live", "cam").await.is_err() {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "the new key was never fetched"
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        *body.lock().unwrap() = b"not a key set".to_vec();
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        assert!(
+            v.verify(&es, Play, "live", "cam").await.is_ok(),
+            "keys kept"
+        );
+    }
+
     #[test]
     fn shapes_patterns_and_durations() {
         assert!(looks_like_jwt("eyJh.eyJh.sig-_"));
