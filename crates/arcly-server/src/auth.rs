@@ -4,7 +4,8 @@
 //! notifications driven by [`EngineEvent`]s.
 //!
 //! The credential is the `token` query parameter (the RTMP stream-name or
-//! tcUrl query, the HTTP query; HLS maps `Authorization: Bearer` onto it).
+//! tcUrl query, the HTTP query; HLS maps `Authorization: Bearer` onto it);
+//! a JWT may also come as `jwt` (MediaMTX's name).
 //! When JWT verification is configured, a token with the shape of a JWT
 //! (three base64url parts) is verified as one: it must verify, be
 //! unexpired and cover the app, stream and action, or the request is denied
@@ -118,7 +119,9 @@ impl ServerAuth {
                 AuthAction::Play => t.play.as_ref(),
             });
         let got = req.query_param("token");
-        if let (Some(jwt), Some(token)) = (&self.jwt, got.as_deref()) {
+        // MediaMTX's clients send a JWT as `?jwt=`.
+        let jwt_param = got.clone().or_else(|| req.query_param("jwt"));
+        if let (Some(jwt), Some(token)) = (&self.jwt, jwt_param.as_deref()) {
             if looks_like_jwt(token) {
                 let verdict = jwt
                     .verify(token, req.action, req.app.as_str(), req.stream.as_str())
@@ -371,6 +374,13 @@ mod tests {
         assert_eq!(
             a.authorize(&req(AuthAction::Play, "live", None)).await,
             AuthDecision::Allow
+        );
+        let q_jwt = format!("jwt={ok}");
+        assert_eq!(
+            a.authorize(&req(AuthAction::Publish, "secure", Some(&q_jwt)))
+                .await,
+            AuthDecision::Allow,
+            "MediaMTX's parameter name"
         );
         // The server's own subscribers (on-request recording) pass.
         let mut own = req(AuthAction::Publish, "live", None);

@@ -12,13 +12,20 @@
 //! {"app": "live", "stream": "cam*", "action": ["publish", "play"], "exp": 1767225600}
 //! ```
 //!
-//! - `app` (required): the application, or a pattern.
-//! - `stream` (required): the stream name, or a pattern: `*` is any stream,
+//! - `app`: the application, or a pattern.
+//! - `stream`: the stream name, or a pattern: `*` is any stream,
 //!   `cam*` any name starting with `cam`, `*-hd` any name ending with `-hd`
 //!   (one `*` at most; a pattern with two never matches).
-//! - `action` (required): `"publish"`, `"play"`, or a list of them.
-//! - `exp` (required): expiry, seconds since the Unix epoch. `nbf` is
-//!   honoured when present; `iat`, `iss`, `aud`, `sub` are not checked.
+//! - `action`: `"publish"`, `"play"`, or a list of them.
+//! - `exp` (always required): expiry, seconds since the Unix epoch. `nbf`
+//!   is honoured when present; `iat`, `iss`, `aud`, `sub` are not checked.
+//!
+//! `app`, `stream` and `action` go together. Instead of them a token may
+//! carry MediaMTX's claim, so an identity provider set up for MediaMTX
+//! works unchanged: `"mediamtx_permissions": [{"action": "publish", "path":
+//! "live/cam"}, {"action": "read", "path": ""}]`, where `read` (or `play`)
+//! is playing, `path` is `APP/STREAM` (a pattern as above; empty: any), and
+//! MediaMTX's regular-expression paths (`~…`) never match here.
 //!
 //! Clocks may disagree by [`DEFAULT_LEEWAY`] (`auth.jwt_leeway_seconds`):
 //! a token is still accepted that long after its `exp`.
@@ -76,16 +83,81 @@ pub const JWKS_RETRY: Duration = Duration::from_secs(15);
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct StreamClaims {
     /// The application, or a pattern.
-    pub app: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub app: Option<String>,
     /// The stream name, or a pattern (`*`, `cam*`).
-    pub stream: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stream: Option<String>,
     /// What may be done.
-    pub action: Actions,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub action: Option<Actions>,
+    /// MediaMTX's form: what may be done, on which `APP/STREAM`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mediamtx_permissions: Option<Vec<Permission>>,
     /// Expiry, seconds since the Unix epoch.
     pub exp: u64,
     /// When the token was issued, seconds since the Unix epoch.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub iat: Option<u64>,
+}
+
+/// One entry of `mediamtx_permissions`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Permission {
+    /// `publish`, `read` (or `play`); MediaMTX's other actions never match.
+    pub action: String,
+    /// `APP/STREAM` or a pattern; empty: any.
+    #[serde(default)]
+    pub path: String,
+}
+
+impl Permission {
+    fn covers(&self, action: AuthAction, app: &str, stream: &str) -> bool {
+        let act = match action {
+            AuthAction::Publish => self.action == "publish",
+            AuthAction::Play => self.action == "read" || self.action == "play",
+        };
+        act && !self.path.starts_with('~')
+            && (self.path.is_empty() || matches(&self.path, &format!("{app}/{stream}")))
+    }
+}
+
+impl StreamClaims {
+    /// Whether these claims allow `action` on `app`/`stream`, and if not why.
+    pub fn check_scope(&self, action: AuthAction, app: &str, stream: &str) -> Result<(), JwtError> {
+        match (
+            &self.app,
+            &self.stream,
+            &self.action,
+            &self.mediamtx_permissions,
+        ) {
+            (Some(a), Some(s), Some(act), _) => {
+                if !matches(a, app) {
+                    return Err(JwtError::WrongApp(a.clone()));
+                }
+                if !matches(s, stream) {
+                    return Err(JwtError::WrongStream(s.clone()));
+                }
+                if !act.allows(action) {
+                    return Err(JwtError::WrongAction(act.to_list()));
+                }
+                Ok(())
+            }
+            (None, None, None, Some(perms)) => {
+                if perms.iter().any(|p| p.covers(action, app, stream)) {
+                    Ok(())
+                } else {
+                    Err(JwtError::NotPermitted(format!(
+                        "{} on {app}/{stream}",
+                        action.as_str()
+                    )))
+                }
+            }
+            _ => Err(JwtError::BadClaims(
+                "needs app, stream and action (or mediamtx_permissions)".into(),
+            )),
+        }
+    }
 }
 
 /// The `action` claim: one action or a list.
@@ -153,6 +225,9 @@ pub enum JwtError {
     /// The `action` claim does not include the request's action.
     #[error("wrong action (the token allows {0:?})")]
     WrongAction(String),
+    /// No entry of `mediamtx_permissions` covers the request.
+    #[error("no permission for {0}")]
+    NotPermitted(String),
 }
 
 /// Whether `s` has the shape of a JWS compact serialization: three
@@ -452,15 +527,7 @@ impl JwtVerifier {
             }
             found.ok_or(last)?
         };
-        if !matches(&claims.app, app) {
-            return Err(JwtError::WrongApp(claims.app));
-        }
-        if !matches(&claims.stream, stream) {
-            return Err(JwtError::WrongStream(claims.stream));
-        }
-        if !claims.action.allows(action) {
-            return Err(JwtError::WrongAction(claims.action.to_list()));
-        }
+        claims.check_scope(action, app, stream)?;
         Ok(claims)
     }
 
@@ -546,9 +613,10 @@ pub fn issue_hs256(
         many => Actions::Many(many.iter().map(|a| a.as_str().into()).collect()),
     };
     let claims = StreamClaims {
-        app: app.into(),
-        stream: stream.into(),
-        action,
+        app: Some(app.into()),
+        stream: Some(stream.into()),
+        action: Some(action),
+        mediamtx_permissions: None,
         exp: now.saturating_add(ttl.as_secs()),
         iat: Some(now),
     };
@@ -732,6 +800,33 @@ mod tests {
             Err(JwtError::BadClaims(_))
         ));
         let t = hs(&serde_json::json!({"app": "live", "stream": "cam", "action": "play"}));
+        assert!(matches!(
+            v.verify(&t, Play, "live", "cam").await,
+            Err(JwtError::BadClaims(_))
+        ));
+    }
+
+    /// A token an identity provider issues for MediaMTX is understood.
+    #[tokio::test]
+    async fn mediamtx_permissions_are_understood() {
+        let v = JwtVerifier::new().secret(SECRET);
+        let t = hs(&serde_json::json!({
+            "mediamtx_permissions": [
+                {"action": "publish", "path": "live/cam*"},
+                {"action": "read", "path": ""},
+                {"action": "publish", "path": "~^live/.*$"},
+            ],
+            "exp": later(),
+        }));
+        assert!(v.verify(&t, Publish, "live", "cam1").await.is_ok());
+        assert!(v.verify(&t, Play, "other", "any").await.is_ok());
+        assert_eq!(
+            v.verify(&t, Publish, "live", "dog").await,
+            Err(JwtError::NotPermitted("publish on live/dog".into())),
+            "a regular expression path never matches"
+        );
+        // Mixed forms are refused rather than guessed at.
+        let t = hs(&serde_json::json!({"app": "live", "mediamtx_permissions": [], "exp": later()}));
         assert!(matches!(
             v.verify(&t, Play, "live", "cam").await,
             Err(JwtError::BadClaims(_))
@@ -1064,7 +1159,7 @@ mod tests {
         let c = v.verify(&t, Play, "live", "cam").await.unwrap();
         assert!(c.exp >= now_secs() + 59 && c.exp <= now_secs() + 61);
         assert_eq!(
-            c.action,
+            c.action.unwrap(),
             Actions::Many(vec!["publish".into(), "play".into()])
         );
     }
