@@ -39,7 +39,9 @@
 //!   (RFC 7517): a file (`auth.jwks`) or an `http://` URL (`auth.jwks_url`;
 //!   HTTPS is not supported), fetched at start and every
 //!   `auth.jwks_refresh_seconds` (each fetch bounded by
-//!   [`JWKS_FETCH_TIMEOUT`]; a failed refresh keeps the keys it had). A key
+//!   [`JWKS_FETCH_TIMEOUT`]; a failed refresh keeps the keys it had), and
+//!   early (at most every [`JWKS_MIN_REFETCH`]) when a token names a key
+//!   it does not hold, as after a key rotation. A key
 //!   verifies only the algorithms of its type (and only its `alg` when the
 //!   JWK names one); a token's `kid` picks the key when present. Symmetric
 //!   (`"kty": "oct"`) keys in a JWKS are ignored, and the `jwk`/`jku`
@@ -78,6 +80,10 @@ pub const JWKS_FETCH_TIMEOUT: Duration = Duration::from_secs(10);
 pub const DEFAULT_JWKS_REFRESH: Duration = Duration::from_secs(300);
 /// While a JWKS URL has never answered, it is tried again this often.
 pub const JWKS_RETRY: Duration = Duration::from_secs(15);
+/// A token naming a key the JWKS does not hold (the identity provider
+/// rotated its keys) makes the URL be fetched again, at most this often:
+/// tokens with made-up `kid`s cannot turn into a flood of fetches.
+pub const JWKS_MIN_REFETCH: Duration = Duration::from_secs(10);
 
 /// What a token may do: its claims (see the [module docs](self)).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -360,7 +366,7 @@ fn verify_key(jwk: &Jwk) -> Option<VerifyKey> {
 enum Keys {
     None,
     Fixed(Arc<KeySet>),
-    Remote(watch::Receiver<Remote>),
+    Remote(watch::Receiver<Remote>, Arc<tokio::sync::Notify>),
 }
 
 /// The state of a JWKS URL.
@@ -427,7 +433,8 @@ impl JwtVerifier {
     /// Needs a tokio runtime.
     #[must_use]
     pub fn key_url(mut self, url: HookUrl, refresh: Duration) -> Self {
-        self.keys = Keys::Remote(spawn_refresh(url, refresh));
+        let poke = Arc::new(tokio::sync::Notify::new());
+        self.keys = Keys::Remote(spawn_refresh(url, refresh, Arc::clone(&poke)), poke);
         self
     }
 
@@ -496,6 +503,11 @@ impl JwtVerifier {
                 .filter(|k| header.kid.is_none() || k.kid == header.kid)
                 .collect();
             if candidates.is_empty() {
+                // Maybe a key the provider added since the last fetch: ask
+                // for an early one (rate-limited); this token is refused.
+                if let Keys::Remote(_, poke) = &self.keys {
+                    poke.notify_one();
+                }
                 if keys
                     .keys
                     .iter()
@@ -535,7 +547,7 @@ impl JwtVerifier {
         match &self.keys {
             Keys::None => Err(JwtError::WrongAlgorithm(String::new(), String::new())),
             Keys::Fixed(k) => Ok(Arc::clone(k)),
-            Keys::Remote(rx) => {
+            Keys::Remote(rx, _) => {
                 let mut rx = rx.clone();
                 let state = tokio::time::timeout(
                     JWKS_FETCH_TIMEOUT,
@@ -650,7 +662,11 @@ pub fn parse_ttl(s: &str) -> Result<Duration, String> {
 
 /// Fetch `url` now and every `refresh` (every [`JWKS_RETRY`] until it
 /// first answers), until every receiver is dropped.
-fn spawn_refresh(url: HookUrl, refresh: Duration) -> watch::Receiver<Remote> {
+fn spawn_refresh(
+    url: HookUrl,
+    refresh: Duration,
+    poke: Arc<tokio::sync::Notify>,
+) -> watch::Receiver<Remote> {
     let (tx, rx) = watch::channel(Remote::Pending);
     let Ok(rt) = tokio::runtime::Handle::try_current() else {
         tracing::error!(target: "arcly::auth", "no tokio runtime to fetch the JWKS on");
@@ -659,6 +675,7 @@ fn spawn_refresh(url: HookUrl, refresh: Duration) -> watch::Receiver<Remote> {
     };
     rt.spawn(async move {
         loop {
+            let fetched_at = tokio::time::Instant::now();
             match tokio::time::timeout(JWKS_FETCH_TIMEOUT, fetch(&url)).await {
                 Ok(Ok(keys)) => {
                     tracing::info!(target: "arcly::auth", url = %url.authority, path = %url.path, keys = keys.len(), "JWKS loaded");
@@ -687,6 +704,14 @@ fn spawn_refresh(url: HookUrl, refresh: Duration) -> watch::Receiver<Remote> {
             tokio::select! {
                 _ = tx.closed() => return,
                 _ = tokio::time::sleep(wait) => {}
+                _ = poke.notified() => {
+                    // Asked early: not sooner than JWKS_MIN_REFETCH after
+                    // the last fetch.
+                    tokio::select! {
+                        _ = tx.closed() => return,
+                        _ = tokio::time::sleep_until(fetched_at + JWKS_MIN_REFETCH) => {}
+                    }
+                }
             }
         }
     });
@@ -1125,6 +1150,59 @@ mod tests {
             v.verify(&es, Play, "live", "cam").await.is_ok(),
             "keys kept"
         );
+    }
+
+    /// A token signed with a key the provider added after the last fetch
+    /// makes the JWKS be fetched early, long before the refresh interval.
+    #[tokio::test]
+    async fn an_unknown_key_fetches_the_jwks_early() {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let rsa_only: Vec<u8> = {
+            let mut v: serde_json::Value = serde_json::from_slice(JWKS).unwrap();
+            v["keys"]
+                .as_array_mut()
+                .unwrap()
+                .retain(|k| k["kty"] == "RSA");
+            serde_json::to_vec(&v).unwrap()
+        };
+        let body = Arc::new(std::sync::Mutex::new(rsa_only));
+        let fetches = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = l.local_addr().unwrap();
+        let (served, counted) = (Arc::clone(&body), Arc::clone(&fetches));
+        tokio::spawn(async move {
+            while let Ok((mut s, _)) = l.accept().await {
+                let mut buf = [0u8; 2048];
+                let _ = s.read(&mut buf).await;
+                counted.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                let b = served.lock().unwrap().clone();
+                let head = format!(
+                    "HTTP/1.1 200 OK\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+                    b.len()
+                );
+                let _ = s.write_all(head.as_bytes()).await;
+                let _ = s.write_all(&b).await;
+            }
+        });
+        let url = HookUrl::parse(&format!("http://{addr}/jwks")).unwrap();
+        let v = JwtVerifier::new().key_url(url, Duration::from_secs(3600));
+        let c = claims("live", "cam", one("play"), later());
+        let es = sign(
+            Algorithm::ES256,
+            Some("ec-1"),
+            &c,
+            &EncodingKey::from_ec_der(EC_DER),
+        );
+        assert!(v.verify(&es, Play, "live", "cam").await.is_err());
+        *body.lock().unwrap() = JWKS.to_vec();
+        let deadline = std::time::Instant::now() + JWKS_MIN_REFETCH + Duration::from_secs(20);
+        while v.verify(&es, Play, "live", "cam").await.is_err() {
+            assert!(std::time::Instant::now() < deadline, "no early fetch");
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+        // Dozens of refused tokens cost one early fetch, not one each.
+        let n = fetches.load(std::sync::atomic::Ordering::SeqCst);
+        assert!((2..=3).contains(&n), "{n} fetches");
     }
 
     #[test]
