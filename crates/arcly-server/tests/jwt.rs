@@ -1,8 +1,8 @@
 //! Signed, expiring tokens (JWTs) against the real binary: `arcly token`
 //! issues them, ffmpeg publishes with `?token=<jwt>` until the token
 //! expires and not after, tokens out of scope (another stream, another
-//! action) are refused with the reason in the log, and HLS and HTTP-FLV
-//! players present them in the query or (HLS) as a bearer token. A JWKS
+//! action) are refused with the reason in the log, and RTMP, HLS and
+//! HTTP-FLV players present them in the query or (HLS) as a bearer token. A JWKS
 //! file verifies RS256 and ES256 tokens.
 
 mod common;
@@ -105,7 +105,7 @@ fn a_jwt_publishes_until_it_expires_and_not_after() {
     let s = Arcly::start(&["--jwt-secret", SECRET, "--jwt-leeway", "0"]);
     // Long enough for ffmpeg to connect on a busy machine, short enough to
     // wait out.
-    let ttl = 8;
+    let ttl = 15;
     let issued = unix_now();
     let token = issue(&[
         "--stream",
@@ -161,7 +161,7 @@ fn a_jwt_publishes_until_it_expires_and_not_after() {
 }
 
 #[test]
-fn jwts_are_refused_out_of_scope_and_accepted_by_hls_and_http_flv() {
+fn jwts_are_refused_out_of_scope_and_accepted_by_rtmp_hls_and_http_flv_players() {
     let ff = tools::ffmpeg();
     let s = Arcly::start(&[
         "--jwt-secret",
@@ -254,6 +254,26 @@ fn jwts_are_refused_out_of_scope_and_accepted_by_hls_and_http_flv() {
         )
         .0,
         403
+    );
+
+    // RTMP play takes it in the stream-name query, as publish does.
+    let url = s.rtmp_url(&format!("live/cam1?{q}"));
+    let frames = common::framemd5_timeout(
+        &ff,
+        &[],
+        &url,
+        &["-map", "0:v", "-frames:v", "5"],
+        Duration::from_secs(60),
+    );
+    assert!(!frames.is_empty(), "RTMP play with the JWT decoded nothing");
+    let mut cmd = Command::new(&ff);
+    cmd.args(["-hide_banner", "-nostdin", "-v", "error", "-i"])
+        .arg(s.rtmp_url(&format!("live/cam1?token={pub_cams}")))
+        .args(["-frames:v", "1", "-f", "null", "-"]);
+    let mut refused = common::Proc::spawn(cmd);
+    assert!(
+        !refused.wait(Duration::from_secs(60)).success(),
+        "a publish token played over RTMP"
     );
 
     // HTTP-FLV takes the JWT in the query.
