@@ -477,24 +477,16 @@ impl JwtVerifier {
             return Err(JwtError::Malformed);
         }
         let header = jsonwebtoken::decode_header(token).map_err(|_| JwtError::Malformed)?;
+        let wrong_algorithm =
+            || JwtError::WrongAlgorithm(format!("{:?}", header.alg), self.algorithms());
         let claims = if header.alg == Algorithm::HS256 {
             let Some(secret) = &self.secret else {
-                return Err(JwtError::WrongAlgorithm(
-                    format!("{:?}", header.alg),
-                    self.algorithms(),
-                ));
+                return Err(wrong_algorithm());
             };
             decode(token, secret, header.alg, self.leeway)?
         } else {
-            let keys = match self.current_keys().await {
-                Ok(k) => k,
-                Err(JwtError::WrongAlgorithm(_, _)) => {
-                    return Err(JwtError::WrongAlgorithm(
-                        format!("{:?}", header.alg),
-                        self.algorithms(),
-                    ))
-                }
-                Err(e) => return Err(e),
+            let Some(keys) = self.current_keys().await? else {
+                return Err(wrong_algorithm());
             };
             let candidates: Vec<&VerifyKey> = keys
                 .keys
@@ -513,10 +505,7 @@ impl JwtVerifier {
                     .iter()
                     .all(|k| !k.algorithms.contains(&header.alg))
                 {
-                    return Err(JwtError::WrongAlgorithm(
-                        format!("{:?}", header.alg),
-                        self.algorithms(),
-                    ));
+                    return Err(wrong_algorithm());
                 }
                 return Err(JwtError::NoKey(header.kid));
             }
@@ -543,10 +532,12 @@ impl JwtVerifier {
         Ok(claims)
     }
 
-    async fn current_keys(&self) -> Result<Arc<KeySet>, JwtError> {
+    /// The public keys now (`None`: no JWKS is configured), waiting
+    /// (bounded) for a JWKS URL's first answer.
+    async fn current_keys(&self) -> Result<Option<Arc<KeySet>>, JwtError> {
         match &self.keys {
-            Keys::None => Err(JwtError::WrongAlgorithm(String::new(), String::new())),
-            Keys::Fixed(k) => Ok(Arc::clone(k)),
+            Keys::None => Ok(None),
+            Keys::Fixed(k) => Ok(Some(Arc::clone(k))),
             Keys::Remote(rx, _) => {
                 let mut rx = rx.clone();
                 let state = tokio::time::timeout(
@@ -558,7 +549,7 @@ impl JwtVerifier {
                 .and_then(Result::ok)
                 .map(|s| s.clone());
                 match state {
-                    Some(Remote::Loaded(k)) => Ok(k),
+                    Some(Remote::Loaded(k)) => Ok(Some(k)),
                     _ => Err(JwtError::KeysUnavailable),
                 }
             }
