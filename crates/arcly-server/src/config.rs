@@ -115,7 +115,7 @@ pub enum RecordModeArg {
 )]
 pub struct Cli {
     /// A TOML file with the same settings as the flags (flags win).
-    #[arg(long, value_name = "FILE")]
+    #[arg(long, value_name = "FILE", global = true)]
     pub config: Option<PathBuf>,
     /// Address RTMP listens on [default: 0.0.0.0:1935].
     #[arg(long, value_name = "ADDR")]
@@ -239,6 +239,36 @@ pub struct Cli {
     /// 127.0.0.1:9997, instead of the HTTP port [default: none].
     #[arg(long, value_name = "ADDR")]
     pub admin_listen: Option<String>,
+    /// Secret (at least 32 bytes) verifying HS256 JSON Web Tokens, which are
+    /// then accepted wherever a token is (`arcly token` issues them) [default: none].
+    #[arg(
+        long,
+        value_name = "SECRET",
+        env = "ARCLY_JWT_SECRET",
+        hide_env_values = true,
+        global = true
+    )]
+    pub jwt_secret: Option<String>,
+    /// JWKS file whose public keys (RS256, ES256, …) verify JSON Web Tokens [default: none].
+    #[arg(long, value_name = "FILE")]
+    pub jwks: Option<PathBuf>,
+    /// http:// URL of a JWKS verifying JSON Web Tokens, fetched at start and
+    /// refreshed (https is not supported) [default: none].
+    #[arg(long, value_name = "URL")]
+    pub jwks_url: Option<String>,
+    /// Seconds between fetches of the JWKS URL [default: 300].
+    #[arg(long, value_name = "SECONDS")]
+    pub jwks_refresh: Option<f64>,
+    /// Clock skew tolerated on a JWT's expiry, in seconds [default: 30].
+    #[arg(long, value_name = "SECONDS")]
+    pub jwt_leeway: Option<u64>,
+    /// With JWTs configured, what needs a credential (a JWT, or the app's
+    /// static token) on every app [default: both].
+    #[arg(long, value_name = "ACTIONS")]
+    pub jwt_required_for: Option<JwtRequired>,
+    /// A subcommand instead of running the server.
+    #[command(subcommand)]
+    pub command: Option<Command>,
     /// Webhook asked before every publish (2xx allows).
     #[arg(long, value_name = "URL")]
     pub on_publish: Option<String>,
@@ -290,6 +320,9 @@ pub struct FileConfig {
     /// `[webhooks]`.
     #[serde(default)]
     pub webhooks: FileWebhooks,
+    /// `[auth]`: signed tokens (JWT).
+    #[serde(default)]
+    pub auth: FileAuth,
     /// Seconds allowed for a clean stop.
     pub shutdown_grace_seconds: Option<f64>,
 }
@@ -560,6 +593,8 @@ pub struct Settings {
     pub admin_listen: Option<SocketAddr>,
     /// Webhooks.
     pub webhooks: WebhookSettings,
+    /// Signed tokens (JWT).
+    pub jwt: JwtSettings,
     /// Clean-stop bound.
     pub shutdown_grace: Duration,
 }
@@ -839,6 +874,8 @@ impl Settings {
             timeout: Duration::from_millis(timeout_ms),
         };
 
+        let jwt = resolve_jwt(&file.auth, cli)?;
+
         let rtmp_merge_ms = merge_interval(
             "rtmp.merge_writes_ms",
             "--rtmp-merge-writes-ms",
@@ -922,6 +959,7 @@ impl Settings {
             admin_token,
             admin_listen,
             webhooks,
+            jwt,
             shutdown_grace,
         })
     }
@@ -1168,6 +1206,207 @@ fn merge_interval(
     Ok(ms)
 }
 
+// ---- Signed tokens (JWT): `[auth]`, the `--jwt-*` flags, `arcly token`.
+
+/// Subcommands of `arcly` (none: run the server).
+#[derive(Debug, Clone, clap::Subcommand)]
+pub enum Command {
+    /// Issue an HS256 token from the configured secret (`--jwt-secret`,
+    /// `ARCLY_JWT_SECRET` or `auth.jwt_secret`) and print it with ready
+    /// URLs for each protocol.
+    Token(TokenArgs),
+}
+
+/// `arcly token`.
+#[derive(Debug, Clone, clap::Args)]
+pub struct TokenArgs {
+    /// The application (or a pattern such as `*`) [default: the first app].
+    #[arg(long, value_name = "APP")]
+    pub app: Option<String>,
+    /// The stream name, or a pattern: `*` (any), `cam*` (a prefix).
+    #[arg(long, value_name = "STREAM")]
+    pub stream: String,
+    /// What the token allows: publish, play, or both (`publish,play`).
+    #[arg(long, value_name = "ACTION", value_delimiter = ',', required = true)]
+    pub action: Vec<TokenAction>,
+    /// How long the token is valid: 90s, 30m, 1h, 7d.
+    #[arg(long, value_name = "TTL", default_value = "1h")]
+    pub ttl: String,
+}
+
+/// An action a token issued by `arcly token` allows.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum TokenAction {
+    /// Publish.
+    Publish,
+    /// Play.
+    Play,
+}
+
+impl TokenAction {
+    /// The engine's action.
+    pub fn to_auth(self) -> arcly_core::auth::AuthAction {
+        match self {
+            Self::Publish => arcly_core::auth::AuthAction::Publish,
+            Self::Play => arcly_core::auth::AuthAction::Play,
+        }
+    }
+}
+
+/// With JWT verification configured, which actions need a credential.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, Deserialize, Default)]
+#[serde(rename_all = "kebab-case")]
+pub enum JwtRequired {
+    /// Publish and play (the default).
+    #[default]
+    Both,
+    /// Only publish (anyone may play apps without a play token).
+    Publish,
+    /// Only play.
+    Play,
+    /// Neither: JWTs are accepted, not required.
+    None,
+}
+
+/// `[auth]` of the file.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FileAuth {
+    /// `auth.jwt_secret`: HS256 secret.
+    pub jwt_secret: Option<String>,
+    /// `auth.jwks`: JWKS file.
+    pub jwks: Option<PathBuf>,
+    /// `auth.jwks_url`: JWKS URL (http://).
+    pub jwks_url: Option<String>,
+    /// `auth.jwks_refresh_seconds`.
+    pub jwks_refresh_seconds: Option<f64>,
+    /// `auth.jwt_leeway_seconds`.
+    pub jwt_leeway_seconds: Option<u64>,
+    /// `auth.jwt_required_for`.
+    pub jwt_required_for: Option<JwtRequired>,
+}
+
+/// A secret kept out of `Debug` output (and so out of logs).
+#[derive(Clone, PartialEq, Eq)]
+pub struct Secret(String);
+
+impl Secret {
+    /// The secret itself.
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::fmt::Debug for Secret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Secret(..)")
+    }
+}
+
+/// Longest JWT clock-skew leeway accepted, in seconds.
+pub const MAX_JWT_LEEWAY_SECS: u64 = 300;
+
+/// Signed tokens after validation.
+#[derive(Debug, Clone, PartialEq)]
+pub struct JwtSettings {
+    /// HS256 secret.
+    pub secret: Option<Secret>,
+    /// JWKS file (checked at start).
+    pub jwks: Option<PathBuf>,
+    /// JWKS URL.
+    pub jwks_url: Option<String>,
+    /// Interval between JWKS URL fetches.
+    pub jwks_refresh: Duration,
+    /// Clock skew tolerated on `exp` / `nbf`.
+    pub leeway: Duration,
+    /// What needs a credential when JWTs are on.
+    pub required_for: JwtRequired,
+}
+
+impl JwtSettings {
+    /// Whether any JWT verification is configured.
+    pub fn enabled(&self) -> bool {
+        self.secret.is_some() || self.jwks.is_some() || self.jwks_url.is_some()
+    }
+
+    /// The actions that need a credential on every app.
+    pub fn required_actions(&self) -> Vec<arcly_core::auth::AuthAction> {
+        use arcly_core::auth::AuthAction::{Play, Publish};
+        match self.required_for {
+            JwtRequired::Both => vec![Publish, Play],
+            JwtRequired::Publish => vec![Publish],
+            JwtRequired::Play => vec![Play],
+            JwtRequired::None => vec![],
+        }
+    }
+}
+
+fn resolve_jwt(file: &FileAuth, cli: &Cli) -> Result<JwtSettings, ConfigError> {
+    let secret = cli.jwt_secret.clone().or_else(|| file.jwt_secret.clone());
+    if let Some(s) = &secret {
+        if s.len() < crate::jwt::MIN_SECRET_LEN {
+            return Err(ConfigError::new(
+                "auth.jwt_secret",
+                Some("--jwt-secret"),
+                format!(
+                    "must be at least {} bytes (RFC 7518 §3.2), got {}",
+                    crate::jwt::MIN_SECRET_LEN,
+                    s.len()
+                ),
+            ));
+        }
+    }
+    let jwks = cli.jwks.clone().or_else(|| file.jwks.clone());
+    let jwks_url = cli.jwks_url.clone().or_else(|| file.jwks_url.clone());
+    if jwks.is_some() && jwks_url.is_some() {
+        return Err(ConfigError::new(
+            "auth.jwks_url",
+            Some("--jwks-url"),
+            "give auth.jwks (a file) or auth.jwks_url, not both",
+        ));
+    }
+    if let Some(p) = &jwks {
+        std::fs::read(p)
+            .map_err(|e| format!("cannot read {}: {e}", p.display()))
+            .and_then(|b| crate::jwt::KeySet::parse(&b))
+            .map_err(|reason| ConfigError::new("auth.jwks", Some("--jwks"), reason))?;
+    }
+    if let Some(u) = &jwks_url {
+        crate::webhook::HookUrl::parse(u)
+            .map_err(|reason| ConfigError::new("auth.jwks_url", Some("--jwks-url"), reason))?;
+    }
+    let jwks_refresh = secs(
+        "auth.jwks_refresh_seconds",
+        "--jwks-refresh",
+        cli.jwks_refresh.or(file.jwks_refresh_seconds),
+        crate::jwt::DEFAULT_JWKS_REFRESH.as_secs_f64(),
+        10.0,
+        86_400.0,
+    )?;
+    let leeway = cli
+        .jwt_leeway
+        .or(file.jwt_leeway_seconds)
+        .unwrap_or(crate::jwt::DEFAULT_LEEWAY.as_secs());
+    if leeway > MAX_JWT_LEEWAY_SECS {
+        return Err(ConfigError::new(
+            "auth.jwt_leeway_seconds",
+            Some("--jwt-leeway"),
+            format!("must be 0 to {MAX_JWT_LEEWAY_SECS} seconds, got {leeway}"),
+        ));
+    }
+    Ok(JwtSettings {
+        secret: secret.map(Secret),
+        jwks,
+        jwks_url,
+        jwks_refresh,
+        leeway: Duration::from_secs(leeway),
+        required_for: cli
+            .jwt_required_for
+            .or(file.jwt_required_for)
+            .unwrap_or_default(),
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -1318,6 +1557,76 @@ mod tests {
         assert_eq!(s.apps[1].record, RecordModeArg::All);
         assert_eq!(s.apps[1].publish_token.as_deref(), Some("change-me"));
         assert_eq!(s.hls.end_after, Duration::from_secs(10));
+    }
+
+    #[test]
+    fn jwt_settings_are_checked() {
+        let secret = "0123456789abcdef0123456789abcdef";
+        let s = Settings::merge(&FileConfig::default(), &cli(&[])).unwrap();
+        assert!(!s.jwt.enabled());
+        let s = Settings::merge(&FileConfig::default(), &cli(&["--jwt-secret", secret])).unwrap();
+        assert!(s.jwt.enabled());
+        assert_eq!(s.jwt.leeway, crate::jwt::DEFAULT_LEEWAY);
+        assert_eq!(s.jwt.required_actions().len(), 2);
+        assert!(
+            !format!("{s:?}").contains(secret),
+            "the secret stays out of Debug"
+        );
+        let jwks = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/jwt/jwks.json");
+        let file: FileConfig = toml::from_str(&format!(
+            "[auth]\njwks = {:?}\njwt_leeway_seconds = 5\njwt_required_for = \"publish\"\n",
+            jwks.display().to_string()
+        ))
+        .unwrap();
+        let s = Settings::merge(&file, &cli(&[])).unwrap();
+        assert_eq!(s.jwt.leeway, Duration::from_secs(5));
+        assert_eq!(s.jwt.required_for, JwtRequired::Publish);
+        let cases: &[(&[&str], &str)] = &[
+            (&["--jwt-secret", "short"], "auth.jwt_secret"),
+            (&["--jwks", "/nonexistent/jwks.json"], "auth.jwks"),
+            (&["--jwks-url", "https://idp/jwks"], "auth.jwks_url"),
+            (
+                &["--jwks-url", "http://idp/jwks", "--jwks-refresh", "1"],
+                "auth.jwks_refresh_seconds",
+            ),
+            (&["--jwt-leeway", "3600"], "auth.jwt_leeway_seconds"),
+        ];
+        for (args, key) in cases {
+            let e = Settings::merge(&FileConfig::default(), &cli(args)).unwrap_err();
+            assert_eq!(e.setting, *key, "{args:?}: {e}");
+        }
+        let both = cli(&[
+            "--jwks",
+            jwks.to_str().unwrap(),
+            "--jwks-url",
+            "http://idp/jwks",
+        ]);
+        assert!(Settings::merge(&FileConfig::default(), &both).is_err());
+    }
+
+    #[test]
+    fn the_token_subcommand_leaves_the_default_alone() {
+        assert!(cli(&["--http-listen", "127.0.0.1:0"]).command.is_none());
+        let c = cli(&[
+            "token",
+            "--stream",
+            "cam",
+            "--action",
+            "publish,play",
+            "--config",
+            "x.toml",
+        ]);
+        let Some(Command::Token(t)) = &c.command else {
+            panic!("{c:?}")
+        };
+        assert_eq!(t.action, [TokenAction::Publish, TokenAction::Play]);
+        assert_eq!(t.ttl, "1h");
+        assert_eq!(
+            c.config.as_deref(),
+            Some(Path::new("x.toml")),
+            "--config is global"
+        );
+        assert!(Cli::try_parse_from(["arcly", "token", "--stream", "cam"]).is_err());
     }
 
     #[test]

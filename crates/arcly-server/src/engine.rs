@@ -1,9 +1,10 @@
 //! The engine and its injected policies: the authenticator (static tokens,
-//! webhooks), the Prometheus observer, the audit log, one application per
+//! JWTs, webhooks), the Prometheus observer, the audit log, one application per
 //! configured app.
 
 use crate::auth::ServerAuth;
-use crate::config::{ConfigError, Settings};
+use crate::config::{ConfigError, JwtSettings, Settings};
+use crate::jwt::{JwtVerifier, KeySet};
 use crate::logging::LogAudit;
 use crate::webhook::HookUrl;
 use arcly_core::auth::StreamAuthenticator;
@@ -16,11 +17,15 @@ pub fn hook(url: &Option<String>) -> Option<HookUrl> {
     url.as_deref().and_then(|u| HookUrl::parse(u).ok())
 }
 
-/// Static per-app tokens, then the `on_publish` / `on_play` webhooks.
+/// Static per-app tokens and JWTs, then the `on_publish` / `on_play`
+/// webhooks. A JWKS URL is fetched on a task of the current runtime.
 pub fn authenticator(s: &Settings) -> Arc<dyn StreamAuthenticator> {
     let mut auth = ServerAuth::new(s.webhooks.timeout);
     for a in &s.apps {
         auth = auth.tokens(&a.name, a.publish_token.clone(), a.play_token.clone());
+    }
+    if s.jwt.enabled() {
+        auth = auth.jwt(jwt_verifier(&s.jwt), &s.jwt.required_actions());
     }
     Arc::new(auth.hooks(hook(&s.webhooks.on_publish), hook(&s.webhooks.on_play)))
 }
@@ -54,4 +59,29 @@ pub fn build(
     let engine = builder.build();
     let metrics = MetricsService::new(Arc::new(registry), engine.health().clone());
     Ok((engine, metrics))
+}
+
+/// The JWT verifier of `s` (secret, JWKS file or URL, leeway).
+pub fn jwt_verifier(s: &JwtSettings) -> JwtVerifier {
+    let mut v = JwtVerifier::new().leeway(s.leeway);
+    if let Some(secret) = &s.secret {
+        v = v.secret(secret.expose().as_bytes());
+    }
+    if let Some(path) = &s.jwks {
+        // Checked with the config; read again here, and a failure leaves
+        // the verifier without keys (tokens refused), logged.
+        match std::fs::read(path)
+            .map_err(|e| e.to_string())
+            .and_then(|b| KeySet::parse(&b))
+        {
+            Ok(keys) => v = v.key_set(keys),
+            Err(e) => {
+                tracing::error!(target: "arcly::auth", path = %path.display(), error = %e, "cannot load the JWKS file")
+            }
+        }
+    }
+    if let Some(url) = s.jwks_url.as_deref().and_then(|u| HookUrl::parse(u).ok()) {
+        v = v.key_url(url, s.jwks_refresh);
+    }
+    v
 }

@@ -32,8 +32,9 @@
 //! - [`server`]: [`Server::start`](server::Server::start), the start-up in
 //!   order, and the clean stop; each step is a module of its own:
 //!   - [`listen`]: check the recording directory, bind the listeners;
-//!   - [`engine`]: the engine and its policies ([`auth`]: static tokens
-//!     and [`webhook`]s; [`logging`]: the audit log lines);
+//!   - [`engine`]: the engine and its policies ([`auth`]: static tokens,
+//!     signed tokens ([`jwt`]) and [`webhook`]s; [`logging`]: the audit
+//!     log lines);
 //!   - [`record`]: the recorder;
 //!   - [`rtmp`]: the RTMP listener;
 //!   - [`hls`]: HLS packaging and its play authorization;
@@ -41,6 +42,7 @@
 //!     and who may use the API ([`admin`]).
 //! - [`monitor`]: live figures per stream.
 //! - [`banner`]: where to publish and where to play.
+//! - [`token`]: the `arcly token` subcommand (issue a JWT, print its URLs).
 //!
 //! # Kicking a publisher
 //! `POST /api/streams/APP/KEY/kick` cancels the publisher's kick token
@@ -57,6 +59,7 @@ pub mod engine;
 pub mod error;
 pub mod hls;
 pub mod http;
+pub mod jwt;
 pub mod listen;
 pub mod logging;
 pub mod monitor;
@@ -64,4 +67,5 @@ pub mod page;
 pub mod record;
 pub mod rtmp;
 pub mod server;
+pub mod token;
 pub mod webhook;

@@ -1,9 +1,13 @@
 //! The `arcly` binary: flags and an optional TOML file in, a running server
 //! out. Exit status: 0 after a clean stop, 2 for a refused setting, 1 when
 //! start-up failed (a listener, the recording directory).
+//!
+//! `arcly token --stream cam --action publish` prints a signed token (and
+//! ready URLs) instead of running the server; exit status 2 when none can
+//! be issued.
 #![forbid(unsafe_code)]
 
-use arcly_server::config::{Cli, Settings};
+use arcly_server::config::{Cli, Command, Settings};
 use arcly_server::server::{Server, StartError};
 use clap::Parser;
 use std::process::ExitCode;
@@ -17,6 +21,18 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
+    if let Some(Command::Token(args)) = &cli.command {
+        return match arcly_server::token::run(&settings, args) {
+            Ok(out) => {
+                print!("{out}");
+                ExitCode::SUCCESS
+            }
+            Err(e) => {
+                eprintln!("arcly token: {e}");
+                ExitCode::from(2)
+            }
+        };
+    }
     arcly_server::logging::init(&settings.log_level, settings.log_format);
     let rt = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
