@@ -1,6 +1,6 @@
 //! The ingest layer shared by every wire protocol (feature `ingest`): a TCP
 //! accept loop with connection bounds and graceful shutdown, idle timeouts,
-//! a token-bucket [`RateLimiter`], the [`KeyframeGate`](crate::inbound::KeyframeGate)
+//! a token-bucket [`RateLimiter`], the [keyframe gate](crate::inbound::KeyframeGate)
 //! and NAL start-code scanning.
 //!
 //! A protocol is a [`ProtocolHandler`]; [`TcpIngest`] turns it into an

@@ -13,7 +13,7 @@
 //! player of the service ([`MergeClock`]), as RTMP players' are.
 //!
 //! The service depends on the kernel's
-//! [`PlaybackRegistry`](arcly_core::registry::PlaybackRegistry), not on the
+//! `PlaybackRegistry` (`arcly_core::registry`), not on the
 //! engine: playing is authorized by whatever the registry does (tokens in
 //! the query, webhooks).
 //!

@@ -1,6 +1,6 @@
 //! The sans-IO core of a recording: [`SegmentWriter`] takes frames and
 //! returns [`WriterAction`]s (bytes to append to a key, segments closed,
-//! recordings started); the driver in [`crate::recorder`] does the I/O.
+//! recordings started); the driver in the `recorder` module does the I/O.
 //!
 //! Cuts come from the shared [`SegmentClock`] (keyframe boundaries, target
 //! duration, byte bound, discontinuities), so a recording and the HLS

@@ -1,5 +1,5 @@
 //! HLS and LL-HLS, mounted from arcly-hls: an
-//! [`HlsRegistry`](arcly_hls::packager::HlsRegistry) packages every
+//! `HlsRegistry` (`arcly_hls::packager`) packages every
 //! published stream, and [`HlsAccess`] serves `/APP/KEY/index.m3u8`
 //! (blocking reloads, delta updates), the multivariant `/APP/KEY.m3u8`,
 //! segments, parts and init segments, each authorized like any other play
