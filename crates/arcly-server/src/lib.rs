@@ -36,6 +36,7 @@
 //!     and [`webhook`]s; [`logging`]: the audit log lines);
 //!   - [`record`]: the recorder;
 //!   - [`rtmp`]: the RTMP listener;
+//!   - [`tls`]: RTMPS and HTTPS, and their certificate;
 //!   - [`hls`]: HLS packaging and its play authorization;
 //!   - [`http`]: the HTTP listener and its mounts ([`api`], [`page`]),
 //!     and who may use the API ([`admin`]).
@@ -64,4 +65,5 @@ pub mod page;
 pub mod record;
 pub mod rtmp;
 pub mod server;
+pub mod tls;
 pub mod webhook;

@@ -37,6 +37,8 @@ pub struct Server {
     rtmp_addr: Option<SocketAddr>,
     http_addr: SocketAddr,
     admin_addr: Option<SocketAddr>,
+    rtmps_addr: Option<SocketAddr>,
+    https_addr: Option<SocketAddr>,
     tasks: Vec<(&'static str, JoinHandle<()>)>,
     hls: Option<HlsHost>,
     recorder_task: Option<JoinHandle<()>>,
@@ -57,6 +59,7 @@ impl Server {
     pub async fn start(settings: Settings) -> Result<Self, StartError> {
         let settings = Arc::new(settings);
         let s = &settings;
+        let certs = crate::tls::load(s)?;
         let listeners = crate::listen::bind(s).await?;
         let auth = crate::engine::authenticator(s);
         let (engine, metrics) = crate::engine::build(s, Arc::clone(&auth))?;
@@ -67,6 +70,12 @@ impl Server {
             tasks.push(("rtmp", task));
             addr
         });
+        let mut rtmps_addr = None;
+        if let (Some(l), Some(store)) = (listeners.rtmps, &certs) {
+            let (addr, task) = crate::tls::spawn_rtmps(l, s, &engine, store)?;
+            tasks.push(("rtmps", task));
+            rtmps_addr = addr;
+        }
         let hls = s.hls.enabled.then(|| HlsHost::start(&engine, &s.hls, auth));
         if let Some(task) = spawn_hooks(s, &engine) {
             tasks.push(("webhooks", task));
@@ -95,6 +104,12 @@ impl Server {
             hls: hls.clone(),
         };
         let router = crate::http::router(s, mounts);
+        let mut https_addr = None;
+        if let (Some(l), Some(store)) = (listeners.https, &certs) {
+            https_addr = l.local_addr().ok();
+            let task = crate::tls::spawn_https(l, router.clone(), s, store, http_stop.clone())?;
+            tasks.push(("https", task));
+        }
         tasks.push((
             "http",
             crate::http::spawn(listeners.http, router, s, http_stop.clone()),
@@ -104,6 +119,8 @@ impl Server {
             rtmp_addr: rtmp_addr.flatten(),
             http_addr,
             admin_addr: admin_addr.flatten(),
+            rtmps_addr,
+            https_addr,
             tasks,
             hls,
             recorder_task: recording.map(|r| r.task),
@@ -127,6 +144,16 @@ impl Server {
         self.http_addr
     }
 
+    /// The RTMPS address actually bound, when RTMPS is on.
+    pub fn rtmps_addr(&self) -> Option<SocketAddr> {
+        self.rtmps_addr
+    }
+
+    /// The HTTPS address actually bound, when HTTPS is on.
+    pub fn https_addr(&self) -> Option<SocketAddr> {
+        self.https_addr
+    }
+
     /// The admin listener's address, when `admin.listen` is set.
     pub fn admin_addr(&self) -> Option<SocketAddr> {
         self.admin_addr
@@ -139,6 +166,8 @@ impl Server {
             self.rtmp_addr,
             self.http_addr,
             self.admin_addr,
+            self.rtmps_addr,
+            self.https_addr,
         )
     }
 
