@@ -115,6 +115,8 @@ pub enum RecordModeArg {
 )]
 pub struct Cli {
     /// A TOML file with the same settings as the flags (flags win).
+    /// SIGHUP or POST /api/reload re-reads it: tokens, webhooks and the TLS
+    /// certificate change live; other changes are logged as needing a restart.
     #[arg(long, value_name = "FILE")]
     pub config: Option<PathBuf>,
     /// Address RTMP listens on [default: 0.0.0.0:1935].

@@ -40,6 +40,8 @@
 //!   - [`hls`]: HLS packaging and its play authorization;
 //!   - [`http`]: the HTTP listener and its mounts ([`api`], [`page`]),
 //!     and who may use the API ([`admin`]).
+//! - [`reload`]: SIGHUP and `POST /api/reload` re-read the configuration
+//!   and apply tokens, webhooks and the certificate live.
 //! - [`monitor`]: live figures per stream.
 //! - [`banner`]: where to publish and where to play.
 //!
@@ -63,6 +65,7 @@ pub mod logging;
 pub mod monitor;
 pub mod page;
 pub mod record;
+pub mod reload;
 pub mod rtmp;
 pub mod server;
 pub mod tls;

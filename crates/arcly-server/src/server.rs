@@ -17,6 +17,7 @@ use crate::config::Settings;
 use crate::engine::hook;
 use crate::hls::HlsHost;
 use crate::monitor::Monitor;
+use crate::reload::{ReloadService, Reloader, SwapAuth};
 use arcly_core::engine::Engine;
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -42,6 +43,7 @@ pub struct Server {
     tasks: Vec<(&'static str, JoinHandle<()>)>,
     hls: Option<HlsHost>,
     recorder_task: Option<JoinHandle<()>>,
+    reloader: Reloader,
     http_stop: tokio_util::sync::CancellationToken,
 }
 
@@ -61,7 +63,9 @@ impl Server {
         let s = &settings;
         let certs = crate::tls::load(s)?;
         let listeners = crate::listen::bind(s).await?;
-        let auth = crate::engine::authenticator(s);
+        // Behind a swappable holder: a reload replaces it whole.
+        let swap = SwapAuth::new(crate::engine::authenticator(s));
+        let auth: Arc<dyn arcly_core::auth::StreamAuthenticator> = Arc::new(swap.clone());
         let (engine, metrics) = crate::engine::build(s, Arc::clone(&auth))?;
         let mut tasks = vec![("engine", spawn_engine(&engine))];
         let recording = crate::record::start(s, &engine)?;
@@ -77,9 +81,17 @@ impl Server {
             rtmps_addr = addr;
         }
         let hls = s.hls.enabled.then(|| HlsHost::start(&engine, &s.hls, auth));
-        if let Some(task) = spawn_hooks(s, &engine) {
-            tasks.push(("webhooks", task));
-        }
+        let reloader = Reloader::new(
+            Arc::clone(&settings),
+            swap,
+            certs.clone(),
+            engine.clone(),
+            spawn_hooks(s, &engine),
+        );
+        let reload = ReloadService {
+            reloader: reloader.clone(),
+            guard: AdminGuard::new(s.admin_token.as_deref(), Some(&s.public_host)),
+        };
         let http_addr = listeners.http.local_addr().unwrap_or(s.http_listen);
         let api = ApiService {
             engine: engine.clone(),
@@ -94,7 +106,7 @@ impl Server {
         let http_stop = tokio_util::sync::CancellationToken::new();
         let admin_addr = listeners.admin.map(|l| {
             let addr = l.local_addr().ok();
-            let router = crate::http::admin_router(metrics.clone(), api.clone());
+            let router = crate::http::admin_router(metrics.clone(), api.clone(), reload.clone());
             tasks.push(("admin", crate::http::spawn(l, router, s, http_stop.clone())));
             addr
         });
@@ -102,6 +114,7 @@ impl Server {
             metrics,
             api,
             hls: hls.clone(),
+            reload,
         };
         let router = crate::http::router(s, mounts);
         let mut https_addr = None;
@@ -124,6 +137,7 @@ impl Server {
             tasks,
             hls,
             recorder_task: recording.map(|r| r.task),
+            reloader,
             http_stop,
             settings,
         })
@@ -142,6 +156,12 @@ impl Server {
     /// The HTTP address actually bound.
     pub fn http_addr(&self) -> SocketAddr {
         self.http_addr
+    }
+
+    /// What reloads the configuration (SIGHUP and `POST /api/reload` go
+    /// through it); the binary sets its source.
+    pub fn reloader(&self) -> &Reloader {
+        &self.reloader
     }
 
     /// The RTMPS address actually bound, when RTMPS is on.
@@ -171,9 +191,13 @@ impl Server {
         )
     }
 
-    /// Wait for SIGINT or SIGTERM, then [`shutdown`](Server::shutdown).
+    /// Wait for SIGINT or SIGTERM, then [`shutdown`](Server::shutdown);
+    /// reload the configuration on every SIGHUP meanwhile.
     pub async fn run_until_signal(self) {
-        wait_for_signal().await;
+        tokio::select! {
+            _ = wait_for_signal() => {}
+            _ = self.reloader.clone().on_sighup() => {}
+        }
         tracing::info!("stopping: no new connections; ending streams, recordings and playlists");
         self.shutdown().await;
     }
@@ -185,7 +209,10 @@ impl Server {
         let grace = self.settings.shutdown_grace;
         let hls = self.hls.clone();
         let rec = self.recorder_task;
-        let tasks = self.tasks;
+        let mut tasks = self.tasks;
+        if let Some(t) = self.reloader.take_notifier() {
+            tasks.push(("webhooks", t));
+        }
         let http_stop = self.http_stop;
         let http_stop_late = http_stop.clone();
         let all = async move {
@@ -248,7 +275,7 @@ fn spawn_engine(engine: &Engine) -> JoinHandle<()> {
 }
 
 /// The `on_unpublish` / `on_stop` notifier, when either hook is set.
-fn spawn_hooks(s: &Settings, engine: &Engine) -> Option<JoinHandle<()>> {
+pub(crate) fn spawn_hooks(s: &Settings, engine: &Engine) -> Option<JoinHandle<()>> {
     let w = &s.webhooks;
     (w.on_unpublish.is_some() || w.on_stop.is_some()).then(|| {
         crate::auth::spawn_notifier(engine, hook(&w.on_unpublish), hook(&w.on_stop), w.timeout)

@@ -277,3 +277,185 @@ fn unusable_certificates_stop_start_up() {
     assert_eq!(out.status.code(), Some(2), "{err}");
     assert!(err.contains("tls.cert"), "{err}");
 }
+
+/// The certificate a new TLS connection to `addr` is answered with, as the
+/// base64 of its DER (`openssl s_client`).
+fn served_cert(addr: SocketAddr) -> String {
+    let out = Command::new("openssl")
+        .args(["s_client", "-connect", &addr.to_string()])
+        .args(["-servername", "localhost"])
+        .stdin(Stdio::null())
+        .stderr(Stdio::null())
+        .output()
+        .expect("openssl s_client");
+    pem_body(&String::from_utf8_lossy(&out.stdout))
+}
+
+/// The base64 of the first certificate of a PEM text.
+fn pem_body(pem: &str) -> String {
+    pem.split("-----BEGIN CERTIFICATE-----")
+        .nth(1)
+        .and_then(|rest| rest.split("-----END CERTIFICATE-----").next())
+        .map(|b| b.split_whitespace().collect())
+        .unwrap_or_default()
+}
+
+/// A configuration file with `live`'s publish token and the certificate.
+fn write_config(pki: &Pki, publish_token: &str, extra: &str) -> PathBuf {
+    let path = pki.dir.join("arcly.toml");
+    let text = format!(
+        "[[app]]\nname = \"live\"\npublish_token = \"{publish_token}\"\n\n\
+         [rtmps]\nlisten = \"127.0.0.1:0\"\n[https]\nlisten = \"127.0.0.1:0\"\n\
+         [tls]\ncert = {:?}\nkey = {:?}\n{extra}",
+        pki.cert(),
+        pki.key()
+    );
+    std::fs::write(&path, text).unwrap();
+    path
+}
+
+/// Wait until the log holds `n` lines with `what`.
+fn wait_log(s: &Arcly, what: &str, n: usize, within: Duration) {
+    let deadline = Instant::now() + within;
+    while s.log().matches(what).count() < n {
+        assert!(
+            Instant::now() < deadline,
+            "no {what:?} in the log:\n{}",
+            s.log()
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+/// Whether a publish of `key?token=…` over RTMPS is accepted: it stays up
+/// (the stream goes live) or is refused (FFmpeg exits with an error).
+fn publish_accepted(s: &Arcly, pki: &Pki, rtmps: SocketAddr, key: &str, token: &str) -> bool {
+    let url = format!("rtmps://{rtmps}/live/{key}?token={token}");
+    let mut p = publish_tls(pki, "h264-aac.flv", &url, true);
+    let deadline = Instant::now() + SECS(20);
+    loop {
+        let (_, body) = http_get(s.http, "/api/streams", &[]);
+        if String::from_utf8_lossy(&body).contains(&format!("\"{key}\"")) {
+            return true;
+        }
+        if let Some(st) = p.0.try_wait().unwrap() {
+            assert!(!st.success(), "a refused publish exits with an error");
+            return false;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "publish of {key} neither live nor refused: {}",
+            p.stderr()
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+/// SIGHUP rotates the certificate and the publish token while a publisher
+/// and an HTTPS-FLV player stay connected: the player decodes every frame
+/// of its 10 seconds, reaching past the reload; a new TLS connection is
+/// answered with the new certificate; the old token is refused to new
+/// publishers and the new one accepted.
+#[test]
+fn sighup_rotates_certificate_and_token_while_a_player_keeps_playing() {
+    let ff = tools::ffmpeg9();
+    let src = source_video_md5(&ff, "h264-aac.flv");
+    let fps = src.len() as f64 / 6.08;
+    let pki = Pki::new("sighup");
+    let cert_a = pki.issue("arcly-reload-a");
+    let config = write_config(&pki, "old", "");
+    let s = Arcly::start(&["--config", config.to_str().unwrap()]);
+    let (rtmps, https) = tls_addrs(&s);
+    assert_eq!(served_cert(https), pem_body(&cert_a));
+    assert_eq!(served_cert(rtmps), pem_body(&cert_a), "RTMPS too");
+
+    let url = format!("rtmps://{rtmps}/live/cam?token=old");
+    let mut publisher = publish_tls(&pki, "h264-aac.flv", &url, true);
+    s.wait_stream("live", "cam", true, SECS(15));
+    let player = {
+        let mut cmd = pki.ffmpeg();
+        cmd.args(["-t", "10"]);
+        let url = format!("https://{https}/live/cam.flv");
+        std::thread::spawn(move || {
+            let got = video_md5(cmd, &url, SECS(60));
+            (got, Instant::now())
+        })
+    };
+    std::thread::sleep(SECS(3));
+
+    let cert_b = pki.issue("arcly-reload-b");
+    write_config(&pki, "new", "");
+    let pid = s.child.id().to_string();
+    assert!(Command::new("kill")
+        .args(["-HUP", &pid])
+        .status()
+        .unwrap()
+        .success());
+    wait_log(&s, "configuration reloaded", 1, SECS(10));
+    let reloaded_at = Instant::now();
+    assert_eq!(served_cert(https), pem_body(&cert_b), "new handshakes");
+    assert_eq!(served_cert(rtmps), pem_body(&cert_b), "RTMPS too");
+    assert!(!publish_accepted(&s, &pki, rtmps, "old-token", "old"));
+    assert!(publish_accepted(&s, &pki, rtmps, "new-token", "new"));
+
+    let (got, ended_at) = player.join().unwrap();
+    assert!(ended_at > reloaded_at, "the player ended before the reload");
+    assert!(
+        got.len() as f64 >= 9.0 * fps,
+        "the player decoded {} frames of 10 s at {fps:.1} fps",
+        got.len()
+    );
+    assert!(
+        publisher.0.try_wait().unwrap().is_none(),
+        "the publisher authorized before the reload was dropped: {}",
+        publisher.stderr()
+    );
+    let log = s.log();
+    assert!(!log.contains("need a restart"), "{log}");
+}
+
+/// `POST /api/reload`: a file that cannot be used changes nothing (422,
+/// the old token and certificate stay); a good one applies the token and
+/// the certificate and names the changed settings that need a restart.
+#[test]
+fn api_reload_applies_all_or_nothing_and_names_restart_settings() {
+    let pki = Pki::new("api");
+    let cert_a = pki.issue("arcly-api-a");
+    let config = write_config(&pki, "old", "");
+    let s = Arcly::start(&["--config", config.to_str().unwrap()]);
+    let (rtmps, https) = tls_addrs(&s);
+
+    // The token changes, but the new key does not belong to the certificate.
+    write_config(&pki, "new", "");
+    let key_a = std::fs::read(pki.key()).unwrap();
+    let cert_a_file = std::fs::read(pki.cert()).unwrap();
+    pki.issue("arcly-api-b");
+    std::fs::write(pki.cert(), &cert_a_file).unwrap();
+    let (code, body) = http_request(s.http, "POST", "/api/reload", &[]);
+    let text = String::from_utf8_lossy(&body).to_string();
+    assert_eq!(code, 422, "{text}");
+    assert!(text.contains("tls.cert"), "{text}");
+    wait_log(&s, "reload refused", 1, SECS(10));
+    assert_eq!(served_cert(https), pem_body(&cert_a));
+    assert!(publish_accepted(&s, &pki, rtmps, "still-old", "old"));
+
+    std::fs::write(pki.key(), &key_a).unwrap();
+    let cert_b = pki.issue("arcly-api-b2");
+    write_config(&pki, "new", "[limits]\nmax_connections = 500\n");
+    let (code, body) = http_request(s.http, "POST", "/api/reload", &[]);
+    let v: serde_json::Value = serde_json::from_slice(&body).unwrap();
+    assert_eq!(code, 200, "{v}");
+    assert_eq!(
+        v["applied"],
+        serde_json::json!(["tokens", "certificate"]),
+        "{v}"
+    );
+    assert_eq!(v["restart_needed"], serde_json::json!(["limits"]), "{v}");
+    wait_log(&s, "need a restart", 1, SECS(10));
+    assert_eq!(served_cert(https), pem_body(&cert_b));
+    assert!(!publish_accepted(&s, &pki, rtmps, "now-old", "old"));
+    assert!(publish_accepted(&s, &pki, rtmps, "now-new", "new"));
+
+    let (code, _) = http_request(s.http, "GET", "/api/reload", &[]);
+    assert_eq!(code, 405);
+}
