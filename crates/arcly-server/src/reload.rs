@@ -6,10 +6,12 @@
 //! |---|---|
 //! | apps' publish and play tokens, `on_publish` / `on_play` webhooks, webhook timeout (and whatever else [`crate::engine::authenticator`] builds) | the authenticator behind a [`SwapAuth`] is replaced whole, atomically: each authorization sees the old or the new one |
 //! | `on_unpublish` / `on_stop` webhooks | the notifier task is restarted with them |
+//! | `limits.max_publishers`, `limits.max_players_per_stream` | [`Engine::set_limits`]: the next publish, streams created from now on |
 //! | the certificate and key (`tls.cert`, `tls.key`, re-read even when the paths are the same) | the [`CertStore`] is replaced: new handshakes get the new certificate, open sessions keep theirs |
 //!
 //! Every other setting (listen addresses, the app list and each app's
-//! cache and recording, HLS, recording, limits, logging, the admin token,
+//! cache and recording, HLS, recording, the connection and bitrate limits,
+//! logging, the admin token,
 //! turning TLS on or off) needs a restart: a reload that changes one names
 //! it in a log line and in the API's answer, and applies the rest.
 //!
@@ -95,7 +97,7 @@ pub enum ReloadError {
 /// What a reload did.
 #[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize)]
 pub struct ReloadReport {
-    /// What was applied (`tokens`, `webhooks`, `certificate`).
+    /// What was applied (`tokens`, `webhooks`, `limits`, `certificate`).
     pub applied: Vec<&'static str>,
     /// Changed settings that need a restart, as spelled in the file.
     pub restart_needed: Vec<&'static str>,
@@ -255,6 +257,15 @@ impl Reloader {
         if w.0 != w.1 {
             report.applied.push("webhooks");
         }
+        let l = (&applied.limits, &effective.limits);
+        if (l.0.max_publishers, l.0.max_players_per_stream)
+            != (l.1.max_publishers, l.1.max_players_per_stream)
+        {
+            inner
+                .engine
+                .set_limits(l.1.max_publishers, l.1.max_players_per_stream);
+            report.applied.push("limits");
+        }
         if let (Some(store), Some(cert)) = (&inner.certs, cert) {
             store.replace(cert);
             report.applied.push("certificate");
@@ -319,7 +330,19 @@ pub fn restart_needed(old: &Settings, new: &Settings) -> Vec<&'static str> {
     );
     check(old.hls != new.hls, "hls");
     check(old.record != new.record, "record");
-    check(old.limits != new.limits, "limits");
+    let l = (&old.limits, &new.limits);
+    check(
+        l.0.max_connections != l.1.max_connections,
+        "limits.max_connections",
+    );
+    check(
+        l.0.max_connections_per_ip != l.1.max_connections_per_ip,
+        "limits.max_connections_per_ip",
+    );
+    check(
+        l.0.max_bitrate_kbps != l.1.max_bitrate_kbps,
+        "limits.max_bitrate_kbps",
+    );
     check(
         old.log_level != new.log_level || old.log_format != new.log_format,
         "log",
@@ -424,7 +447,14 @@ mod tests {
             ]))
             .unwrap();
         assert_eq!(rep.applied, vec!["tokens"]);
-        assert_eq!(rep.restart_needed, vec!["http.listen", "limits"]);
+        assert_eq!(
+            rep.restart_needed,
+            vec![
+                "http.listen",
+                "limits.max_connections",
+                "limits.max_connections_per_ip"
+            ]
+        );
         assert_ne!(auth.authorize(&publish("old")).await, AuthDecision::Allow);
         assert_eq!(auth.authorize(&publish("new")).await, AuthDecision::Allow);
 

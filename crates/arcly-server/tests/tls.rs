@@ -441,20 +441,36 @@ fn api_reload_applies_all_or_nothing_and_names_restart_settings() {
 
     std::fs::write(pki.key(), &key_a).unwrap();
     let cert_b = pki.issue("arcly-api-b2");
-    write_config(&pki, "new", "[limits]\nmax_connections = 500\n");
+    write_config(
+        &pki,
+        "new",
+        "[limits]\nmax_connections = 500\nmax_publishers = 2\n",
+    );
     let (code, body) = http_request(s.http, "POST", "/api/reload", &[]);
     let v: serde_json::Value = serde_json::from_slice(&body).unwrap();
     assert_eq!(code, 200, "{v}");
     assert_eq!(
         v["applied"],
-        serde_json::json!(["tokens", "certificate"]),
+        serde_json::json!(["tokens", "limits", "certificate"]),
         "{v}"
     );
-    assert_eq!(v["restart_needed"], serde_json::json!(["limits"]), "{v}");
+    assert_eq!(
+        v["restart_needed"],
+        serde_json::json!(["limits.max_connections"]),
+        "{v}"
+    );
     wait_log(&s, "need a restart", 1, SECS(10));
     assert_eq!(served_cert(https), pem_body(&cert_b));
     assert!(!publish_accepted(&s, &pki, rtmps, "now-old", "old"));
     assert!(publish_accepted(&s, &pki, rtmps, "now-new", "new"));
+    // limits.max_publishers = 2 applies to the next publish.
+    s.wait_stream("live", "now-new", false, SECS(10));
+    let url = |k: &str| format!("rtmps://{rtmps}/live/{k}?token=new");
+    let _one = publish_tls(&pki, "h264-aac.flv", &url("one"), true);
+    let _two = publish_tls(&pki, "h264-aac.flv", &url("two"), true);
+    s.wait_stream("live", "one", true, SECS(15));
+    s.wait_stream("live", "two", true, SECS(15));
+    assert!(!publish_accepted(&s, &pki, rtmps, "three", "new"));
 
     let (code, _) = http_request(s.http, "GET", "/api/reload", &[]);
     assert_eq!(code, 405);
