@@ -6,12 +6,13 @@
 //! |---|---|
 //! | apps' publish and play tokens, `on_publish` / `on_play` webhooks, webhook timeout (and whatever else [`crate::engine::authenticator`] builds) | the authenticator behind a [`SwapAuth`] is replaced whole, atomically: each authorization sees the old or the new one |
 //! | `on_unpublish` / `on_stop` webhooks | the notifier task is restarted with them |
+//! | `admin.token` | the [`AdminGuard`] (shared by the API, `/metrics` and this reload) takes the new token |
 //! | `limits.max_publishers`, `limits.max_players_per_stream` | [`Engine::set_limits`]: the next publish, streams created from now on |
 //! | the certificate and key (`tls.cert`, `tls.key`, re-read even when the paths are the same) | the [`CertStore`] is replaced: new handshakes get the new certificate, open sessions keep theirs |
 //!
 //! Every other setting (listen addresses, the app list and each app's
 //! cache and recording, HLS, recording, the connection and bitrate limits,
-//! logging, the admin token,
+//! logging,
 //! turning TLS on or off) needs a restart: a reload that changes one names
 //! it in a log line and in the API's answer, and applies the rest.
 //!
@@ -97,7 +98,8 @@ pub enum ReloadError {
 /// What a reload did.
 #[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize)]
 pub struct ReloadReport {
-    /// What was applied (`tokens`, `webhooks`, `limits`, `certificate`).
+    /// What was applied (`tokens`, `webhooks`, `limits`, `admin.token`,
+    /// `certificate`).
     pub applied: Vec<&'static str>,
     /// Changed settings that need a restart, as spelled in the file.
     pub restart_needed: Vec<&'static str>,
@@ -119,6 +121,7 @@ struct Inner {
     certs: Option<CertStore>,
     engine: Engine,
     notifier: Mutex<Option<JoinHandle<()>>>,
+    guard: AdminGuard,
     source: Mutex<Option<Arc<Source>>>,
     running: Mutex<()>,
 }
@@ -136,13 +139,15 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 impl Reloader {
     /// A reloader for a server started with `started`, authorizing through
     /// `auth`, answering TLS handshakes from `certs`, with the notifier
-    /// task `notifier` (when a notification webhook is set).
+    /// task `notifier` (when a notification webhook is set) and the admin
+    /// API behind `guard`.
     pub fn new(
         started: Arc<Settings>,
         auth: SwapAuth,
         certs: Option<CertStore>,
         engine: Engine,
         notifier: Option<JoinHandle<()>>,
+        guard: AdminGuard,
     ) -> Self {
         Self {
             inner: Arc::new(Inner {
@@ -152,6 +157,7 @@ impl Reloader {
                 certs,
                 engine,
                 notifier: Mutex::new(notifier),
+                guard,
                 source: Mutex::new(None),
                 running: Mutex::new(()),
             }),
@@ -266,9 +272,17 @@ impl Reloader {
                 .set_limits(l.1.max_publishers, l.1.max_players_per_stream);
             report.applied.push("limits");
         }
+        if applied.admin_token != effective.admin_token {
+            inner.guard.set_token(effective.admin_token.as_deref());
+            report.applied.push("admin.token");
+        }
         if let (Some(store), Some(cert)) = (&inner.certs, cert) {
+            // Re-read every time (files are rotated in place); reported
+            // when the chain differs.
+            if store.current().cert != cert.cert {
+                report.applied.push("certificate");
+            }
             store.replace(cert);
-            report.applied.push("certificate");
         }
         *lock(&inner.applied) = Arc::new(effective);
         Ok(report)
@@ -347,7 +361,6 @@ pub fn restart_needed(old: &Settings, new: &Settings) -> Vec<&'static str> {
         old.log_level != new.log_level || old.log_format != new.log_format,
         "log",
     );
-    check(old.admin_token != new.admin_token, "admin.token");
     check(
         old.shutdown_grace != new.shutdown_grace,
         "shutdown_grace_seconds",
@@ -430,7 +443,8 @@ mod tests {
         let old = Arc::new(settings(&["--publish-token", "live=old"]));
         let auth = SwapAuth::new(crate::engine::authenticator(&old));
         let engine = Engine::builder().build();
-        let r = Reloader::new(Arc::clone(&old), auth.clone(), None, engine, None);
+        let guard = AdminGuard::default();
+        let r = Reloader::new(Arc::clone(&old), auth.clone(), None, engine, None, guard);
         assert!(matches!(r.reload(), Err(ReloadError::NoSource)));
         assert_eq!(auth.authorize(&publish("old")).await, AuthDecision::Allow);
 

@@ -81,16 +81,18 @@ impl Server {
             rtmps_addr = addr;
         }
         let hls = s.hls.enabled.then(|| HlsHost::start(&engine, &s.hls, auth));
+        let guard = AdminGuard::new(s.admin_token.as_deref(), Some(&s.public_host));
         let reloader = Reloader::new(
             Arc::clone(&settings),
             swap,
             certs.clone(),
             engine.clone(),
             spawn_hooks(s, &engine),
+            guard.clone(),
         );
         let reload = ReloadService {
             reloader: reloader.clone(),
-            guard: AdminGuard::new(s.admin_token.as_deref(), Some(&s.public_host)),
+            guard: guard.clone(),
         };
         let http_addr = listeners.http.local_addr().unwrap_or(s.http_listen);
         let api = ApiService {
@@ -99,7 +101,7 @@ impl Server {
             monitor: Monitor::start(&engine),
             hls: hls.clone(),
             recorder: recording.as_ref().map(|r| r.recorder.clone()),
-            guard: AdminGuard::new(s.admin_token.as_deref(), Some(&s.public_host)),
+            guard: guard.clone(),
         };
         // HTTP stops after the engine, once the playlists carry ENDLIST, so
         // players reloading in the meantime learn that the stream ended.

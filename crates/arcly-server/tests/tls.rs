@@ -474,4 +474,21 @@ fn api_reload_applies_all_or_nothing_and_names_restart_settings() {
 
     let (code, _) = http_request(s.http, "GET", "/api/reload", &[]);
     assert_eq!(code, 405);
+
+    // An admin token set in the file guards the API from the reload on.
+    write_config(
+        &pki,
+        "new",
+        "[limits]\nmax_connections = 500\nmax_publishers = 2\n[admin]\ntoken = \"adm\"\n",
+    );
+    let (code, body) = http_request(s.http, "POST", "/api/reload", &[]);
+    let v: serde_json::Value = serde_json::from_slice(&body).unwrap();
+    assert_eq!(
+        (code, &v["applied"]),
+        (200, &serde_json::json!(["admin.token"]))
+    );
+    let (code, _) = http_get(s.http, "/api/streams", &[]);
+    assert_eq!(code, 401);
+    let (code, _) = http_get(s.http, "/api/streams", &[("Authorization", "Bearer adm")]);
+    assert_eq!(code, 200);
 }
