@@ -78,6 +78,7 @@ pub fn banner(
                 token_hint(&app.play_token)
             ));
         }
+        None if rtmps.is_some() => o.push_str("RTMP is off: publish over RTMPS (below).\nPlay:\n"),
         None => o.push_str("RTMP is off: nothing can publish.\nPlay:\n"),
     }
     let play_q = token_hint(&app.play_token);
