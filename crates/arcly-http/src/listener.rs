@@ -395,6 +395,94 @@ async fn serve_hyper<T: Connection>(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::service::{text, HttpService, ResponseFuture};
+    use arcly_core::ingest::AcceptFuture;
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+    /// A transport whose handshake is one byte, `+`, from the client (or
+    /// never, when the client sends nothing).
+    struct PlusFirst;
+
+    impl StreamAcceptor for PlusFirst {
+        fn name(&self) -> &'static str {
+            "plus"
+        }
+        fn accept(&self, mut tcp: TcpStream) -> AcceptFuture {
+            Box::pin(async move {
+                let mut b = [0u8; 1];
+                tcp.read_exact(&mut b).await?;
+                if b[0] != b'+' {
+                    return Err(std::io::ErrorKind::InvalidData.into());
+                }
+                Ok(Box::new(tcp) as Box<dyn Connection>)
+            })
+        }
+    }
+
+    struct Hello;
+
+    impl HttpService for Hello {
+        fn name(&self) -> &'static str {
+            "hello"
+        }
+        fn owns(&self, _: &hyper::Method, _: &str) -> bool {
+            true
+        }
+        fn call(&self, _req: Request<crate::service::RequestBody>) -> ResponseFuture {
+            Box::pin(async { text(hyper::StatusCode::OK, "hello") })
+        }
+    }
+
+    #[tokio::test]
+    async fn a_layered_transport_serves_and_a_stalled_handshake_is_closed() {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let stop = CancellationToken::new();
+        let limits = HttpLimits {
+            header_read_timeout: Duration::from_millis(300),
+            ..HttpLimits::default()
+        };
+        let host = tokio::spawn(serve_with_acceptor(
+            listener,
+            Router::new().mount(Hello),
+            limits,
+            Arc::new(PlusFirst),
+            stop.clone(),
+        ));
+        let mut c = TcpStream::connect(addr).await.unwrap();
+        c.write_all(b"+GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+            .await
+            .unwrap();
+        let mut answer = String::new();
+        c.read_to_string(&mut answer).await.unwrap();
+        assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
+        assert!(answer.ends_with("hello\n"), "{answer}");
+
+        // No handshake: closed once the header timeout runs out.
+        let mut idle = TcpStream::connect(addr).await.unwrap();
+        let t0 = std::time::Instant::now();
+        let mut buf = [0u8; 16];
+        let n = tokio::time::timeout(Duration::from_secs(10), idle.read(&mut buf))
+            .await
+            .expect("closed within the header timeout")
+            .unwrap_or(0);
+        assert_eq!(n, 0);
+        assert!(
+            t0.elapsed() >= Duration::from_millis(250),
+            "{:?}",
+            t0.elapsed()
+        );
+        // A failed handshake is closed at once, with no HTTP answer.
+        let mut bad = TcpStream::connect(addr).await.unwrap();
+        bad.write_all(b"GET / HTTP/1.1\r\n\r\n").await.unwrap();
+        let n = tokio::time::timeout(Duration::from_secs(10), bad.read(&mut buf))
+            .await
+            .expect("closed")
+            .unwrap_or(0);
+        assert_eq!(n, 0);
+        stop.cancel();
+        host.await.unwrap();
+    }
 
     #[test]
     fn bodyless_heads() {
