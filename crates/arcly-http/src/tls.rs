@@ -26,7 +26,10 @@
 use arc_swap::ArcSwap;
 use arcly_core::ingest::{AcceptFuture, StreamAcceptor};
 use std::path::{Path, PathBuf};
+use std::pin::Pin;
 use std::sync::Arc;
+use std::task::{Context, Poll};
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::TcpStream;
 use tokio_rustls::rustls;
 use tokio_rustls::rustls::pki_types::pem::PemObject;
@@ -214,14 +217,164 @@ impl StreamAcceptor for TlsAcceptor {
         let accept = self.inner.accept(tcp);
         Box::pin(async move {
             let stream = accept.await?;
-            Ok(Box::new(stream) as Box<dyn arcly_core::traits::Connection>)
+            Ok(Box::new(Flushing(stream)) as Box<dyn arcly_core::traits::Connection>)
         })
+    }
+}
+
+/// A TLS stream that pushes out the records a write left buffered whenever
+/// it is polled.
+///
+/// rustls accepts plaintext into its own buffer (bounded, 64 KiB) and a
+/// write returns as soon as some of it is accepted, even when the socket
+/// could not take the records yet. A driver that never calls `flush` (the
+/// RTMP handler writes with `writev` alone, which is complete on a plain
+/// socket) would leave that tail waiting for its next write. Here every
+/// successful write and every read also tries a flush: the connection's
+/// task is woken when the socket can take more, and its next poll of the
+/// read (which an RTMP driver always has pending) sends the rest.
+struct Flushing<S>(S);
+
+impl<S: AsyncRead + AsyncWrite + Unpin> Flushing<S> {
+    /// Send what is buffered, as far as the socket takes it now; an error
+    /// surfaces on the next write.
+    fn push(&mut self, cx: &mut Context<'_>) {
+        let _ = Pin::new(&mut self.0).poll_flush(cx);
+    }
+}
+
+impl<S: AsyncRead + AsyncWrite + Unpin> AsyncRead for Flushing<S> {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<std::io::Result<()>> {
+        self.push(cx);
+        Pin::new(&mut self.0).poll_read(cx, buf)
+    }
+}
+
+impl<S: AsyncRead + AsyncWrite + Unpin> AsyncWrite for Flushing<S> {
+    fn poll_write(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<std::io::Result<usize>> {
+        let r = Pin::new(&mut self.0).poll_write(cx, buf);
+        if matches!(r, Poll::Ready(Ok(_))) {
+            self.push(cx);
+        }
+        r
+    }
+
+    fn poll_write_vectored(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[std::io::IoSlice<'_>],
+    ) -> Poll<std::io::Result<usize>> {
+        let r = Pin::new(&mut self.0).poll_write_vectored(cx, bufs);
+        if matches!(r, Poll::Ready(Ok(_))) {
+            self.push(cx);
+        }
+        r
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        self.0.is_write_vectored()
+    }
+
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.0).poll_flush(cx)
+    }
+
+    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.0).poll_shutdown(cx)
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::time::Duration;
+
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+    /// A certificate for `localhost` in PEM files under a fresh directory.
+    fn localhost_cert(tag: &str) -> (PathBuf, PathBuf, CertificateDer<'static>) {
+        let dir = std::env::temp_dir().join(format!("arcly-tls-{tag}-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let c = rcgen::generate_simple_self_signed(vec!["localhost".to_owned()]).unwrap();
+        let (cert, key) = (dir.join("cert.pem"), dir.join("key.pem"));
+        std::fs::write(&cert, c.cert.pem()).unwrap();
+        std::fs::write(&key, c.signing_key.serialize_pem()).unwrap();
+        (cert, key, c.cert.der().clone())
+    }
+
+    /// A driver that writes without ever calling `flush` (as the RTMP
+    /// handler does) and then only waits to read must still get every
+    /// accepted byte to the client, including what rustls buffered while
+    /// the socket was full.
+    #[tokio::test]
+    async fn buffered_records_go_out_without_a_flush() {
+        let (cert, key, der) = localhost_cert("tail");
+        let store = CertStore::new(load_pem(&cert, &key).unwrap());
+        let acceptor = TlsAcceptor::new(store, &[]).unwrap();
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let (accepted_tx, accepted_rx) = tokio::sync::oneshot::channel();
+        let server = tokio::spawn(async move {
+            let (tcp, _) = listener.accept().await.unwrap();
+            let mut conn = acceptor.accept(tcp).await.unwrap();
+            let chunk = vec![7u8; 16 * 1024];
+            let mut accepted = 0usize;
+            // Write until the client's window, the socket and rustls' own
+            // buffer are all full.
+            loop {
+                let iov = [std::io::IoSlice::new(&chunk)];
+                let w = conn.write_vectored(&iov);
+                match tokio::time::timeout(Duration::from_millis(300), w).await {
+                    Ok(n) => accepted += n.unwrap(),
+                    Err(_) => break,
+                }
+            }
+            accepted_tx.send(accepted).unwrap();
+            let mut b = [0u8; 1];
+            let _ = conn.read(&mut b).await;
+        });
+
+        let mut roots = rustls::RootCertStore::empty();
+        roots.add(der).unwrap();
+        #[allow(deprecated)]
+        let provider = Arc::new(rustls::crypto::ring::default_provider());
+        let cfg = rustls::ClientConfig::builder_with_provider(provider)
+            .with_safe_default_protocol_versions()
+            .unwrap()
+            .with_root_certificates(roots)
+            .with_no_client_auth();
+        let connector = tokio_rustls::TlsConnector::from(Arc::new(cfg));
+        let tcp = TcpStream::connect(addr).await.unwrap();
+        let name = rustls::pki_types::ServerName::try_from("localhost").unwrap();
+        let mut client = connector.connect(name, tcp).await.unwrap();
+        let accepted = accepted_rx.await.unwrap();
+        assert!(
+            accepted > 64 * 1024,
+            "the socket took only {accepted} bytes"
+        );
+        let mut got = 0usize;
+        let mut buf = vec![0u8; 64 * 1024];
+        while got < accepted {
+            let n = tokio::time::timeout(Duration::from_secs(5), client.read(&mut buf))
+                .await
+                .unwrap_or_else(|_| panic!("stalled at {got} of {accepted} bytes"))
+                .unwrap();
+            assert!(n > 0, "closed at {got} of {accepted} bytes");
+            got += n;
+        }
+        assert_eq!(got, accepted);
+        drop(client);
+        server.await.unwrap();
+        let _ = std::fs::remove_dir_all(cert.parent().unwrap());
+    }
 
     #[test]
     fn unreadable_and_empty_files_say_which_and_why() {
