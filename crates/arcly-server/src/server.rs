@@ -3,9 +3,12 @@
 //! [`Server::start`] reads as the order of things: check and bind what can
 //! fail ([`crate::listen`]), build the engine with its policies
 //! ([`crate::engine`]), start recording ([`crate::record`]), RTMP
-//! ([`crate::rtmp`]), HLS ([`crate::hls`]), the webhooks
-//! ([`crate::auth::spawn_notifier`]) and the HTTP listener with its mounts
-//! ([`crate::http`]). [`Server::run_until_signal`] waits for SIGINT or
+//! ([`crate::rtmp`]), RTMPS ([`crate::tls`], its certificate read before
+//! anything is bound), HLS ([`crate::hls`]), the webhooks
+//! ([`crate::auth::spawn_notifier`]), the [`Reloader`] and the HTTP and
+//! HTTPS listeners with their mounts ([`crate::http`]).
+//! [`Server::run_until_signal`] reloads on SIGHUP ([`crate::reload`]),
+//! waits for SIGINT or
 //! SIGTERM and then stops within the configured grace: listeners close,
 //! players are told the stream ended (HTTP-FLV bodies end, RTMP
 //! connections close), recordings and HLS playlists are finished with
