@@ -161,8 +161,8 @@ fn publish_tls(pki: &Pki, fixture: &str, url: &str, looped: bool) -> Proc {
 
 /// FFmpeg 9 publishes H.264/AAC over RTMPS; FFmpeg 9 plays it back over
 /// RTMPS (waiting before the publish), HTTPS-FLV (joining during it) and
-/// HTTPS HLS (after it), each verifying the certificate, and every decoded
-/// video frame equals the source's.
+/// HTTPS HLS (after it), each verifying the certificate, and the decoded
+/// video frames equal the source's (all of them for RTMPS and HLS).
 #[test]
 fn ffmpeg9_publishes_over_rtmps_and_plays_over_https_bit_exact() {
     let ff = tools::ffmpeg9();
@@ -194,7 +194,10 @@ fn ffmpeg9_publishes_over_rtmps_and_plays_over_https_bit_exact() {
         publisher.stderr()
     );
     assert_same_frames("FFmpeg 9 over RTMPS", &src, &waiting.join().unwrap(), true);
-    assert_same_frames("FFmpeg 9 over HTTPS-FLV", &src, &flv.join().unwrap(), true);
+    // Joined during the publish: the whole source when it came within the
+    // first GOP (the cache replays it), else a run from a keyframe to the
+    // end (a busy machine); bit-exact either way.
+    assert_same_frames("FFmpeg 9 over HTTPS-FLV", &src, &flv.join().unwrap(), false);
 
     s.wait_stream("live", "tls", false, SECS(10));
     std::thread::sleep(Duration::from_millis(1500));
