@@ -27,6 +27,9 @@ const APT: &[(&str, &str)] = &[
     // curl run inside the namespace.
     ("iproute2", "/bin/ip"),
     ("curl", "/usr/bin/curl"),
+    // The TLS tests: `openssl rehash` makes the CA directory FFmpeg trusts,
+    // `openssl s_client` reads the certificate a listener answers with.
+    ("openssl", "/usr/bin/openssl"),
 ];
 
 fn have(cmd: &str, args: &[&str]) -> bool {

@@ -244,8 +244,8 @@ impl EngineBuilder {
                 apps,
                 streams: RwLock::new(HashMap::new()),
                 publishers: Arc::new(AtomicUsize::new(0)),
-                max_publishers: self.max_publishers,
-                max_subscribers_per_stream: self.max_subscribers_per_stream,
+                max_publishers: AtomicUsize::new(self.max_publishers),
+                max_subscribers_per_stream: AtomicUsize::new(self.max_subscribers_per_stream),
                 max_lag_events: self.max_lag_events,
                 idle_timeout: self.idle_timeout,
                 observer: self.observer,
@@ -265,8 +265,9 @@ struct EngineInner {
     apps: BTreeMap<AppName, AppSpec>,
     streams: RwLock<HashMap<StreamPath, StreamHandle>>,
     publishers: Arc<AtomicUsize>,
-    max_publishers: usize,
-    max_subscribers_per_stream: usize,
+    // Atomics so that a host can change them live (`set_limits`).
+    max_publishers: AtomicUsize,
+    max_subscribers_per_stream: AtomicUsize,
     max_lag_events: u32,
     idle_timeout: Duration,
     observer: Arc<dyn Observer>,
@@ -345,6 +346,20 @@ impl Engine {
     /// The readiness checks.
     pub fn health(&self) -> &HealthRegistry {
         &self.inner.health
+    }
+
+    /// Change the bounds set by [`EngineBuilder::max_publishers`] and
+    /// [`EngineBuilder::max_subscribers_per_stream`] while running (a
+    /// configuration reload). Publishers and subscribers already in are
+    /// kept; the publisher bound applies to the next publish, the
+    /// subscriber bound to streams created from now on.
+    pub fn set_limits(&self, max_publishers: usize, max_subscribers_per_stream: usize) {
+        self.inner
+            .max_publishers
+            .store(max_publishers, Ordering::Relaxed);
+        self.inner
+            .max_subscribers_per_stream
+            .store(max_subscribers_per_stream, Ordering::Relaxed);
     }
 
     /// The audit queue (for its drop counters).
@@ -497,7 +512,10 @@ impl Engine {
                     gop_cache_frames: spec.gop_cache_frames,
                     gop_cache_bytes: spec.gop_cache_bytes,
                     channel_capacity: spec.channel_capacity,
-                    max_subscribers: self.inner.max_subscribers_per_stream,
+                    max_subscribers: self
+                        .inner
+                        .max_subscribers_per_stream
+                        .load(Ordering::Relaxed),
                     max_lag_events: self.inner.max_lag_events,
                     ..BusConfig::default()
                 };
@@ -624,11 +642,10 @@ impl PublishRegistry for Engine {
         )
         .await?;
         let n = self.inner.publishers.fetch_add(1, Ordering::AcqRel);
-        if n >= self.inner.max_publishers {
+        let limit = self.inner.max_publishers.load(Ordering::Relaxed);
+        if n >= limit {
             self.inner.publishers.fetch_sub(1, Ordering::AcqRel);
-            return Err(StreamError::TooManyPublishers {
-                limit: self.inner.max_publishers,
-            });
+            return Err(StreamError::TooManyPublishers { limit });
         }
         let info = PublisherInfo {
             protocol: req.protocol,

@@ -14,7 +14,7 @@
 
 use crate::error::{Result, StreamError};
 use crate::inbound::{InboundProtocol, IngestContext};
-use crate::traits::ProtocolHandler;
+use crate::traits::{Connection, ProtocolHandler};
 use async_trait::async_trait;
 use std::collections::HashMap;
 use std::future::Future;
@@ -25,7 +25,7 @@ use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
-use tokio::net::TcpListener;
+use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::oneshot;
 
 pub use crate::inbound::KeyframeGate;
@@ -125,6 +125,25 @@ impl Drop for ConnectionPermit {
     }
 }
 
+/// What a [`StreamAcceptor`] returns: the connection to serve, or why the
+/// transport's own handshake failed.
+pub type AcceptFuture = Pin<Box<dyn Future<Output = io::Result<Box<dyn Connection>>> + Send>>;
+
+/// A transport layered over an accepted TCP connection before the protocol
+/// sees it (TLS for RTMPS and HTTPS): the protocol handlers stay
+/// transport-agnostic, they are handed a [`Connection`] either way.
+///
+/// The accept loop calls [`accept`](StreamAcceptor::accept) on the
+/// connection's own task, bounded by the handshake timeout, so a slow
+/// handshake never holds up the next accept.
+pub trait StreamAcceptor: Send + Sync + 'static {
+    /// A short name for logs (`tls`).
+    fn name(&self) -> &'static str;
+
+    /// Run the transport's handshake on `tcp` and return the stream to serve.
+    fn accept(&self, tcp: TcpStream) -> AcceptFuture;
+}
+
 /// Turns a [`ProtocolHandler`] into an [`InboundProtocol`] on a TCP address.
 pub struct TcpIngest {
     addr: SocketAddr,
@@ -132,6 +151,7 @@ pub struct TcpIngest {
     limits: IngestLimits,
     tracker: Arc<ConnectionTracker>,
     bound: Mutex<Option<oneshot::Sender<SocketAddr>>>,
+    acceptor: Option<Arc<dyn StreamAcceptor>>,
 }
 
 impl std::fmt::Debug for TcpIngest {
@@ -152,7 +172,16 @@ impl TcpIngest {
             limits,
             tracker: Arc::default(),
             bound: Mutex::new(None),
+            acceptor: None,
         }
+    }
+
+    /// Layer `acceptor` (TLS) over every accepted connection; its handshake
+    /// must finish within the limits' handshake timeout.
+    #[must_use]
+    pub fn with_acceptor(mut self, acceptor: Arc<dyn StreamAcceptor>) -> Self {
+        self.acceptor = Some(acceptor);
+        self
     }
 
     /// Learn the address actually bound (useful with port 0).
@@ -201,10 +230,28 @@ impl TcpIngest {
             let handler = Arc::clone(&self.handler);
             let ctx2 = ctx.clone();
             let idle = self.limits.idle_timeout;
+            let handshake = self.limits.handshake_timeout;
+            let acceptor = self.acceptor.clone();
             conns.spawn(async move {
                 let _permit = permit;
+                let stream: Box<dyn Connection> = match acceptor {
+                    None => Box::new(tcp),
+                    Some(a) => match tokio::time::timeout(handshake, a.accept(tcp)).await {
+                        Ok(Ok(s)) => s,
+                        Ok(Err(e)) => {
+                            ctx2.observer.ingest_error(name, "handshake");
+                            tracing::info!(protocol = name, transport = a.name(), %peer, error = %e, "handshake failed");
+                            return;
+                        }
+                        Err(_) => {
+                            ctx2.observer.ingest_error(name, "timeout");
+                            tracing::info!(protocol = name, transport = a.name(), %peer, "handshake timed out");
+                            return;
+                        }
+                    },
+                };
                 ctx2.observer.connection_opened(name);
-                let conn = IdleTimeout::new(tcp, idle);
+                let conn = IdleTimeout::new(stream, idle);
                 let result = handler
                     .handle_connection(Box::new(conn), peer, ctx2.clone())
                     .await;

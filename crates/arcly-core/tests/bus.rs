@@ -295,6 +295,20 @@ async fn second_publisher_and_limits_get_clear_errors() {
         matches!(err, StreamError::TooManyPublishers { limit: 1 }),
         "{err}"
     );
+    // Raised while running (a reload): the next publish gets in, the one in stays.
+    e.set_limits(2, usize::MAX);
+    let _q = e
+        .publish(PublishRequest::new(path("g"), "test"))
+        .await
+        .unwrap();
+    let err = e
+        .publish(PublishRequest::new(path("h"), "test"))
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(err, StreamError::TooManyPublishers { limit: 2 }),
+        "{err}"
+    );
     let e = engine(0);
     let _p = e
         .publish(PublishRequest::new(path("f"), "test"))

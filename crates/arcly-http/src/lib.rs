@@ -10,6 +10,13 @@
 //! take a request's socket instead and write to it outside hyper
 //! ([`HttpService::wants_socket`]).
 //!
+//! [`serve_with_acceptor`] is the same loop with a transport layered over
+//! each connection (HTTPS: [`tls::TlsAcceptor`], feature `tls`). Such
+//! connections are always served by hyper: the direct-socket path of
+//! [`HttpService::serve_socket`] takes a plain `TcpStream`, so over TLS an
+//! HTTP-FLV player gets the service's hyper answer
+//! ([`HttpService::call`]), the same bytes at one more copy per write.
+//!
 //! The kernel (`arcly-core`) has no HTTP runtime; this crate is where the
 //! hyper runtime lives, for the crates that serve HTTP.
 //!
@@ -57,7 +64,9 @@
 pub mod body;
 pub mod listener;
 pub mod service;
+#[cfg(feature = "tls")]
+pub mod tls;
 
 pub use body::{from_bytes_body, full, Body, ChannelBody, Chunks};
-pub use listener::{serve, HttpLimits};
+pub use listener::{serve, serve_with_acceptor, HttpLimits};
 pub use service::{text, ConnInfo, HttpService, RequestBody, ResponseFuture, Router, SocketFuture};

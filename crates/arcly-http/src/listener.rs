@@ -3,7 +3,8 @@
 //! hyper and the [`Router`].
 
 use crate::service::{ConnInfo, RequestBody, Router};
-use arcly_core::ingest::{ConnectionTracker, IngestLimits};
+use arcly_core::ingest::{ConnectionTracker, IngestLimits, StreamAcceptor};
+use arcly_core::traits::Connection;
 use bytes::Bytes;
 use http_body_util::BodyExt;
 use hyper::{Request, Uri};
@@ -85,6 +86,30 @@ pub async fn serve(
     limits: HttpLimits,
     shutdown: CancellationToken,
 ) {
+    serve_inner(listener, router, limits, None, shutdown).await
+}
+
+/// [`serve`], with `acceptor` (TLS) layered over every accepted connection
+/// before HTTP is read from it. Its handshake must finish within the header
+/// read timeout. These connections are always served by hyper (no
+/// direct-socket take-over, see the [crate docs](crate)).
+pub async fn serve_with_acceptor(
+    listener: TcpListener,
+    router: Router,
+    limits: HttpLimits,
+    acceptor: Arc<dyn StreamAcceptor>,
+    shutdown: CancellationToken,
+) {
+    serve_inner(listener, router, limits, Some(acceptor), shutdown).await
+}
+
+async fn serve_inner(
+    listener: TcpListener,
+    router: Router,
+    limits: HttpLimits,
+    acceptor: Option<Arc<dyn StreamAcceptor>>,
+    shutdown: CancellationToken,
+) {
     let bounds = IngestLimits {
         max_connections: limits.max_connections,
         max_connections_per_ip: limits.max_connections_per_ip,
@@ -119,9 +144,13 @@ pub async fn serve(
             shutdown: shutdown.clone(),
         };
         let limits = limits.clone();
+        let acceptor = acceptor.clone();
         conns.spawn(async move {
             let _permit = permit;
-            serve_connection(tcp, router, conn, &limits).await;
+            match acceptor {
+                None => serve_connection(tcp, router, conn, &limits).await,
+                Some(a) => serve_layered(tcp, &*a, router, conn, &limits).await,
+            }
         });
     }
     drop(listener);
@@ -157,6 +186,32 @@ async fn serve_connection(tcp: TcpStream, router: Router, conn: ConnInfo, limits
     }
     // Boxed: a player served on its socket does not carry hyper's state.
     let io = Rewind::new(head, tcp, limits.write_timeout);
+    Box::pin(serve_hyper(io, router, conn, limits)).await;
+}
+
+/// One connection with a transport over it: its handshake (bounded by the
+/// header read timeout), then hyper.
+async fn serve_layered(
+    tcp: TcpStream,
+    acceptor: &dyn StreamAcceptor,
+    router: Router,
+    conn: ConnInfo,
+    limits: &HttpLimits,
+) {
+    let peer = conn.peer;
+    let stream = match tokio::time::timeout(limits.header_read_timeout, acceptor.accept(tcp)).await
+    {
+        Ok(Ok(s)) => s,
+        Ok(Err(e)) => {
+            tracing::debug!(%peer, transport = acceptor.name(), error = %e, "handshake failed");
+            return;
+        }
+        Err(_) => {
+            tracing::debug!(%peer, transport = acceptor.name(), "handshake timed out");
+            return;
+        }
+    };
+    let io = Rewind::new(Vec::new(), stream, limits.write_timeout);
     Box::pin(serve_hyper(io, router, conn, limits)).await;
 }
 
@@ -212,15 +267,15 @@ fn parse_bodyless_head(head: &[u8]) -> Option<Request<()>> {
 /// A socket whose first reads replay bytes already read from it, and whose
 /// writes fail with `TimedOut` once one has made no progress for the write
 /// timeout (the timer exists only while a write is blocked).
-struct Rewind {
+struct Rewind<T = TcpStream> {
     pre: Bytes,
-    io: TcpStream,
+    io: T,
     write_timeout: Duration,
     stalled: Option<Pin<Box<tokio::time::Sleep>>>,
 }
 
-impl Rewind {
-    fn new(pre: Vec<u8>, io: TcpStream, write_timeout: Duration) -> Self {
+impl<T> Rewind<T> {
+    fn new(pre: Vec<u8>, io: T, write_timeout: Duration) -> Self {
         Self {
             pre: Bytes::from(pre),
             io,
@@ -231,11 +286,11 @@ impl Rewind {
 
     /// Track a write's outcome: progress clears the stall timer, `Pending`
     /// arms it (once) and fails the write when it fires.
-    fn watch<T>(
+    fn watch<R>(
         &mut self,
         cx: &mut Context<'_>,
-        r: Poll<std::io::Result<T>>,
-    ) -> Poll<std::io::Result<T>> {
+        r: Poll<std::io::Result<R>>,
+    ) -> Poll<std::io::Result<R>> {
         if r.is_ready() {
             self.stalled = None;
             return r;
@@ -254,7 +309,7 @@ impl Rewind {
     }
 }
 
-impl AsyncRead for Rewind {
+impl<T: AsyncRead + Unpin> AsyncRead for Rewind<T> {
     fn poll_read(
         mut self: Pin<&mut Self>,
         cx: &mut Context<'_>,
@@ -270,7 +325,7 @@ impl AsyncRead for Rewind {
     }
 }
 
-impl AsyncWrite for Rewind {
+impl<T: AsyncWrite + Unpin> AsyncWrite for Rewind<T> {
     fn poll_write(
         mut self: Pin<&mut Self>,
         cx: &mut Context<'_>,
@@ -304,7 +359,12 @@ impl AsyncWrite for Rewind {
 }
 
 /// Serve one connection with hyper and `router`.
-async fn serve_hyper(tcp: Rewind, router: Router, conn: ConnInfo, limits: &HttpLimits) {
+async fn serve_hyper<T: Connection>(
+    tcp: Rewind<T>,
+    router: Router,
+    conn: ConnInfo,
+    limits: &HttpLimits,
+) {
     let peer = conn.peer;
     let shutdown = conn.shutdown.clone();
     let svc = hyper::service::service_fn(move |req: Request<hyper::body::Incoming>| {
@@ -335,6 +395,94 @@ async fn serve_hyper(tcp: Rewind, router: Router, conn: ConnInfo, limits: &HttpL
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::service::{text, HttpService, ResponseFuture};
+    use arcly_core::ingest::AcceptFuture;
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+    /// A transport whose handshake is one byte, `+`, from the client (or
+    /// never, when the client sends nothing).
+    struct PlusFirst;
+
+    impl StreamAcceptor for PlusFirst {
+        fn name(&self) -> &'static str {
+            "plus"
+        }
+        fn accept(&self, mut tcp: TcpStream) -> AcceptFuture {
+            Box::pin(async move {
+                let mut b = [0u8; 1];
+                tcp.read_exact(&mut b).await?;
+                if b[0] != b'+' {
+                    return Err(std::io::ErrorKind::InvalidData.into());
+                }
+                Ok(Box::new(tcp) as Box<dyn Connection>)
+            })
+        }
+    }
+
+    struct Hello;
+
+    impl HttpService for Hello {
+        fn name(&self) -> &'static str {
+            "hello"
+        }
+        fn owns(&self, _: &hyper::Method, _: &str) -> bool {
+            true
+        }
+        fn call(&self, _req: Request<crate::service::RequestBody>) -> ResponseFuture {
+            Box::pin(async { text(hyper::StatusCode::OK, "hello") })
+        }
+    }
+
+    #[tokio::test]
+    async fn a_layered_transport_serves_and_a_stalled_handshake_is_closed() {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let stop = CancellationToken::new();
+        let limits = HttpLimits {
+            header_read_timeout: Duration::from_millis(300),
+            ..HttpLimits::default()
+        };
+        let host = tokio::spawn(serve_with_acceptor(
+            listener,
+            Router::new().mount(Hello),
+            limits,
+            Arc::new(PlusFirst),
+            stop.clone(),
+        ));
+        let mut c = TcpStream::connect(addr).await.unwrap();
+        c.write_all(b"+GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+            .await
+            .unwrap();
+        let mut answer = String::new();
+        c.read_to_string(&mut answer).await.unwrap();
+        assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
+        assert!(answer.ends_with("hello\n"), "{answer}");
+
+        // No handshake: closed once the header timeout runs out.
+        let mut idle = TcpStream::connect(addr).await.unwrap();
+        let t0 = std::time::Instant::now();
+        let mut buf = [0u8; 16];
+        let n = tokio::time::timeout(Duration::from_secs(10), idle.read(&mut buf))
+            .await
+            .expect("closed within the header timeout")
+            .unwrap_or(0);
+        assert_eq!(n, 0);
+        assert!(
+            t0.elapsed() >= Duration::from_millis(250),
+            "{:?}",
+            t0.elapsed()
+        );
+        // A failed handshake is closed at once, with no HTTP answer.
+        let mut bad = TcpStream::connect(addr).await.unwrap();
+        bad.write_all(b"GET / HTTP/1.1\r\n\r\n").await.unwrap();
+        let n = tokio::time::timeout(Duration::from_secs(10), bad.read(&mut buf))
+            .await
+            .expect("closed")
+            .unwrap_or(0);
+        assert_eq!(n, 0);
+        stop.cancel();
+        host.await.unwrap();
+    }
 
     #[test]
     fn bodyless_heads() {

@@ -19,6 +19,7 @@
 //!
 //! The API sends no CORS headers, so no other site's page can read it.
 
+use arc_swap::ArcSwapOption;
 use arcly_http::{full, Body, ConnInfo};
 use bytes::Bytes;
 use hyper::header::{self, HeaderValue};
@@ -30,17 +31,18 @@ use subtle::ConstantTimeEq;
 /// Longest bearer token compared (a longer header is refused unread).
 pub const MAX_TOKEN_LEN: usize = 4096;
 
-/// The admin access rule (see the [module docs](self)). Cheap to clone.
+/// The admin access rule (see the [module docs](self)). Cheap to clone;
+/// clones share the token, which [`AdminGuard::set_token`] replaces live.
 #[derive(Clone, Default)]
 pub struct AdminGuard {
-    token: Option<Arc<str>>,
+    token: Arc<ArcSwapOption<String>>,
     public_host: Option<Arc<str>>,
 }
 
 impl std::fmt::Debug for AdminGuard {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("AdminGuard")
-            .field("token", &self.token.as_ref().map(|_| "…"))
+            .field("token", &self.token.load().as_ref().map(|_| "…"))
             .field("public_host", &self.public_host)
             .finish()
     }
@@ -91,20 +93,26 @@ impl AdminGuard {
     /// further name of this machine accepted in `Host`.
     pub fn new(token: Option<&str>, public_host: Option<&str>) -> Self {
         Self {
-            token: token.map(Arc::from),
+            token: Arc::new(ArcSwapOption::from(token.map(|t| Arc::new(t.to_owned())))),
             public_host: public_host.map(Arc::from),
         }
     }
 
+    /// Require `token` from now on (`None`: this machine only), for this
+    /// guard and every clone of it (a configuration reload).
+    pub fn set_token(&self, token: Option<&str>) {
+        self.token.store(token.map(|t| Arc::new(t.to_owned())));
+    }
+
     /// Whether a token is configured.
     pub fn has_token(&self) -> bool {
-        self.token.is_some()
+        self.token.load().is_some()
     }
 
     /// Check `req` (its peer is in the [`ConnInfo`] the host put in it).
     pub fn check<B>(&self, req: &Request<B>) -> Result<(), Refusal> {
         let peer = ConnInfo::peer_of(req).ip().to_canonical();
-        match &self.token {
+        match &*self.token.load() {
             Some(want) => {
                 let got = req
                     .headers()
@@ -287,6 +295,24 @@ mod tests {
                 "{bad:?}"
             );
         }
+    }
+
+    #[test]
+    fn a_new_token_applies_to_every_clone() {
+        let g = AdminGuard::new(Some("old"), None);
+        let clone = g.clone();
+        g.set_token(Some("new"));
+        let with = |t: &str| {
+            clone.check(&req(
+                "GET",
+                "10.1.2.3:5000",
+                &[("authorization", &format!("Bearer {t}"))],
+            ))
+        };
+        assert_eq!(with("old"), Err(Refusal::BadToken));
+        assert_eq!(with("new"), Ok(()));
+        g.set_token(None);
+        assert_eq!(with("new"), Err(Refusal::RemoteWithoutToken));
     }
 
     #[test]

@@ -19,6 +19,8 @@ pub fn banner(
     rtmp: Option<SocketAddr>,
     http_addr: SocketAddr,
     admin_addr: Option<SocketAddr>,
+    rtmps: Option<SocketAddr>,
+    https: Option<SocketAddr>,
 ) -> String {
     let http_host = display_host(http_addr, &s.public_host);
     let http = format!("http://{http_host}:{}", http_addr.port());
@@ -34,6 +36,12 @@ pub fn banner(
     o.push_str(&format!("arcly: http listening on {http_addr}\n"));
     if let Some(a) = admin_addr {
         o.push_str(&format!("arcly: admin listening on {a}\n"));
+    }
+    if let Some(a) = rtmps {
+        o.push_str(&format!("arcly: rtmps listening on {a}\n"));
+    }
+    if let Some(a) = https {
+        o.push_str(&format!("arcly: https listening on {a}\n"));
     }
     o.push('\n');
     let token_hint = |t: &Option<String>| {
@@ -70,6 +78,7 @@ pub fn banner(
                 token_hint(&app.play_token)
             ));
         }
+        None if rtmps.is_some() => o.push_str("RTMP is off: publish over RTMPS (below).\nPlay:\n"),
         None => o.push_str("RTMP is off: nothing can publish.\nPlay:\n"),
     }
     let play_q = token_hint(&app.play_token);
@@ -101,6 +110,7 @@ pub fn banner(
             app.name
         ));
     }
+    o.push_str(&tls_lines(s, rtmps, https));
     o.push_str(&admin_line(s, &http, admin_addr));
     if let Some(dir) = &s.record.dir {
         let rec: Vec<String> = s
@@ -115,6 +125,27 @@ pub fn banner(
         ));
     }
     o.push_str("Stop with Ctrl+C.\n");
+    o
+}
+
+/// The TLS listeners' URLs, when any is on.
+fn tls_lines(s: &Settings, rtmps: Option<SocketAddr>, https: Option<SocketAddr>) -> String {
+    let app = &s.apps[0].name;
+    let mut o = String::new();
+    if let Some(a) = rtmps {
+        let h = display_host(a, &s.public_host);
+        o.push_str(&format!(
+            "  RTMPS:     rtmps://{h}:{}/{app}/KEY   (publish and play over TLS)\n",
+            a.port()
+        ));
+    }
+    if let Some(a) = https {
+        let h = display_host(a, &s.public_host);
+        o.push_str(&format!(
+            "  HTTPS:     https://{h}:{}/   (everything of the HTTP port, over TLS)\n",
+            a.port()
+        ));
+    }
     o
 }
 

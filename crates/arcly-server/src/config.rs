@@ -115,6 +115,8 @@ pub enum RecordModeArg {
 )]
 pub struct Cli {
     /// A TOML file with the same settings as the flags (flags win).
+    /// SIGHUP or POST /api/reload re-reads it: tokens, webhooks and the TLS
+    /// certificate change live; other changes are logged as needing a restart.
     #[arg(long, value_name = "FILE", global = true)]
     pub config: Option<PathBuf>,
     /// Address RTMP listens on [default: 0.0.0.0:1935].
@@ -287,6 +289,21 @@ pub struct Cli {
     /// Seconds allowed for a clean stop after SIGINT/SIGTERM [default: 5].
     #[arg(long, value_name = "SECONDS")]
     pub shutdown_grace: Option<f64>,
+    /// Serve RTMPS (RTMP over TLS) on this address, e.g. 0.0.0.0:1936;
+    /// needs --tls-cert and --tls-key [default: off].
+    #[arg(long, value_name = "ADDR")]
+    pub rtmps_listen: Option<String>,
+    /// Serve HTTPS (everything HTTP serves) on this address, e.g.
+    /// 0.0.0.0:8443; needs --tls-cert and --tls-key [default: off].
+    #[arg(long, value_name = "ADDR")]
+    pub https_listen: Option<String>,
+    /// PEM certificate chain (leaf first) for RTMPS and HTTPS; re-read on
+    /// reload (SIGHUP or POST /api/reload).
+    #[arg(long, value_name = "FILE")]
+    pub tls_cert: Option<PathBuf>,
+    /// PEM private key (PKCS#8, PKCS#1 or SEC1) of --tls-cert.
+    #[arg(long, value_name = "FILE")]
+    pub tls_key: Option<PathBuf>,
 }
 
 /// The TOML file. Every table and key is optional; unknown keys are refused.
@@ -325,6 +342,49 @@ pub struct FileConfig {
     pub auth: FileAuth,
     /// Seconds allowed for a clean stop.
     pub shutdown_grace_seconds: Option<f64>,
+    /// `[rtmps]`.
+    #[serde(default)]
+    pub rtmps: FileTlsListener,
+    /// `[https]`.
+    #[serde(default)]
+    pub https: FileTlsListener,
+    /// `[tls]`.
+    #[serde(default)]
+    pub tls: FileTls,
+}
+
+/// `[rtmps]` or `[https]` of the file: a listener over TLS.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FileTlsListener {
+    /// `enabled`: serve it on its default address unless `listen` says.
+    pub enabled: Option<bool>,
+    /// `listen`: serve it here (turns it on unless `enabled = false`).
+    pub listen: Option<String>,
+}
+
+/// `[tls]` of the file.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FileTls {
+    /// `tls.cert`: PEM certificate chain.
+    pub cert: Option<PathBuf>,
+    /// `tls.key`: PEM private key.
+    pub key: Option<PathBuf>,
+}
+
+/// Address RTMPS listens on when turned on without an address.
+pub const DEFAULT_RTMPS_LISTEN: &str = "0.0.0.0:1936";
+/// Address HTTPS listens on when turned on without an address.
+pub const DEFAULT_HTTPS_LISTEN: &str = "0.0.0.0:8443";
+
+/// The certificate and key of the TLS listeners.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TlsSettings {
+    /// PEM certificate chain, leaf first.
+    pub cert: PathBuf,
+    /// PEM private key.
+    pub key: PathBuf,
 }
 
 /// `[rtmp]` of the file.
@@ -597,6 +657,12 @@ pub struct Settings {
     pub jwt: JwtSettings,
     /// Clean-stop bound.
     pub shutdown_grace: Duration,
+    /// RTMPS listener, when on.
+    pub rtmps_listen: Option<SocketAddr>,
+    /// HTTPS listener, when on.
+    pub https_listen: Option<SocketAddr>,
+    /// Certificate and key, when a TLS listener is on.
+    pub tls: Option<TlsSettings>,
 }
 
 impl Settings {
@@ -939,7 +1005,34 @@ impl Settings {
             300.0,
         )?;
 
+        let (rtmps_listen, https_listen, tls) = resolve_tls(file, cli)?;
+        for (key, flag, a) in [
+            ("rtmps.listen", "--rtmps-listen", rtmps_listen),
+            ("https.listen", "--https-listen", https_listen),
+        ] {
+            let Some(a) = a.filter(|a| a.port() != 0) else {
+                continue;
+            };
+            let taken = [
+                Some(http_listen),
+                rtmp_on.then_some(rtmp_listen),
+                admin_listen,
+            ]
+            .contains(&Some(a))
+                || (key == "https.listen" && rtmps_listen == Some(a));
+            if taken {
+                return Err(ConfigError::new(
+                    key,
+                    Some(flag),
+                    format!("{a} is already used by another listener"),
+                ));
+            }
+        }
+
         Ok(Self {
+            rtmps_listen,
+            https_listen,
+            tls,
             rtmp_listen: rtmp_on.then_some(rtmp_listen),
             http_listen,
             public_host,
@@ -1150,6 +1243,74 @@ fn resolve_apps(file: &FileConfig, cli: &Cli) -> Result<Vec<AppSettings>, Config
         }
     }
     Ok(apps)
+}
+
+/// The TLS listeners (each on when its address or `enabled` is given) and
+/// the certificate they need.
+#[allow(clippy::type_complexity)]
+fn resolve_tls(
+    file: &FileConfig,
+    cli: &Cli,
+) -> Result<(Option<SocketAddr>, Option<SocketAddr>, Option<TlsSettings>), ConfigError> {
+    let listener = |key: &str,
+                    flag: &'static str,
+                    flag_value: &Option<String>,
+                    f: &FileTlsListener,
+                    default: &str| {
+        let on = flag_value.is_some() || f.enabled.unwrap_or(f.listen.is_some());
+        if !on {
+            return Ok(None);
+        }
+        addr(
+            key,
+            flag,
+            flag_value.as_deref().or(f.listen.as_deref()),
+            default,
+        )
+        .map(Some)
+    };
+    let rtmps = listener(
+        "rtmps.listen",
+        "--rtmps-listen",
+        &cli.rtmps_listen,
+        &file.rtmps,
+        DEFAULT_RTMPS_LISTEN,
+    )?;
+    let https = listener(
+        "https.listen",
+        "--https-listen",
+        &cli.https_listen,
+        &file.https,
+        DEFAULT_HTTPS_LISTEN,
+    )?;
+    let cert = cli.tls_cert.clone().or_else(|| file.tls.cert.clone());
+    let key = cli.tls_key.clone().or_else(|| file.tls.key.clone());
+    let tls = match (cert, key) {
+        (Some(cert), Some(key)) => Some(TlsSettings { cert, key }),
+        (None, None) => None,
+        (Some(_), None) => {
+            return Err(ConfigError::new(
+                "tls.key",
+                Some("--tls-key"),
+                "tls.cert is set but not its private key",
+            ))
+        }
+        (None, Some(_)) => {
+            return Err(ConfigError::new(
+                "tls.cert",
+                Some("--tls-cert"),
+                "tls.key is set but not its certificate",
+            ))
+        }
+    };
+    if tls.is_none() && (rtmps.is_some() || https.is_some()) {
+        return Err(ConfigError::new(
+            "tls.cert",
+            Some("--tls-cert"),
+            "RTMPS or HTTPS is on: give a PEM certificate and key (tls.cert and tls.key)",
+        ));
+    }
+    Ok((rtmps, https, tls))
 }
 
 /// App names that would shadow the server's own HTTP paths.
@@ -1510,6 +1671,12 @@ mod tests {
             ),
             (&["--rtmp-merge-writes-ms", "5000"], "rtmp.merge_writes_ms"),
             (&["--admin-token", ""], "admin.token"),
+            (&["--https-listen", "127.0.0.1:8443"], "tls.cert"),
+            (&["--tls-cert", "c.pem"], "tls.key"),
+            (
+                &["--rtmps-listen", "x", "--tls-cert", "c", "--tls-key", "k"],
+                "rtmps.listen",
+            ),
         ];
         for (args, key) in cases {
             let e = Settings::merge(&FileConfig::default(), &cli(args)).unwrap_err();
@@ -1627,6 +1794,23 @@ mod tests {
             "--config is global"
         );
         assert!(Cli::try_parse_from(["arcly", "token", "--stream", "cam"]).is_err());
+    }
+
+    #[test]
+    fn tls_listeners_are_off_by_default_and_need_a_certificate() {
+        let s = Settings::merge(&FileConfig::default(), &cli(&[])).unwrap();
+        assert_eq!((s.rtmps_listen, s.https_listen, s.tls), (None, None, None));
+        let file: FileConfig =
+            toml::from_str("[https]\nenabled = true\n[tls]\ncert = \"c.pem\"\nkey = \"k.pem\"\n")
+                .unwrap();
+        let s = Settings::merge(&file, &cli(&[])).unwrap();
+        assert_eq!(s.https_listen, Some(DEFAULT_HTTPS_LISTEN.parse().unwrap()));
+        assert_eq!(s.rtmps_listen, None);
+        assert_eq!(s.tls.unwrap().key, PathBuf::from("k.pem"));
+        let s = Settings::merge(&file, &cli(&["--rtmps-listen", "127.0.0.1:0"])).unwrap();
+        assert_eq!(s.rtmps_listen, Some("127.0.0.1:0".parse().unwrap()));
+        let e = Settings::merge(&file, &cli(&["--https-listen", "0.0.0.0:8080"])).unwrap_err();
+        assert_eq!(e.setting, "https.listen");
     }
 
     #[test]

@@ -11,6 +11,7 @@ use arcly_core::auth::StreamAuthenticator;
 use arcly_core::engine::{AppSpec, Engine};
 use arcly_metrics::MetricsService;
 use std::sync::Arc;
+use tokio::task::JoinHandle;
 
 /// A webhook URL setting, parsed (validated with the config).
 pub fn hook(url: &Option<String>) -> Option<HookUrl> {
@@ -84,4 +85,12 @@ pub fn jwt_verifier(s: &JwtSettings) -> JwtVerifier {
         v = v.key_url(url, s.jwks_refresh);
     }
     v
+}
+
+/// The `on_unpublish` / `on_stop` notifier, when either hook is set.
+pub fn spawn_hooks(s: &Settings, engine: &Engine) -> Option<JoinHandle<()>> {
+    let w = &s.webhooks;
+    (w.on_unpublish.is_some() || w.on_stop.is_some()).then(|| {
+        crate::auth::spawn_notifier(engine, hook(&w.on_unpublish), hook(&w.on_stop), w.timeout)
+    })
 }

@@ -20,6 +20,9 @@ pub enum StartError {
         /// The operating system's reason.
         source: std::io::Error,
     },
+    /// The TLS certificate or key cannot be used.
+    #[error("TLS certificate (tls.cert / tls.key): {0}")]
+    Tls(#[from] arcly_http::tls::TlsError),
     /// The recording directory is missing or not writable.
     #[error("recording directory {dir}: {reason}")]
     RecordDir {

@@ -8,6 +8,7 @@
 //! | `GET /api/streams/APP/KEY` | one stream | |
 //! | `POST`/`DELETE /api/streams/APP/KEY/kick` | disconnect the publisher | |
 //! | `POST`/`DELETE /api/streams/APP/KEY/record` | start / stop recording | |
+//! | `POST /api/reload` | reload the configuration | [`crate::reload::ReloadService`] |
 //! | `GET /` | the web page: live streams, figures, a player each | [`PageService`] |
 //! | `GET /assets/hls.min.js` | hls.js (vendored by arcly-hls) | |
 //! | `GET /APP/KEY.flv` | HTTP-FLV | [`arcly_httpflv::HttpFlvService`] |
@@ -48,17 +49,24 @@ pub struct Mounts {
     pub api: ApiService,
     /// HLS, when on.
     pub hls: Option<HlsHost>,
+    /// `POST /api/reload`.
+    pub reload: crate::reload::ReloadService,
 }
 
 /// The router of the admin listener (`admin.listen`): the API and the
 /// telemetry, behind the same [`AdminGuard`].
-pub fn admin_router(metrics: arcly_metrics::MetricsService, api: ApiService) -> Router {
+pub fn admin_router(
+    metrics: arcly_metrics::MetricsService,
+    api: ApiService,
+    reload: crate::reload::ReloadService,
+) -> Router {
     let guard = api.guard.clone();
     Router::new()
         .mount(Guarded {
             inner: metrics,
             guard,
         })
+        .mount(reload)
         .mount(api)
 }
 
@@ -74,7 +82,7 @@ pub fn router(settings: &Settings, mounts: Mounts) -> Router {
         })
         .mount(Preflight);
     if settings.admin_listen.is_none() {
-        r = r.mount(mounts.api);
+        r = r.mount(mounts.reload).mount(mounts.api);
     }
     r = r.mount(PageService);
     if settings.http_flv {
@@ -125,6 +133,18 @@ impl HttpService for Guarded {
     }
 }
 
+/// The bounds of every HTTP(S) listener, from the settings.
+pub fn limits(settings: &Settings) -> HttpLimits {
+    HttpLimits {
+        max_connections: settings.limits.max_connections,
+        max_connections_per_ip: settings.limits.max_connections_per_ip,
+        shutdown_grace: settings.shutdown_grace,
+        header_read_timeout: settings.http_header_timeout,
+        write_timeout: settings.http_write_timeout,
+        ..HttpLimits::default()
+    }
+}
+
 /// Serve `router` on `listener` until `stop` is cancelled.
 pub fn spawn(
     listener: TcpListener,
@@ -132,15 +152,7 @@ pub fn spawn(
     settings: &Settings,
     stop: CancellationToken,
 ) -> JoinHandle<()> {
-    let limits = HttpLimits {
-        max_connections: settings.limits.max_connections,
-        max_connections_per_ip: settings.limits.max_connections_per_ip,
-        shutdown_grace: settings.shutdown_grace,
-        header_read_timeout: settings.http_header_timeout,
-        write_timeout: settings.http_write_timeout,
-        ..HttpLimits::default()
-    };
-    tokio::spawn(arcly_http::serve(listener, router, limits, stop))
+    tokio::spawn(arcly_http::serve(listener, router, limits(settings), stop))
 }
 
 /// Answers `OPTIONS` (CORS preflight) for the media paths: any origin may

@@ -37,9 +37,12 @@
 //!     log lines);
 //!   - [`record`]: the recorder;
 //!   - [`rtmp`]: the RTMP listener;
+//!   - [`tls`]: RTMPS and HTTPS, and their certificate;
 //!   - [`hls`]: HLS packaging and its play authorization;
 //!   - [`http`]: the HTTP listener and its mounts ([`api`], [`page`]),
 //!     and who may use the API ([`admin`]).
+//! - [`reload`]: SIGHUP and `POST /api/reload` re-read the configuration
+//!   and apply tokens, webhooks and the certificate live.
 //! - [`monitor`]: live figures per stream.
 //! - [`banner`]: where to publish and where to play.
 //! - [`token`]: the `arcly token` subcommand (issue a JWT, print its URLs).
@@ -65,7 +68,9 @@ pub mod logging;
 pub mod monitor;
 pub mod page;
 pub mod record;
+pub mod reload;
 pub mod rtmp;
 pub mod server;
+pub mod tls;
 pub mod token;
 pub mod webhook;

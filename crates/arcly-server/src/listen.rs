@@ -17,6 +17,10 @@ pub struct Listeners {
     pub http: TcpListener,
     /// The admin API's own, when `admin.listen` is set.
     pub admin: Option<TcpListener>,
+    /// RTMPS, when `rtmps.listen` is set.
+    pub rtmps: Option<TcpListener>,
+    /// HTTPS, when `https.listen` is set.
+    pub https: Option<TcpListener>,
 }
 
 /// Check the recording directory, then bind RTMP and HTTP.
@@ -33,7 +37,21 @@ pub async fn bind(s: &Settings) -> Result<Listeners, StartError> {
         Some(addr) => Some(bind_one("the admin API", addr).await?),
         None => None,
     };
-    Ok(Listeners { rtmp, http, admin })
+    let rtmps = match s.rtmps_listen {
+        Some(addr) => Some(bind_one("RTMPS", addr).await?),
+        None => None,
+    };
+    let https = match s.https_listen {
+        Some(addr) => Some(bind_one("HTTPS", addr).await?),
+        None => None,
+    };
+    Ok(Listeners {
+        rtmp,
+        http,
+        admin,
+        rtmps,
+        https,
+    })
 }
 
 async fn bind_one(what: &'static str, addr: SocketAddr) -> Result<TcpListener, StartError> {

@@ -47,6 +47,10 @@ fn main() -> ExitCode {
     rt.block_on(async move {
         match Server::start(settings).await {
             Ok(server) => {
+                // SIGHUP and POST /api/reload re-read the file under the same flags.
+                server
+                    .reloader()
+                    .set_source(move || Settings::resolve(&cli));
                 print!("{}", server.banner());
                 use std::io::Write;
                 let _ = std::io::stdout().flush();

@@ -3,7 +3,7 @@
 
 use crate::config::Settings;
 use arcly_core::engine::Engine;
-use arcly_core::ingest::{IngestLimits, TcpIngest};
+use arcly_core::ingest::{IngestLimits, StreamAcceptor, TcpIngest};
 use arcly_rtmp::{RtmpConfig, RtmpHandler};
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -45,12 +45,26 @@ pub fn spawn(
     s: &Settings,
     engine: &Engine,
 ) -> (Option<SocketAddr>, JoinHandle<()>) {
+    spawn_over(listener, s, engine, None)
+}
+
+/// [`spawn`], with `transport` (TLS, for RTMPS) layered over each
+/// connection before the RTMP handshake.
+pub fn spawn_over(
+    listener: TcpListener,
+    s: &Settings,
+    engine: &Engine,
+    transport: Option<Arc<dyn StreamAcceptor>>,
+) -> (Option<SocketAddr>, JoinHandle<()>) {
     let addr = listener.local_addr().ok();
-    let ingest = TcpIngest::new(
+    let mut ingest = TcpIngest::new(
         addr.unwrap_or(s.http_listen),
         Arc::new(RtmpHandler::new(config(s))),
         limits(s),
     );
+    if let Some(t) = transport {
+        ingest = ingest.with_acceptor(t);
+    }
     let ctx = engine.ingest_context();
     let task = tokio::spawn(async move {
         if let Err(e) = ingest.serve_listener(listener, ctx).await {

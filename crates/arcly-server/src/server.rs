@@ -3,9 +3,12 @@
 //! [`Server::start`] reads as the order of things: check and bind what can
 //! fail ([`crate::listen`]), build the engine with its policies
 //! ([`crate::engine`]), start recording ([`crate::record`]), RTMP
-//! ([`crate::rtmp`]), HLS ([`crate::hls`]), the webhooks
-//! ([`crate::auth::spawn_notifier`]) and the HTTP listener with its mounts
-//! ([`crate::http`]). [`Server::run_until_signal`] waits for SIGINT or
+//! ([`crate::rtmp`]), RTMPS ([`crate::tls`], its certificate read before
+//! anything is bound), HLS ([`crate::hls`]), the webhooks
+//! ([`crate::auth::spawn_notifier`]), the [`Reloader`] and the HTTP and
+//! HTTPS listeners with their mounts ([`crate::http`]).
+//! [`Server::run_until_signal`] reloads on SIGHUP ([`crate::reload`]),
+//! waits for SIGINT or
 //! SIGTERM and then stops within the configured grace: listeners close,
 //! players are told the stream ended (HTTP-FLV bodies end, RTMP
 //! connections close), recordings and HLS playlists are finished with
@@ -14,9 +17,9 @@
 use crate::admin::AdminGuard;
 use crate::api::ApiService;
 use crate::config::Settings;
-use crate::engine::hook;
 use crate::hls::HlsHost;
 use crate::monitor::Monitor;
+use crate::reload::{ReloadService, Reloader, SwapAuth};
 use arcly_core::engine::Engine;
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -37,9 +40,12 @@ pub struct Server {
     rtmp_addr: Option<SocketAddr>,
     http_addr: SocketAddr,
     admin_addr: Option<SocketAddr>,
+    rtmps_addr: Option<SocketAddr>,
+    https_addr: Option<SocketAddr>,
     tasks: Vec<(&'static str, JoinHandle<()>)>,
     hls: Option<HlsHost>,
     recorder_task: Option<JoinHandle<()>>,
+    reloader: Reloader,
     http_stop: tokio_util::sync::CancellationToken,
 }
 
@@ -57,8 +63,11 @@ impl Server {
     pub async fn start(settings: Settings) -> Result<Self, StartError> {
         let settings = Arc::new(settings);
         let s = &settings;
+        let certs = crate::tls::load(s)?;
         let listeners = crate::listen::bind(s).await?;
-        let auth = crate::engine::authenticator(s);
+        // Behind a swappable holder: a reload replaces it whole.
+        let swap = SwapAuth::new(crate::engine::authenticator(s));
+        let auth: Arc<dyn arcly_core::auth::StreamAuthenticator> = Arc::new(swap.clone());
         let (engine, metrics) = crate::engine::build(s, Arc::clone(&auth))?;
         let mut tasks = vec![("engine", spawn_engine(&engine))];
         let recording = crate::record::start(s, &engine)?;
@@ -67,10 +76,26 @@ impl Server {
             tasks.push(("rtmp", task));
             addr
         });
-        let hls = s.hls.enabled.then(|| HlsHost::start(&engine, &s.hls, auth));
-        if let Some(task) = spawn_hooks(s, &engine) {
-            tasks.push(("webhooks", task));
+        let mut rtmps_addr = None;
+        if let (Some(l), Some(store)) = (listeners.rtmps, &certs) {
+            let (addr, task) = crate::tls::spawn_rtmps(l, s, &engine, store)?;
+            tasks.push(("rtmps", task));
+            rtmps_addr = addr;
         }
+        let hls = s.hls.enabled.then(|| HlsHost::start(&engine, &s.hls, auth));
+        let guard = AdminGuard::new(s.admin_token.as_deref(), Some(&s.public_host));
+        let reloader = Reloader::new(
+            Arc::clone(&settings),
+            swap,
+            certs.clone(),
+            engine.clone(),
+            crate::engine::spawn_hooks(s, &engine),
+            guard.clone(),
+        );
+        let reload = ReloadService {
+            reloader: reloader.clone(),
+            guard: guard.clone(),
+        };
         let http_addr = listeners.http.local_addr().unwrap_or(s.http_listen);
         let api = ApiService {
             engine: engine.clone(),
@@ -78,14 +103,14 @@ impl Server {
             monitor: Monitor::start(&engine),
             hls: hls.clone(),
             recorder: recording.as_ref().map(|r| r.recorder.clone()),
-            guard: AdminGuard::new(s.admin_token.as_deref(), Some(&s.public_host)),
+            guard: guard.clone(),
         };
         // HTTP stops after the engine, once the playlists carry ENDLIST, so
         // players reloading in the meantime learn that the stream ended.
         let http_stop = tokio_util::sync::CancellationToken::new();
         let admin_addr = listeners.admin.map(|l| {
             let addr = l.local_addr().ok();
-            let router = crate::http::admin_router(metrics.clone(), api.clone());
+            let router = crate::http::admin_router(metrics.clone(), api.clone(), reload.clone());
             tasks.push(("admin", crate::http::spawn(l, router, s, http_stop.clone())));
             addr
         });
@@ -93,8 +118,15 @@ impl Server {
             metrics,
             api,
             hls: hls.clone(),
+            reload,
         };
         let router = crate::http::router(s, mounts);
+        let mut https_addr = None;
+        if let (Some(l), Some(store)) = (listeners.https, &certs) {
+            https_addr = l.local_addr().ok();
+            let task = crate::tls::spawn_https(l, router.clone(), s, store, http_stop.clone())?;
+            tasks.push(("https", task));
+        }
         tasks.push((
             "http",
             crate::http::spawn(listeners.http, router, s, http_stop.clone()),
@@ -104,9 +136,12 @@ impl Server {
             rtmp_addr: rtmp_addr.flatten(),
             http_addr,
             admin_addr: admin_addr.flatten(),
+            rtmps_addr,
+            https_addr,
             tasks,
             hls,
             recorder_task: recording.map(|r| r.task),
+            reloader,
             http_stop,
             settings,
         })
@@ -127,6 +162,22 @@ impl Server {
         self.http_addr
     }
 
+    /// What reloads the configuration (SIGHUP and `POST /api/reload` go
+    /// through it); the binary sets its source.
+    pub fn reloader(&self) -> &Reloader {
+        &self.reloader
+    }
+
+    /// The RTMPS address actually bound, when RTMPS is on.
+    pub fn rtmps_addr(&self) -> Option<SocketAddr> {
+        self.rtmps_addr
+    }
+
+    /// The HTTPS address actually bound, when HTTPS is on.
+    pub fn https_addr(&self) -> Option<SocketAddr> {
+        self.https_addr
+    }
+
     /// The admin listener's address, when `admin.listen` is set.
     pub fn admin_addr(&self) -> Option<SocketAddr> {
         self.admin_addr
@@ -139,12 +190,18 @@ impl Server {
             self.rtmp_addr,
             self.http_addr,
             self.admin_addr,
+            self.rtmps_addr,
+            self.https_addr,
         )
     }
 
-    /// Wait for SIGINT or SIGTERM, then [`shutdown`](Server::shutdown).
+    /// Wait for SIGINT or SIGTERM, then [`shutdown`](Server::shutdown);
+    /// reload the configuration on every SIGHUP meanwhile.
     pub async fn run_until_signal(self) {
-        wait_for_signal().await;
+        tokio::select! {
+            _ = wait_for_signal() => {}
+            _ = self.reloader.clone().on_sighup() => {}
+        }
         tracing::info!("stopping: no new connections; ending streams, recordings and playlists");
         self.shutdown().await;
     }
@@ -156,7 +213,10 @@ impl Server {
         let grace = self.settings.shutdown_grace;
         let hls = self.hls.clone();
         let rec = self.recorder_task;
-        let tasks = self.tasks;
+        let mut tasks = self.tasks;
+        if let Some(t) = self.reloader.take_notifier() {
+            tasks.push(("webhooks", t));
+        }
         let http_stop = self.http_stop;
         let http_stop_late = http_stop.clone();
         let all = async move {
@@ -215,13 +275,5 @@ fn spawn_engine(engine: &Engine) -> JoinHandle<()> {
     let e = engine.clone();
     tokio::spawn(async move {
         let _ = e.run().await;
-    })
-}
-
-/// The `on_unpublish` / `on_stop` notifier, when either hook is set.
-fn spawn_hooks(s: &Settings, engine: &Engine) -> Option<JoinHandle<()>> {
-    let w = &s.webhooks;
-    (w.on_unpublish.is_some() || w.on_stop.is_some()).then(|| {
-        crate::auth::spawn_notifier(engine, hook(&w.on_unpublish), hook(&w.on_stop), w.timeout)
     })
 }
