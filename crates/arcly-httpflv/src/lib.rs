@@ -73,12 +73,18 @@ pub struct HttpFlvConfig {
     /// once). The default is RTMP's,
     /// [`arcly_rtmp::handler::DEFAULT_MERGE_WRITES`].
     pub merge_writes: Duration,
+    /// How long a player stays when the publisher leaves, waiting for the
+    /// next one (its body goes on with the next publisher's first keyframe
+    /// and configuration); zero ends the body at once. The default is
+    /// RTMP's, [`arcly_rtmp::handler::DEFAULT_REPUBLISH_GRACE`].
+    pub republish_grace: Duration,
 }
 
 impl Default for HttpFlvConfig {
     fn default() -> Self {
         Self {
             merge_writes: arcly_rtmp::handler::DEFAULT_MERGE_WRITES,
+            republish_grace: arcly_rtmp::handler::DEFAULT_REPUBLISH_GRACE,
         }
     }
 }
@@ -89,6 +95,7 @@ impl Default for HttpFlvConfig {
 pub struct HttpFlvService {
     registry: Arc<dyn PlaybackRegistry>,
     merge: MergeClock,
+    republish_grace: Duration,
 }
 
 impl std::fmt::Debug for HttpFlvService {
@@ -126,6 +133,7 @@ impl HttpFlvService {
         Self {
             registry,
             merge: MergeClock::new(tokio::time::Instant::now(), cfg.merge_writes),
+            republish_grace: cfg.republish_grace,
         }
     }
 
@@ -170,7 +178,7 @@ impl HttpFlvService {
         match this.registry.subscribe(play).await {
             Ok(sub) => {
                 let shutdown = conn.map(|c| c.shutdown).unwrap_or_default();
-                let body = stream(sub, peer, this.merge, shutdown);
+                let body = stream(sub, peer, this.merge, this.republish_grace, shutdown);
                 let mut r = Response::new(body.boxed());
                 let h = r.headers_mut();
                 h.insert(CONTENT_TYPE, HeaderValue::from_static("video/x-flv"));
@@ -212,7 +220,15 @@ impl HttpService for HttpFlvService {
             let refusal = match this.request(head.uri(), Some(&conn)) {
                 Ok(play) => match this.registry.subscribe(play).await {
                     Ok(sub) => {
-                        return play_direct(tcp, sub, conn.peer, this.merge, conn.shutdown).await
+                        return play_direct(
+                            tcp,
+                            sub,
+                            conn.peer,
+                            this.merge,
+                            this.republish_grace,
+                            conn.shutdown,
+                        )
+                        .await
                     }
                     Err(e) => (play_error_status(&e), e.to_string()),
                 },

@@ -71,6 +71,10 @@ pub const FINE_GRID: u32 = 8;
 /// Default [`RtmpConfig::ping_interval`]: a third of the default idle
 /// timeout (30 s), so a player that answers is never idle that long.
 pub const DEFAULT_PING_INTERVAL: std::time::Duration = std::time::Duration::from_secs(10);
+/// Default [`RtmpConfig::republish_grace`]: long enough for OBS's
+/// automatic reconnect (its first retry comes after a few seconds) or an
+/// encoder restarted by hand.
+pub const DEFAULT_REPUBLISH_GRACE: std::time::Duration = std::time::Duration::from_secs(10);
 /// Buffers gathered per `writev` from a session's queue (on the stack of
 /// the write, never kept per connection).
 const WRITE_IOVECS: usize = 64;
@@ -134,6 +138,15 @@ pub struct RtmpConfig {
     /// without pings). `None` keeps it as long as it answers pings, as
     /// nginx-rtmp does with `idle_streams on` (its default).
     pub max_publisher_wait: Option<std::time::Duration>,
+    /// How long a publisher's departure is hidden from its players: when
+    /// the next publisher of the stream comes within this time, players
+    /// carry on with its first keyframe and configuration, on a timeline
+    /// that keeps increasing, and are told nothing (SRS tells players
+    /// nothing either). Past it they are sent
+    /// `NetStream.Play.UnpublishNotify` and `StreamEOF`, which ends
+    /// clients such as ffmpeg, and go on waiting as before. Zero tells
+    /// them at once.
+    pub republish_grace: std::time::Duration,
 }
 
 impl Default for RtmpConfig {
@@ -148,6 +161,7 @@ impl Default for RtmpConfig {
             merge_writes: DEFAULT_MERGE_WRITES,
             ping_interval: DEFAULT_PING_INTERVAL,
             max_publisher_wait: None,
+            republish_grace: DEFAULT_REPUBLISH_GRACE,
         }
     }
 }
@@ -349,6 +363,9 @@ struct Play {
     awaiting_publisher: bool,
     /// When the play started waiting for a publisher (last time).
     waiting_since: tokio::time::Instant,
+    /// While the publisher's departure is hidden from the player
+    /// ([`RtmpConfig::republish_grace`]): when to tell it.
+    grace_until: Option<tokio::time::Instant>,
     /// The player paused: frames are dropped (the play stays at the live
     /// edge) until it resumes, from a keyframe.
     paused: bool,
@@ -467,11 +484,22 @@ impl<'a> Conn<'a> {
             }
             let waiting = self.plays.iter().any(|p| p.awaiting_publisher);
             if waiting != wait_timer.is_some() {
-                wait_timer = waiting.then(|| Box::pin(tokio::time::sleep(self.wait_period())));
+                wait_timer = waiting.then(|| {
+                    Box::pin(tokio::time::sleep_until(
+                        self.next_wait_tick(tokio::time::Instant::now()),
+                    ))
+                });
                 if waiting {
                     // A player sends little while media flows: it has the
                     // idle timeout from now to answer a ping.
                     self.last_heard = tokio::time::Instant::now();
+                }
+            } else if let Some(t) = wait_timer.as_mut() {
+                // A grace that began while another play already waited.
+                if let Some(g) = self.first_grace_end() {
+                    if g < t.deadline() {
+                        t.as_mut().reset(g);
+                    }
                 }
             }
             let tick = self.tick;
@@ -526,7 +554,7 @@ impl<'a> Conn<'a> {
                 }, if wait_timer.is_some() => {
                     self.on_wait_tick()?;
                     if let Some(t) = wait_timer.as_mut() {
-                        t.as_mut().reset(tokio::time::Instant::now() + self.wait_period());
+                        t.as_mut().reset(self.next_wait_tick(tokio::time::Instant::now()));
                     }
                 }
                 r = self.io.read(&mut buf) => {
@@ -589,12 +617,31 @@ impl<'a> Conn<'a> {
         }
     }
 
-    /// While a play waits for a publisher: end plays that waited past
+    /// The earliest end of a republish grace among the plays.
+    fn first_grace_end(&self) -> Option<tokio::time::Instant> {
+        self.plays.iter().filter_map(|p| p.grace_until).min()
+    }
+
+    /// When [`on_wait_tick`](Self::on_wait_tick) runs next: a wait period
+    /// from `now`, or the end of a republish grace if that comes first.
+    fn next_wait_tick(&self, now: tokio::time::Instant) -> tokio::time::Instant {
+        let next = now + self.wait_period();
+        self.first_grace_end().map_or(next, |g| g.min(next))
+    }
+
+    /// While a play waits for a publisher: tell plays whose republish grace
+    /// ended that the publisher left, end plays that waited past
     /// [`RtmpConfig::max_publisher_wait`], close a peer that answered
     /// nothing for the idle timeout, and ping the others (RTMP 1.0 §7.1.7:
     /// PingRequest carries the server's time, echoed by PingResponse).
     fn on_wait_tick(&mut self) -> arcly_core::Result<()> {
         let now = tokio::time::Instant::now();
+        for p in &mut self.plays {
+            if p.grace_until.is_some_and(|g| g <= now) {
+                p.grace_until = None;
+                tell_unpublished(&mut self.session, p.stream_id);
+            }
+        }
         if let Some(limit) = self.cfg.max_publisher_wait {
             let before = self.plays.len();
             let session = &mut self.session;
@@ -850,6 +897,7 @@ impl<'a> Conn<'a> {
                     clock: Rebaser::new(),
                     awaiting_publisher,
                     waiting_since: tokio::time::Instant::now(),
+                    grace_until: None,
                     paused: false,
                 });
             }
@@ -925,30 +973,35 @@ impl<'a> Conn<'a> {
         };
         if publisher_left(&f) {
             if !p.awaiting_publisher {
+                let now = tokio::time::Instant::now();
                 p.awaiting_publisher = true;
-                p.waiting_since = tokio::time::Instant::now();
+                p.waiting_since = now;
                 p.clock.discontinuity();
-                self.session.send_status(
-                    sid,
-                    "status",
-                    status::PLAY_UNPUBLISH_NOTIFY,
-                    "The publisher left; waiting for the next one.",
-                );
-                self.session.send_user_control(&UserControl::StreamEof(sid));
+                if self.cfg.republish_grace.is_zero() {
+                    tell_unpublished(&mut self.session, sid);
+                } else {
+                    // Told only if no publisher comes back in time: ffmpeg
+                    // and librtmp clients end on UnpublishNotify.
+                    p.grace_until = Some(now + self.cfg.republish_grace);
+                }
             }
             return Ok(());
         }
         if p.awaiting_publisher {
             p.awaiting_publisher = false;
             p.clock.discontinuity();
-            self.session
-                .send_user_control(&UserControl::StreamBegin(sid));
-            self.session.send_status(
-                sid,
-                "status",
-                status::PLAY_PUBLISH_NOTIFY,
-                "A publisher started.",
-            );
+            // Within the grace the player never learnt the publisher left:
+            // the next one's configuration and first keyframe simply follow.
+            if p.grace_until.take().is_none() {
+                self.session
+                    .send_user_control(&UserControl::StreamBegin(sid));
+                self.session.send_status(
+                    sid,
+                    "status",
+                    status::PLAY_PUBLISH_NOTIFY,
+                    "A publisher started.",
+                );
+            }
         } else if f.flags.contains(arcly_core::FrameFlags::DISCONTINUITY) {
             p.clock.discontinuity();
         }
@@ -982,6 +1035,19 @@ impl<'a> Conn<'a> {
         }
         send(&mut self.session, p, &f)
     }
+}
+
+/// Tell the player of `stream_id` that its publisher left (it keeps
+/// waiting for the next one): `NetStream.Play.UnpublishNotify` and
+/// `StreamEOF`, as nginx-rtmp sends with `play_restart`.
+fn tell_unpublished(session: &mut ServerSession, stream_id: u32) {
+    session.send_status(
+        stream_id,
+        "status",
+        status::PLAY_UNPUBLISH_NOTIFY,
+        "The publisher left; waiting for the next one.",
+    );
+    session.send_user_control(&UserControl::StreamEof(stream_id));
 }
 
 /// Queue `f` for player `p` on its timeline. The payload is shared, not

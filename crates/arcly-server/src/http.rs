@@ -82,6 +82,7 @@ pub fn router(settings: &Settings, mounts: Mounts) -> Router {
             registry,
             HttpFlvConfig {
                 merge_writes: settings.http_flv_merge_writes,
+                ..HttpFlvConfig::default()
             },
         ));
     }
