@@ -55,6 +55,7 @@ pub use play::{
 use arcly_core::registry::{PlayRequest, PlaybackRegistry};
 use arcly_core::{StreamError, StreamPath};
 use arcly_http::{text, ConnInfo, HttpService, RequestBody, ResponseFuture, SocketFuture};
+pub use arcly_rtmp::handler::TimeJitter;
 use http_body_util::BodyExt;
 use hyper::header::{HeaderValue, ACCESS_CONTROL_ALLOW_ORIGIN, CACHE_CONTROL, CONTENT_TYPE};
 use hyper::{Method, Request, Response, StatusCode};
@@ -78,6 +79,9 @@ pub struct HttpFlvConfig {
     /// and configuration); zero ends the body at once. The default is
     /// RTMP's, [`arcly_rtmp::handler::DEFAULT_REPUBLISH_GRACE`].
     pub republish_grace: Duration,
+    /// How players' timestamps are corrected (SRS's `time_jitter`); the
+    /// default is RTMP's, full correction.
+    pub time_jitter: TimeJitter,
 }
 
 impl Default for HttpFlvConfig {
@@ -85,6 +89,7 @@ impl Default for HttpFlvConfig {
         Self {
             merge_writes: arcly_rtmp::handler::DEFAULT_MERGE_WRITES,
             republish_grace: arcly_rtmp::handler::DEFAULT_REPUBLISH_GRACE,
+            time_jitter: TimeJitter::Full,
         }
     }
 }
@@ -96,6 +101,7 @@ pub struct HttpFlvService {
     registry: Arc<dyn PlaybackRegistry>,
     merge: MergeClock,
     republish_grace: Duration,
+    time_jitter: TimeJitter,
 }
 
 impl std::fmt::Debug for HttpFlvService {
@@ -134,7 +140,15 @@ impl HttpFlvService {
             registry,
             merge: MergeClock::new(tokio::time::Instant::now(), cfg.merge_writes),
             republish_grace: cfg.republish_grace,
+            time_jitter: cfg.time_jitter,
         }
+    }
+
+    /// A player's feeder of `sub`, with this service's settings.
+    fn feeder(&self, sub: arcly_core::bus::Subscription) -> Feeder {
+        Feeder::new(sub, self.merge)
+            .with_republish_grace(self.republish_grace)
+            .with_time_jitter(self.time_jitter)
     }
 
     /// The grid players' writes are merged on.
@@ -178,7 +192,7 @@ impl HttpFlvService {
         match this.registry.subscribe(play).await {
             Ok(sub) => {
                 let shutdown = conn.map(|c| c.shutdown).unwrap_or_default();
-                let body = stream(sub, peer, this.merge, this.republish_grace, shutdown);
+                let body = stream(this.feeder(sub), peer, shutdown);
                 let mut r = Response::new(body.boxed());
                 let h = r.headers_mut();
                 h.insert(CONTENT_TYPE, HeaderValue::from_static("video/x-flv"));
@@ -220,15 +234,7 @@ impl HttpService for HttpFlvService {
             let refusal = match this.request(head.uri(), Some(&conn)) {
                 Ok(play) => match this.registry.subscribe(play).await {
                     Ok(sub) => {
-                        return play_direct(
-                            tcp,
-                            sub,
-                            conn.peer,
-                            this.merge,
-                            this.republish_grace,
-                            conn.shutdown,
-                        )
-                        .await
+                        return play_direct(tcp, this.feeder(sub), conn.peer, conn.shutdown).await
                     }
                     Err(e) => (play_error_status(&e), e.to_string()),
                 },

@@ -25,7 +25,7 @@ use arcly_core::{FrameFlags, MediaFrame};
 use arcly_http::{ChannelBody, Chunks};
 use arcly_rtmp::flv::{tag_header, FlvWriter, TagHeader};
 pub use arcly_rtmp::handler::MergeClock;
-use arcly_rtmp::handler::{publisher_left, Rebaser};
+use arcly_rtmp::handler::{publisher_left, Rebaser, TimeJitter};
 use bytes::{Buf, Bytes};
 use std::io::IoSlice;
 use std::net::SocketAddr;
@@ -53,19 +53,12 @@ pub const BUSY_BATCH_FRAMES: usize = MAX_BATCH_FRAMES / 2;
 /// How much finer the grid of a fast stream is.
 pub const BUSY_DIVISOR: u32 = arcly_rtmp::handler::FINE_GRID;
 
-/// Start streaming `sub` as FLV; returns the response body. The feeder
-/// ends when the publisher leaves and none comes back within
-/// `republish_grace`, the client goes away, the subscription fails or
-/// `shutdown` is cancelled.
-pub fn stream(
-    sub: Subscription,
-    peer: SocketAddr,
-    merge: MergeClock,
-    republish_grace: Duration,
-    shutdown: CancellationToken,
-) -> ChannelBody {
+/// Start streaming `feeder`'s subscription as FLV; returns the response
+/// body. The feeder ends when the publisher leaves and none comes back
+/// within its grace ([`Feeder::with_republish_grace`]), the client goes
+/// away, the subscription fails or `shutdown` is cancelled.
+pub fn stream(feeder: Feeder, peer: SocketAddr, shutdown: CancellationToken) -> ChannelBody {
     let (tx, body) = ChannelBody::new(CHANNEL_BATCHES);
-    let feeder = Feeder::new(sub, merge).with_republish_grace(republish_grace);
     tokio::spawn(feed(feeder, tx, peer, shutdown));
     body
 }
@@ -83,9 +76,17 @@ pub struct TagWriter {
 }
 
 impl TagWriter {
-    /// A writer whose timeline starts at zero.
+    /// A writer whose timeline starts at zero, with full jitter correction.
     pub fn new() -> Self {
         Self::default()
+    }
+
+    /// A writer whose timestamps are corrected as `mode` says.
+    pub fn with_jitter(mode: TimeJitter) -> Self {
+        Self {
+            clock: Rebaser::with_jitter(mode),
+            pending: None,
+        }
     }
 
     /// Append `f`'s tag to `out` (its `PreviousTagSize` waits until the next
@@ -186,6 +187,13 @@ impl Feeder {
     /// [`DEFAULT_REPUBLISH_GRACE`](arcly_rtmp::handler::DEFAULT_REPUBLISH_GRACE).
     pub fn with_republish_grace(mut self, grace: Duration) -> Self {
         self.republish_grace = grace;
+        self
+    }
+
+    /// Correct the player's timestamps as `mode` says (full by default).
+    /// Call before the first batch.
+    pub fn with_time_jitter(mut self, mode: TimeJitter) -> Self {
+        self.writer = TagWriter::with_jitter(mode);
         self
     }
 
@@ -391,20 +399,17 @@ Cache-Control: no-cache\r\n\
 Access-Control-Allow-Origin: *\r\n\
 Connection: close\r\n\r\n";
 
-/// Serve `sub` as FLV straight on `tcp` (whose request was read already):
-/// the response head, then one vectored write per batch, until the
-/// publisher leaves and none comes back within `republish_grace`, the
-/// client goes away, the subscription fails or `shutdown` is cancelled.
-/// The connection is closed at the end.
+/// Serve `feeder`'s subscription as FLV straight on `tcp` (whose request
+/// was read already): the response head, then one vectored write per
+/// batch, until the publisher leaves and none comes back within the
+/// feeder's grace, the client goes away, the subscription fails or
+/// `shutdown` is cancelled. The connection is closed at the end.
 pub async fn play_direct(
     tcp: TcpStream,
-    sub: Subscription,
+    mut feeder: Feeder,
     peer: SocketAddr,
-    merge: MergeClock,
-    republish_grace: Duration,
     shutdown: CancellationToken,
 ) {
-    let mut feeder = Feeder::new(sub, merge).with_republish_grace(republish_grace);
     // Registered once: a fresh `cancelled()` per batch would take the
     // shared token's lock twice a tick for every player.
     let cancelled = shutdown.cancelled();
@@ -744,14 +749,8 @@ mod tests {
         let peer = l.local_addr().unwrap();
         let _client = TcpStream::connect(peer).await.unwrap();
         let (tcp, _) = l.accept().await.unwrap();
-        let fut = play_direct(
-            tcp,
-            sub,
-            peer,
-            MergeClock::off(),
-            Duration::from_secs(10),
-            CancellationToken::new(),
-        );
+        let feeder = Feeder::new(sub, MergeClock::off());
+        let fut = play_direct(tcp, feeder, peer, CancellationToken::new());
         let size = std::mem::size_of_val(&fut);
         eprintln!("play_direct future: {size} bytes");
         assert!(size < 2048, "{size} bytes");
@@ -770,8 +769,8 @@ mod tests {
             let (tcp, peer) = l.accept().await.unwrap();
             let stop = CancellationToken::new();
             let merge = MergeClock::new(Instant::now(), TICK);
-            let grace = Duration::ZERO;
-            let player = tokio::spawn(play_direct(tcp, sub, peer, merge, grace, stop.clone()));
+            let feeder = Feeder::new(sub, merge).with_republish_grace(Duration::ZERO);
+            let player = tokio::spawn(play_direct(tcp, feeder, peer, stop.clone()));
             let want = DIRECT_RESPONSE_HEAD.len() + 13 + 30 * (11 + 5 + 1000 + 4);
             let mut got = vec![0u8; want];
             tokio::time::timeout(Duration::from_secs(5), client.read_exact(&mut got))

@@ -107,3 +107,87 @@ fn players_stay_through_an_encoder_restart() {
         );
     }
 }
+
+/// The decode timestamps (ms) of the video packets of `file`.
+fn video_dts(file: &Path) -> Vec<i64> {
+    let out = Command::new(tools::ffprobe())
+        .args(["-v", "error", "-select_streams", "v"])
+        .args(["-show_entries", "packet=dts", "-of", "csv=p=0"])
+        .arg(file)
+        .output()
+        .expect("run ffprobe");
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .filter_map(|l| l.trim().trim_end_matches(',').parse().ok())
+        .collect()
+}
+
+/// Issue 18 #7: ffmpeg publishes (in real time, `-copyts`) two copies of
+/// an MPEG-TS clip joined byte for byte, the second four seconds ahead:
+/// the timestamps the server receives jump mid-stream. Late-join players
+/// over RTMP and HTTP-FLV get a timeline without the jump (the step is
+/// the last frame's delta, as SRS's `time_jitter full`), and what they
+/// record decodes without errors.
+#[test]
+fn a_timestamp_jump_mid_stream_is_smoothed_for_late_joiners() {
+    let ff = tools::ffmpeg();
+    let dir = temp_dir("jump");
+    let ahead = dir.join("ahead.ts");
+    let st = Command::new(&ff)
+        .args(["-hide_banner", "-nostdin", "-v", "error", "-i"])
+        .arg(tools::fixture("h264-aac.ts"))
+        .args([
+            "-c",
+            "copy",
+            "-output_ts_offset",
+            "10",
+            "-f",
+            "mpegts",
+            "-y",
+        ])
+        .arg(&ahead)
+        .status()
+        .unwrap();
+    assert!(st.success());
+    let joined = format!(
+        "concat:{}|{}",
+        tools::fixture("h264-aac.ts").display(),
+        ahead.display()
+    );
+    let s = Arcly::start(&[]);
+    let url = s.rtmp_url("live/jump");
+    let mut c = Command::new(&ff);
+    c.args(["-hide_banner", "-nostdin", "-v", "error", "-re", "-copyts"])
+        .args(["-i", &joined, "-c", "copy", "-f", "flv", &url]);
+    let mut publisher = Proc::spawn(c);
+    s.wait_stream("live", "jump", true, SECS(10));
+    std::thread::sleep(Duration::from_secs(1));
+    // The players record to the end: the publisher's departure, told to
+    // them after the republish grace.
+    let (rtmp_out, flv_out) = (dir.join("rtmp.flv"), dir.join("http.flv"));
+    let mut rtmp = record(&ff, &url, &rtmp_out, 3600);
+    let mut flv = record(&ff, &s.http_url("/live/jump.flv"), &flv_out, 3600);
+    for (what, p, out) in [
+        ("RTMP", &mut rtmp, &rtmp_out),
+        ("HTTP-FLV", &mut flv, &flv_out),
+    ] {
+        let st = p.wait(SECS(60));
+        assert!(st.success(), "{what} player failed ({st}): {}", p.stderr());
+        let (got, errors) = decode(&ff, out);
+        assert_eq!(
+            errors.trim(),
+            "",
+            "{what}: the recording does not decode cleanly"
+        );
+        let dts = video_dts(out);
+        let steps: Vec<i64> = dts.windows(2).map(|w| w[1] - w[0]).collect();
+        let max = steps.iter().copied().max().unwrap_or(0);
+        assert!(
+            steps.iter().all(|&d| d >= 0) && max <= 200,
+            "{what}: video steps up to {max} ms: {steps:?}"
+        );
+        // All of the second copy, and some of the first.
+        assert!(got.len() > 150, "{what}: {} frames", got.len());
+    }
+    assert!(publisher.wait(SECS(60)).success(), "{}", publisher.stderr());
+}
