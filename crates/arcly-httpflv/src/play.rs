@@ -791,6 +791,26 @@ mod tests {
         }
     }
 
+    /// Issue 18 #9: a data event (`onCuePoint`) goes out as a script tag
+    /// carrying the message as the publisher sent it.
+    #[test]
+    fn data_events_are_script_tags() {
+        let cue = arcly_rtmp::amf0::encode_all(&[
+            arcly_rtmp::amf0::Amf0Value::string("onCuePoint"),
+            arcly_rtmp::amf0::Amf0Value::string("ad-break"),
+        ]);
+        let mut w = TagWriter::new();
+        let mut out = Chunks::new();
+        w.append(&video(0, true), &mut out);
+        let n = w.append(&MediaFrame::data_event(0, cue.clone()), &mut out);
+        w.finish_batch(&mut out);
+        assert_eq!(n, cue.len());
+        let all = out.copy_to_bytes(out.remaining());
+        let tag = 11 + 5 + 1000 + 4;
+        assert_eq!(all[tag], 18, "a script tag");
+        assert_eq!(&all[tag + 11..tag + 11 + cue.len()], &cue[..]);
+    }
+
     /// The inline headers make the same bytes as the FLV file writer.
     #[test]
     fn tags_match_the_file_writer() {

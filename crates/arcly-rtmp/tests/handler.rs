@@ -706,6 +706,62 @@ async fn without_grace_players_are_told_of_each_republish() {
     }
 }
 
+/// Issue 18 #9: a publisher's `onCuePoint` reaches the player as the data
+/// message it sent, in order with the media; it is not kept as the
+/// stream's metadata (a later player still gets `onMetaData` first).
+#[tokio::test]
+async fn data_events_pass_through_to_players() {
+    use arcly_rtmp::amf0::{encode_all, Amf0Value};
+    let srv = server_without_grace().await;
+    let mut frames = fixture_frames("h264-aac.flv");
+    frames.truncate(60);
+    let cue = encode_all(&[
+        Amf0Value::string("onCuePoint"),
+        Amf0Value::object([
+            ("name", Amf0Value::string("ad-break")),
+            ("time", Amf0Value::Number(1.0)),
+        ]),
+    ]);
+    let at = frames.iter().rposition(|f| f.is_video()).unwrap() / 2;
+    let ts = frames[at].dts_ms();
+    frames.insert(at, MediaFrame::data_event(ts, cue.clone()));
+    let mut p = RtmpClient::play(&srv.url("cue")).await.unwrap();
+    let publisher = publish_frames(&srv.url("cue"), &frames, 20.0).await;
+    let (code, _) = next_status(&mut p).await;
+    assert_eq!(code, "NetStream.Play.PublishNotify");
+    // A late player, while the publisher is still there.
+    let mut late = RtmpClient::play(&srv.url("cue")).await.unwrap();
+    let first_data = loop {
+        match tokio::time::timeout(Duration::from_secs(5), late.next_frame()).await {
+            Ok(Ok(Some(f))) if f.frame_type == FrameType::Data => break f,
+            Ok(Ok(Some(_))) => {}
+            other => panic!("late player: {other:?}"),
+        }
+    };
+    assert!(
+        !first_data.is_data_event(),
+        "the cue point replaced the metadata: {first_data:?}"
+    );
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    publisher.close().await.unwrap();
+    let (code, media) = next_status(&mut p).await;
+    assert_eq!(code, "NetStream.Play.UnpublishNotify");
+    let events: Vec<_> = media.iter().filter(|f| f.is_data_event()).collect();
+    assert_eq!(events.len(), 1, "one cue point");
+    assert_eq!(events[0].payload, cue);
+    // In order: after the video frames before it, before those after it.
+    let pos = media.iter().position(|f| f.is_data_event()).unwrap();
+    let before = media[..pos]
+        .iter()
+        .filter(|f| f.is_video() && !f.is_config())
+        .count();
+    let want = frames[..at]
+        .iter()
+        .filter(|f| f.is_video() && !f.is_config())
+        .count();
+    assert_eq!(before, want);
+}
+
 #[tokio::test]
 async fn garbage_ends_only_that_connection() {
     let srv = server().await;
