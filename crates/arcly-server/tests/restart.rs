@@ -57,7 +57,7 @@ fn second_publish_start(src: &[String], got: &[String], n: usize) -> Option<usiz
 fn players_stay_through_an_encoder_restart() {
     let ff = tools::ffmpeg();
     let src = source_video_md5(&ff, "h264-aac.flv");
-    let s = Arcly::start(&[]);
+    let s = Arcly::start(&["--hls-segment", "1"]);
     let url = s.rtmp_url("live/cam");
     let dir = temp_dir("restart");
 
@@ -75,6 +75,7 @@ fn players_stay_through_an_encoder_restart() {
     );
     std::thread::sleep(Duration::from_millis(1500));
     let _second = publish(&ff, "h264-aac.flv", &url, true, true);
+    s.wait_stream("live", "cam", true, SECS(10));
 
     for (what, p, out) in [
         ("RTMP", &mut rtmp, &rtmp_out),
@@ -106,6 +107,11 @@ fn players_stay_through_an_encoder_restart() {
             true,
         );
     }
+    // HLS marks the republish in its playlist.
+    let (code, body) = http_get(s.http, "/live/cam/index.m3u8", &[]);
+    let text = String::from_utf8_lossy(&body);
+    assert_eq!(code, 200, "{text}");
+    assert!(text.contains("#EXT-X-DISCONTINUITY\n"), "{text}");
 }
 
 /// The decode timestamps (ms) of the video packets of `file`.
