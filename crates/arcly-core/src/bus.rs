@@ -532,7 +532,8 @@ impl StreamHandle {
             state.has_video = true;
             s.has_video.store(true, Ordering::Release);
         }
-        if frame.is_config() || frame.frame_type == FrameType::Data {
+        // A data event (a cue point, a caption) is delivered, not kept.
+        if frame.is_config() || (frame.frame_type == FrameType::Data && !frame.is_data_event()) {
             let next = Arc::new(state.configs.with(&frame));
             state.configs = Arc::clone(&next);
             s.config.store(next);

@@ -183,6 +183,12 @@ impl FrameFlags {
     /// Set by the bus when the frame is published: whatever a protocol put
     /// here is replaced.
     pub const NON_DEFAULT_TRACK: Self = Self(1 << 4);
+    /// On a [`FrameType::Data`] frame: a timed data event (an AMF0 data
+    /// message such as `onCuePoint`, `onTextData`, `onCaptionInfo`) that
+    /// players receive in order, as opposed to the stream's metadata
+    /// (`onMetaData`), which is kept as configuration and replayed to
+    /// every joining player ([`MediaFrame::is_data_event`]).
+    pub const DATA_EVENT: Self = Self(1 << 5);
 
     /// The raw bits.
     pub const fn bits(self) -> u8 {
@@ -226,6 +232,7 @@ impl fmt::Debug for FrameFlags {
             (Self::DISCONTINUITY, "DISCONTINUITY"),
             (Self::END_OF_STREAM, "END_OF_STREAM"),
             (Self::NON_DEFAULT_TRACK, "NON_DEFAULT_TRACK"),
+            (Self::DATA_EVENT, "DATA_EVENT"),
         ];
         let mut first = true;
         f.write_str("FrameFlags(")?;
@@ -357,6 +364,19 @@ impl MediaFrame {
     /// A metadata frame carrying an AMF0 script object.
     pub fn metadata(ts_ms: i64, amf0: Bytes) -> Self {
         Self::new(CodecId::Amf0Data, TimeBase::MILLIS, ts_ms, ts_ms, amf0)
+    }
+
+    /// A timed data event carrying an AMF0 data message whole (its name,
+    /// such as `onCuePoint`, then its values): passed on to players, never
+    /// kept as the stream's configuration.
+    pub fn data_event(ts_ms: i64, amf0: Bytes) -> Self {
+        Self::metadata(ts_ms, amf0).with_flags(FrameFlags::DATA_EVENT)
+    }
+
+    /// Whether this is a timed data event ([`FrameFlags::DATA_EVENT`]), not
+    /// the stream's metadata.
+    pub fn is_data_event(&self) -> bool {
+        self.frame_type == FrameType::Data && self.flags.contains(FrameFlags::DATA_EVENT)
     }
 
     /// The in-band end-of-stream marker a publisher leaves when it goes.

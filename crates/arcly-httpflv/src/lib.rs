@@ -55,6 +55,7 @@ pub use play::{
 use arcly_core::registry::{PlayRequest, PlaybackRegistry};
 use arcly_core::{StreamError, StreamPath};
 use arcly_http::{text, ConnInfo, HttpService, RequestBody, ResponseFuture, SocketFuture};
+pub use arcly_rtmp::handler::TimeJitter;
 use http_body_util::BodyExt;
 use hyper::header::{HeaderValue, ACCESS_CONTROL_ALLOW_ORIGIN, CACHE_CONTROL, CONTENT_TYPE};
 use hyper::{Method, Request, Response, StatusCode};
@@ -76,6 +77,14 @@ pub struct HttpFlvConfig {
     /// A player whose write makes no progress this long is dropped
     /// ([`DEFAULT_WRITE_TIMEOUT`] by default).
     pub write_timeout: Duration,
+    /// How long a player stays when the publisher leaves, waiting for the
+    /// next one (its body goes on with the next publisher's first keyframe
+    /// and configuration); zero ends the body at once. The default is
+    /// RTMP's, [`arcly_rtmp::handler::DEFAULT_REPUBLISH_GRACE`].
+    pub republish_grace: Duration,
+    /// How players' timestamps are corrected (SRS's `time_jitter`); the
+    /// default is RTMP's, full correction.
+    pub time_jitter: TimeJitter,
 }
 
 impl Default for HttpFlvConfig {
@@ -83,6 +92,8 @@ impl Default for HttpFlvConfig {
         Self {
             merge_writes: arcly_rtmp::handler::DEFAULT_MERGE_WRITES,
             write_timeout: DEFAULT_WRITE_TIMEOUT,
+            republish_grace: arcly_rtmp::handler::DEFAULT_REPUBLISH_GRACE,
+            time_jitter: TimeJitter::Full,
         }
     }
 }
@@ -94,6 +105,8 @@ pub struct HttpFlvService {
     registry: Arc<dyn PlaybackRegistry>,
     merge: MergeClock,
     write_timeout: Duration,
+    republish_grace: Duration,
+    time_jitter: TimeJitter,
 }
 
 impl std::fmt::Debug for HttpFlvService {
@@ -132,7 +145,16 @@ impl HttpFlvService {
             registry,
             merge: MergeClock::new(tokio::time::Instant::now(), cfg.merge_writes),
             write_timeout: cfg.write_timeout,
+            republish_grace: cfg.republish_grace,
+            time_jitter: cfg.time_jitter,
         }
+    }
+
+    /// A player's feeder of `sub`, with this service's settings.
+    fn feeder(&self, sub: arcly_core::bus::Subscription) -> Feeder {
+        Feeder::new(sub, self.merge)
+            .with_republish_grace(self.republish_grace)
+            .with_time_jitter(self.time_jitter)
     }
 
     /// The grid players' writes are merged on.
@@ -189,7 +211,7 @@ impl HttpFlvService {
         match this.registry.subscribe(play).await {
             Ok(sub) => {
                 let shutdown = conn.map(|c| c.shutdown).unwrap_or_default();
-                let body = stream(sub, peer, this.merge, shutdown);
+                let body = stream(this.feeder(sub), peer, shutdown);
                 let mut r = Response::new(body.boxed());
                 let h = r.headers_mut();
                 h.insert(CONTENT_TYPE, HeaderValue::from_static("video/x-flv"));
@@ -233,9 +255,8 @@ impl HttpService for HttpFlvService {
                     Ok(sub) => {
                         return play_direct_bounded(
                             tcp,
-                            sub,
+                            this.feeder(sub),
                             conn.peer,
-                            this.merge,
                             conn.shutdown,
                             this.write_timeout,
                         )

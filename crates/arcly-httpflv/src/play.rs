@@ -25,11 +25,12 @@ use arcly_core::{FrameFlags, MediaFrame};
 use arcly_http::{ChannelBody, Chunks};
 use arcly_rtmp::flv::{tag_header, FlvWriter, TagHeader};
 pub use arcly_rtmp::handler::MergeClock;
-use arcly_rtmp::handler::{publisher_left, Rebaser};
+use arcly_rtmp::handler::{publisher_left, Rebaser, TimeJitter};
 use bytes::{Buf, Bytes};
 use std::io::IoSlice;
 use std::net::SocketAddr;
 use std::sync::Arc;
+use std::time::Duration;
 use tokio::net::TcpStream;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
@@ -52,17 +53,13 @@ pub const BUSY_BATCH_FRAMES: usize = MAX_BATCH_FRAMES / 2;
 /// How much finer the grid of a fast stream is.
 pub const BUSY_DIVISOR: u32 = arcly_rtmp::handler::FINE_GRID;
 
-/// Start streaming `sub` as FLV; returns the response body. The feeder
-/// ends when the publisher leaves, the client goes away, the subscription
-/// fails or `shutdown` is cancelled.
-pub fn stream(
-    sub: Subscription,
-    peer: SocketAddr,
-    merge: MergeClock,
-    shutdown: CancellationToken,
-) -> ChannelBody {
+/// Start streaming `feeder`'s subscription as FLV; returns the response
+/// body. The feeder ends when the publisher leaves and none comes back
+/// within its grace ([`Feeder::with_republish_grace`]), the client goes
+/// away, the subscription fails or `shutdown` is cancelled.
+pub fn stream(feeder: Feeder, peer: SocketAddr, shutdown: CancellationToken) -> ChannelBody {
     let (tx, body) = ChannelBody::new(CHANNEL_BATCHES);
-    tokio::spawn(feed(Feeder::new(sub, merge), tx, peer, shutdown));
+    tokio::spawn(feed(feeder, tx, peer, shutdown));
     body
 }
 
@@ -79,9 +76,17 @@ pub struct TagWriter {
 }
 
 impl TagWriter {
-    /// A writer whose timeline starts at zero.
+    /// A writer whose timeline starts at zero, with full jitter correction.
     pub fn new() -> Self {
         Self::default()
+    }
+
+    /// A writer whose timestamps are corrected as `mode` says.
+    pub fn with_jitter(mode: TimeJitter) -> Self {
+        Self {
+            clock: Rebaser::with_jitter(mode),
+            pending: None,
+        }
     }
 
     /// Append `f`'s tag to `out` (its `PreviousTagSize` waits until the next
@@ -149,6 +154,11 @@ pub struct Feeder {
     started: bool,
     /// When the last batch was taken (to measure the stream's frame rate).
     last_batch: Option<Instant>,
+    /// How long a publisher's departure waits for the next publisher.
+    republish_grace: Duration,
+    /// The publisher left: the play ends at this instant unless the next
+    /// publisher's frames come first.
+    grace_until: Option<Instant>,
 }
 
 impl Feeder {
@@ -164,7 +174,27 @@ impl Feeder {
             wake_at: None,
             started: false,
             last_batch: None,
+            republish_grace: arcly_rtmp::handler::DEFAULT_REPUBLISH_GRACE,
+            grace_until: None,
         }
+    }
+
+    /// Keep the player through a publisher's departure for `grace`: when
+    /// the next publisher comes in time, the body goes on with its
+    /// configuration and first keyframe, on a timeline that keeps
+    /// increasing (the FLV stream a player reads never ends, as with SRS).
+    /// Zero ends the body when the publisher leaves. The default is RTMP's,
+    /// [`DEFAULT_REPUBLISH_GRACE`](arcly_rtmp::handler::DEFAULT_REPUBLISH_GRACE).
+    pub fn with_republish_grace(mut self, grace: Duration) -> Self {
+        self.republish_grace = grace;
+        self
+    }
+
+    /// Correct the player's timestamps as `mode` says (full by default).
+    /// Call before the first batch.
+    pub fn with_time_jitter(mut self, mode: TimeJitter) -> Self {
+        self.writer = TagWriter::with_jitter(mode);
+        self
     }
 
     /// The subscription.
@@ -188,7 +218,16 @@ impl Feeder {
             match self.wake_at {
                 Some(t) => tokio::time::sleep_until(t).await,
                 None => {
-                    let r = self.sub.recv().await;
+                    let r = match self.grace_until {
+                        Some(end) => match tokio::time::timeout_at(end, self.sub.recv()).await {
+                            Ok(r) => r,
+                            Err(_) => {
+                                self.writer.finish_batch(out);
+                                return Err("publisher left");
+                            }
+                        },
+                        None => self.sub.recv().await,
+                    };
                     self.push(r, out, &mut frames, &mut bytes)?;
                     if self.started {
                         // The stream had gone quiet: merge what follows this
@@ -261,10 +300,18 @@ impl Feeder {
     ) -> Result<(), StopReason> {
         match r {
             Ok(f) if publisher_left(&f) => {
-                self.writer.finish_batch(out);
-                Err("publisher left")
+                if self.republish_grace.is_zero() {
+                    self.writer.finish_batch(out);
+                    return Err("publisher left");
+                }
+                // The next publisher starts after what was sent.
+                self.writer.clock.discontinuity();
+                self.grace_until
+                    .get_or_insert(Instant::now() + self.republish_grace);
+                Ok(())
             }
             Ok(f) => {
+                self.grace_until = None;
                 *bytes += self.writer.append(&f, out);
                 *frames += 1;
                 Ok(())
@@ -358,32 +405,32 @@ Connection: close\r\n\r\n";
 /// at most this long, and does not keep its stream from being reaped.
 pub const DEFAULT_WRITE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(20);
 
-/// Serve `sub` as FLV straight on `tcp` (whose request was read already):
-/// the response head, then one vectored write per batch, until the
-/// publisher leaves, the client goes away, the subscription fails or
+/// Serve `feeder`'s subscription as FLV straight on `tcp` (whose request
+/// was read already): the response head, then one vectored write per
+/// batch, until the publisher leaves and none comes back within the
+/// feeder's grace, the client goes away, the subscription fails or
 /// `shutdown` is cancelled. The connection is closed at the end. A write
 /// stalled for [`DEFAULT_WRITE_TIMEOUT`] drops the player.
-pub async fn play_direct(
+pub fn play_direct(
     tcp: TcpStream,
-    sub: Subscription,
+    feeder: Feeder,
     peer: SocketAddr,
-    merge: MergeClock,
     shutdown: CancellationToken,
-) {
-    play_direct_bounded(tcp, sub, peer, merge, shutdown, DEFAULT_WRITE_TIMEOUT).await;
+) -> impl std::future::Future<Output = ()> {
+    // Not an async fn: the player's future is play_direct_bounded's own,
+    // not one more layer around it.
+    play_direct_bounded(tcp, feeder, peer, shutdown, DEFAULT_WRITE_TIMEOUT)
 }
 
 /// [`play_direct`] with a write that makes no progress for `write_timeout`
 /// dropping the player.
 pub async fn play_direct_bounded(
     tcp: TcpStream,
-    sub: Subscription,
+    mut feeder: Feeder,
     peer: SocketAddr,
-    merge: MergeClock,
     shutdown: CancellationToken,
     write_timeout: std::time::Duration,
 ) {
-    let mut feeder = Feeder::new(sub, merge);
     // Registered once: a fresh `cancelled()` per batch would take the
     // shared token's lock twice a tick for every player.
     let cancelled = shutdown.cancelled();
@@ -457,7 +504,9 @@ async fn write_all(
             Ok(0) => return Err(std::io::ErrorKind::WriteZero.into()),
             Ok(n) => out.advance(n),
             Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
-                match tokio::time::timeout(stall, tcp.writable()).await {
+                // Boxed: the timer only exists while the socket is full, and
+                // the player's future stays small the rest of the time.
+                match Box::pin(tokio::time::timeout(stall, tcp.writable())).await {
                     Ok(r) => r?,
                     Err(_) => return Err(std::io::ErrorKind::TimedOut.into()),
                 }
@@ -635,6 +684,86 @@ mod tests {
         assert_eq!(got, 2001 * tag);
     }
 
+    /// Issue 18 #10: the publisher leaves and the next one comes within
+    /// the grace: the body goes on, with the new configuration and on a
+    /// timeline that keeps increasing. When none comes, it ends once the
+    /// grace is over.
+    #[tokio::test(start_paused = true)]
+    async fn players_stay_through_a_republish_within_the_grace() {
+        let engine = Engine::builder()
+            .application(AppSpec::new("live").gop_cache(600))
+            .build();
+        let path = StreamPath::parse("live", "re").unwrap();
+        let config = MediaFrame::config(CodecId::H264, 0, Bytes::from_static(&[1, 0x64, 0, 0x1f]));
+        let mut publisher = engine
+            .publish(PublishRequest::new(path.clone(), "test"))
+            .await
+            .unwrap();
+        publisher.push(config.clone());
+        for i in 0..10 {
+            publisher.push(video(90_000 + i * 40, i == 0));
+        }
+        let sub = engine
+            .subscribe(PlayRequest::new(path.clone(), PROTOCOL))
+            .await
+            .unwrap();
+        let grace = Duration::from_secs(5);
+        let mut feeder = Feeder::new(sub, MergeClock::off()).with_republish_grace(grace);
+        let mut tags = Vec::new();
+        let take = |out: Chunks, tags: &mut Vec<(u8, u32)>| {
+            let mut b = out.clone();
+            let mut body = b.copy_to_bytes(b.remaining());
+            // Tags, each followed (or preceded) by a PreviousTagSize.
+            while body.remaining() >= 11 {
+                if body[0] != 8 && body[0] != 9 && body[0] != 18 {
+                    body.advance(4);
+                    continue;
+                }
+                let kind = body[0];
+                let len = u32::from_be_bytes([0, body[1], body[2], body[3]]) as usize;
+                let ts = u32::from_be_bytes([body[7], body[4], body[5], body[6]]);
+                tags.push((kind, ts));
+                body.advance(11 + len);
+            }
+        };
+        let mut out = Chunks::new();
+        feeder.next_batch(&mut out).await.unwrap();
+        take(out, &mut tags);
+        drop(publisher);
+        tokio::time::sleep(Duration::from_secs(3)).await;
+        let mut publisher = engine
+            .publish(PublishRequest::new(path.clone(), "test"))
+            .await
+            .unwrap();
+        publisher.push(config.clone());
+        for i in 0..10 {
+            publisher.push(video(i * 40, i == 0));
+        }
+        while tags.len() < 22 {
+            let mut out = Chunks::new();
+            let r = tokio::time::timeout(Duration::from_secs(1), feeder.next_batch(&mut out)).await;
+            assert!(matches!(r, Ok(Ok(()))), "the body ended: {r:?}");
+            take(out, &mut tags);
+        }
+        let video_ts: Vec<u32> = tags.iter().filter(|t| t.0 == 9).map(|t| t.1).collect();
+        assert_eq!(video_ts.len(), 22, "two configurations, twenty pictures");
+        assert!(
+            video_ts.windows(2).all(|w| w[1] >= w[0]),
+            "timestamps keep increasing: {video_ts:?}"
+        );
+        // No publisher within the grace: the body ends when it is over.
+        drop(publisher);
+        let left = Instant::now();
+        let r = loop {
+            let mut out = Chunks::new();
+            if let Err(why) = feeder.next_batch(&mut out).await {
+                break why;
+            }
+        };
+        assert_eq!(r, "publisher left");
+        assert_eq!(Instant::now() - left, grace);
+    }
+
     /// With merging off every frame goes out on its own.
     #[tokio::test(start_paused = true)]
     async fn merge_off_writes_each_frame() {
@@ -658,7 +787,8 @@ mod tests {
         let peer = l.local_addr().unwrap();
         let _client = TcpStream::connect(peer).await.unwrap();
         let (tcp, _) = l.accept().await.unwrap();
-        let fut = play_direct(tcp, sub, peer, MergeClock::off(), CancellationToken::new());
+        let feeder = Feeder::new(sub, MergeClock::off());
+        let fut = play_direct(tcp, feeder, peer, CancellationToken::new());
         let size = std::mem::size_of_val(&fut);
         eprintln!("play_direct future: {size} bytes");
         assert!(size < 2048, "{size} bytes");
@@ -677,7 +807,8 @@ mod tests {
             let (tcp, peer) = l.accept().await.unwrap();
             let stop = CancellationToken::new();
             let merge = MergeClock::new(Instant::now(), TICK);
-            let player = tokio::spawn(play_direct(tcp, sub, peer, merge, stop.clone()));
+            let feeder = Feeder::new(sub, merge).with_republish_grace(Duration::ZERO);
+            let player = tokio::spawn(play_direct(tcp, feeder, peer, stop.clone()));
             let want = DIRECT_RESPONSE_HEAD.len() + 13 + 30 * (11 + 5 + 1000 + 4);
             let mut got = vec![0u8; want];
             tokio::time::timeout(Duration::from_secs(5), client.read_exact(&mut got))
@@ -696,6 +827,26 @@ mod tests {
                 .expect("the player did not end")
                 .unwrap();
         }
+    }
+
+    /// Issue 18 #9: a data event (`onCuePoint`) goes out as a script tag
+    /// carrying the message as the publisher sent it.
+    #[test]
+    fn data_events_are_script_tags() {
+        let cue = arcly_rtmp::amf0::encode_all(&[
+            arcly_rtmp::amf0::Amf0Value::string("onCuePoint"),
+            arcly_rtmp::amf0::Amf0Value::string("ad-break"),
+        ]);
+        let mut w = TagWriter::new();
+        let mut out = Chunks::new();
+        w.append(&video(0, true), &mut out);
+        let n = w.append(&MediaFrame::data_event(0, cue.clone()), &mut out);
+        w.finish_batch(&mut out);
+        assert_eq!(n, cue.len());
+        let all = out.copy_to_bytes(out.remaining());
+        let tag = 11 + 5 + 1000 + 4;
+        assert_eq!(all[tag], 18, "a script tag");
+        assert_eq!(&all[tag + 11..tag + 11 + cue.len()], &cue[..]);
     }
 
     /// The inline headers make the same bytes as the FLV file writer.

@@ -146,6 +146,18 @@ fn skip_modex(c: &mut Cursor, mut packet_type: u8, modex: u8) -> Result<u8> {
     Ok(packet_type)
 }
 
+/// Largest data event ([`MediaFrame::data_event`]: `onCuePoint`,
+/// `onTextData`, `onCaptionInfo`, …) passed on to players. Cue points and
+/// captions are a few hundred bytes; a publisher must not make every
+/// player carry large blobs this way. Larger ones are dropped.
+pub const MAX_DATA_EVENT_SIZE: usize = 16 * 1024;
+/// Most data events passed on per second of the stream's timeline (60 fps
+/// captions fit); more are dropped, so a publisher cannot flood every
+/// player with small messages. A publisher whose clock stands still gets
+/// this many in all until it moves (the connection's rate limit,
+/// `RtmpConfig::rate_limit`, bounds messages in wall-clock time).
+pub const MAX_DATA_EVENTS_PER_SEC: u32 = 64;
+
 /// Per-codec state the demuxer keeps: NAL length size for widening.
 #[derive(Debug, Clone, Copy, Default)]
 struct TrackState {
@@ -159,6 +171,10 @@ pub struct TagDemuxer {
     video: [TrackState; MAX_TRACKS],
     last_ts: Option<u32>,
     wraps: i64,
+    /// Start (ms) of the second of timeline data events are counted in.
+    events_since: i64,
+    /// Data events passed on in that second.
+    events: u32,
 }
 
 impl TagDemuxer {
@@ -202,11 +218,44 @@ impl TagDemuxer {
             TAG_SCRIPT => {
                 if let Some(p) = script_payload(&body)? {
                     out.push(MediaFrame::metadata(ts, p));
+                } else if self.admit_event(ts, &body) {
+                    out.push(MediaFrame::data_event(ts, body));
                 }
                 Ok(())
             }
             t => Err(RtmpError::Unsupported(format!("FLV tag type {t}"))),
         }
+    }
+
+    /// Whether a data message other than metadata passes on to players as
+    /// a data event: named by a string (not an `@` directive such as
+    /// `@clearDataFrame`, nor `|RtmpSampleAccess`, which a server sends
+    /// its players), within [`MAX_DATA_EVENT_SIZE`] and
+    /// [`MAX_DATA_EVENTS_PER_SEC`]. nginx-rtmp relays every data message
+    /// to its players; SRS relays `onCuePoint` and friends too, unbounded.
+    fn admit_event(&mut self, ts: i64, body: &Bytes) -> bool {
+        if body.len() > MAX_DATA_EVENT_SIZE {
+            return false;
+        }
+        match Amf0Reader::new(body).next_value() {
+            Ok(Some(v))
+                if v.as_str()
+                    .is_some_and(|n| !n.is_empty() && !n.starts_with(['@', '|'])) => {}
+            _ => return false,
+        }
+        if ts - self.events_since >= 1000 {
+            self.events_since = ts;
+            self.events = 0;
+        } else if ts < self.events_since {
+            // A clock going back starts the second again, with what was
+            // counted: timestamps that go back and forth win nothing.
+            self.events_since = ts;
+        }
+        if self.events >= MAX_DATA_EVENTS_PER_SEC {
+            return false;
+        }
+        self.events += 1;
+        true
     }
 
     fn video(&mut self, ts: i64, body: Bytes, out: &mut Vec<MediaFrame>) -> Result<()> {
@@ -950,6 +999,56 @@ mod tests {
         v
     }
 
+    fn amf(values: &[Amf0Value]) -> Bytes {
+        crate::amf0::encode_all(values)
+    }
+
+    /// Issue 18 #9: data messages other than metadata become data events
+    /// carrying the message whole; `@` directives, oversized ones and
+    /// more than [`MAX_DATA_EVENTS_PER_SEC`] per second are dropped.
+    #[test]
+    fn data_messages_become_bounded_data_events() {
+        let cue = amf(&[
+            Amf0Value::string("onCuePoint"),
+            Amf0Value::object([("name", Amf0Value::string("ad"))]),
+        ]);
+        for name in ["onCuePoint", "onTextData", "onCaptionInfo"] {
+            let body = amf(&[Amf0Value::string(name), Amf0Value::string("x")]);
+            let f = demux1(TAG_SCRIPT, 500, &body);
+            assert_eq!(f.len(), 1, "{name}");
+            assert!(f[0].is_data_event(), "{name}");
+            assert_eq!((f[0].dts, f[0].payload.clone()), (500, body));
+        }
+        let meta = amf(&[
+            Amf0Value::string("onMetaData"),
+            Amf0Value::object([("width", Amf0Value::Number(640.0))]),
+        ]);
+        assert!(!demux1(TAG_SCRIPT, 0, &meta)[0].is_data_event());
+        let clear = amf(&[Amf0Value::string("@clearDataFrame"), Amf0Value::string("x")]);
+        assert!(demux1(TAG_SCRIPT, 0, &clear).is_empty());
+        let big = amf(&[
+            Amf0Value::string("onTextData"),
+            Amf0Value::string("x".repeat(MAX_DATA_EVENT_SIZE)),
+        ]);
+        assert!(demux1(TAG_SCRIPT, 0, &big).is_empty());
+        // The rate bound, per second of the timeline.
+        let mut d = TagDemuxer::new();
+        let mut out = Vec::new();
+        for ts in [0, 10, 999] {
+            for _ in 0..MAX_DATA_EVENTS_PER_SEC {
+                d.demux(TAG_SCRIPT, ts, cue.clone(), &mut out).unwrap();
+            }
+        }
+        assert_eq!(out.len(), MAX_DATA_EVENTS_PER_SEC as usize);
+        d.demux(TAG_SCRIPT, 1000, cue.clone(), &mut out).unwrap();
+        assert_eq!(out.len(), MAX_DATA_EVENTS_PER_SEC as usize + 1);
+        // Going back does not start a fresh count.
+        for _ in 0..MAX_DATA_EVENTS_PER_SEC {
+            d.demux(TAG_SCRIPT, 0, cue.clone(), &mut out).unwrap();
+        }
+        assert_eq!(out.len(), 2 * MAX_DATA_EVENTS_PER_SEC as usize);
+    }
+
     #[test]
     fn legacy_avc_and_cts() {
         let f = demux1(9, 100, &[0x17, 1, 0, 0, 40, 0, 0, 0, 1, 0x65]);
@@ -1112,12 +1211,13 @@ mod tests {
         let sdf = set_data_frame(&meta);
         let f = demux1(18, 0, &sdf);
         assert_eq!(f[0].payload, meta);
+        // Other data messages are data events (issue 18 #9), not metadata.
         assert!(demux1(
             18,
             0,
             &crate::amf0::encode_all(&[Amf0Value::string("onCuePoint")])
-        )
-        .is_empty());
+        )[0]
+        .is_data_event());
     }
 
     #[test]

@@ -71,6 +71,10 @@ pub const FINE_GRID: u32 = 8;
 /// Default [`RtmpConfig::ping_interval`]: a third of the default idle
 /// timeout (30 s), so a player that answers is never idle that long.
 pub const DEFAULT_PING_INTERVAL: std::time::Duration = std::time::Duration::from_secs(10);
+/// Default [`RtmpConfig::republish_grace`]: long enough for OBS's
+/// automatic reconnect (its first retry comes after a few seconds) or an
+/// encoder restarted by hand.
+pub const DEFAULT_REPUBLISH_GRACE: std::time::Duration = std::time::Duration::from_secs(10);
 /// Buffers gathered per `writev` from a session's queue (on the stack of
 /// the write, never kept per connection).
 const WRITE_IOVECS: usize = 64;
@@ -134,6 +138,18 @@ pub struct RtmpConfig {
     /// without pings). `None` keeps it as long as it answers pings, as
     /// nginx-rtmp does with `idle_streams on` (its default).
     pub max_publisher_wait: Option<std::time::Duration>,
+    /// How long a publisher's departure is hidden from its players: when
+    /// the next publisher of the stream comes within this time, players
+    /// carry on with its first keyframe and configuration, on a timeline
+    /// that keeps increasing, and are told nothing (SRS tells players
+    /// nothing either). Past it they are sent
+    /// `NetStream.Play.UnpublishNotify` and `StreamEOF`, which ends
+    /// clients such as ffmpeg, and go on waiting as before. Zero tells
+    /// them at once.
+    pub republish_grace: std::time::Duration,
+    /// How players' timestamps are corrected (SRS's `time_jitter`; full
+    /// by default, as SRS).
+    pub time_jitter: TimeJitter,
 }
 
 impl Default for RtmpConfig {
@@ -148,6 +164,8 @@ impl Default for RtmpConfig {
             merge_writes: DEFAULT_MERGE_WRITES,
             ping_interval: DEFAULT_PING_INTERVAL,
             max_publisher_wait: None,
+            republish_grace: DEFAULT_REPUBLISH_GRACE,
+            time_jitter: TimeJitter::Full,
         }
     }
 }
@@ -283,27 +301,114 @@ impl MergeClock {
     }
 }
 
+/// How a player's timestamps are corrected: SRS's `time_jitter` (`full`,
+/// `zero`, `off`), applied per player by [`Rebaser`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum TimeJitter {
+    /// Start near zero and keep each track's timestamps increasing with the
+    /// deltas the encoder sent; a step that is no plausible delta (a clock
+    /// reset, a reconnect that restarts at 0, a jump forward of more than
+    /// [`MAX_JITTER_MS`] past the track's last delta, or backwards by more
+    /// than [`MAX_HOLD_MS`]) is replaced by the track's last good delta.
+    /// A 32-bit wrap of the encoder's clock is a step like any other.
+    #[default]
+    Full,
+    /// Start near zero, then pass the encoder's deltas through as sent,
+    /// jumps included (SRS's `zero`).
+    Zero,
+    /// The encoder's timestamps as sent (SRS's `off`).
+    Off,
+}
+
+/// A step forward this much longer than a track's last delta is a jump,
+/// not a gap in the media ([`TimeJitter::Full`]). SRS uses 250 ms in both
+/// directions; a second lets a stalled encoder's real gap through.
+pub const MAX_JITTER_MS: i64 = 1000;
+/// A step backwards up to this long is jitter: the frame is sent at the
+/// track's last timestamp, and the track goes on from its highest input
+/// (so no delta is lost). A longer one is a jump.
+pub const MAX_HOLD_MS: i64 = 100;
+/// The delta a jump is replaced by while a track has none yet (SRS's
+/// `DEFAULT_FRAME_TIME_MS`).
+pub const DEFAULT_FRAME_MS: i64 = 10;
+
+/// One track's mapping in a [`Rebaser`].
+#[derive(Debug, Default, Clone, Copy)]
+struct TrackClock {
+    /// Whether the track has been mapped since the last (re)start.
+    seen: bool,
+    /// The highest input timestamp of the track.
+    last_in: i64,
+    /// The output of the frame at `last_in`.
+    last_out: i64,
+    /// The last plausible delta (0 while none).
+    delta: i64,
+}
+
+/// The difference `to - from` of two encoder timestamps, taking a 32-bit
+/// wrap of the RTMP clock (RTMP 1.0 §5.3.1.2.1, after about 49.7 days, or
+/// at once for an encoder that starts near 2^32) as the short step it is.
+fn step(from: i64, to: i64) -> i64 {
+    let d = to.wrapping_sub(from);
+    if d < -(1 << 31) && d > -(1 << 33) {
+        d + (1 << 32)
+    } else if d > (1 << 31) && d < (1 << 33) {
+        d - (1 << 32)
+    } else {
+        d
+    }
+}
+
 /// Maps a publisher's timestamps onto a player's timeline: starting near
-/// zero, keeping each track non-decreasing, continuing across republish.
+/// zero, keeping each track increasing with the encoder's deltas
+/// ([`TimeJitter::Full`], the default), continuing across republish.
+///
+/// Each track (video, audio) keeps its own mapping, so audio and video
+/// stay as far apart as the encoder put them; a track that jumps first
+/// (a clock reset) takes the track's last delta, and the other track,
+/// when it jumps the same way, follows its mapping, so the two stay in
+/// sync across the reset. No allocation: a player keeps one of these.
 #[derive(Debug, Default, Clone)]
 pub struct Rebaser {
-    base: Option<(i64, i64)>,
+    mode: TimeJitter,
+    /// Video (0) and audio (1).
+    tracks: [TrackClock; 2],
+    /// Where the first frame after (re)start goes on the timeline.
     resume: i64,
-    last_video: i64,
-    last_audio: i64,
+    /// Input and output of the first frame since (re)start
+    /// ([`TimeJitter::Zero`]).
+    base: Option<(i64, i64)>,
+    /// The highest output timestamp so far.
     last: i64,
 }
 
 impl Rebaser {
-    /// A timeline starting at zero.
+    /// A timeline starting at zero, with full jitter correction.
     pub fn new() -> Self {
         Self::default()
     }
 
+    /// A timeline starting at zero, corrected as `mode` says.
+    pub fn with_jitter(mode: TimeJitter) -> Self {
+        Self {
+            mode,
+            ..Self::default()
+        }
+    }
+
+    /// The correction applied.
+    pub fn jitter(&self) -> TimeJitter {
+        self.mode
+    }
+
     /// The next publisher (or a discontinuity) starts after what was sent.
     pub fn discontinuity(&mut self) {
-        if self.base.take().is_some() {
+        let started = self.base.take().is_some();
+        if started {
             self.resume = self.last + REPUBLISH_GAP_MS;
+        }
+        for t in &mut self.tracks {
+            t.seen = false;
         }
     }
 
@@ -311,29 +416,82 @@ impl Rebaser {
     /// metadata go out at the current position; media is shifted so the
     /// first frame after (re)start lands at the resume point.
     pub fn map(&mut self, f: &MediaFrame) -> (i64, i64) {
+        if self.mode == TimeJitter::Off {
+            return (f.dts_ms(), f.pts_ms());
+        }
         if f.is_config() || f.frame_type == FrameType::Data {
             return (self.last, self.last);
         }
         let (dts, pts) = (f.dts_ms(), f.pts_ms());
+        let first = self.base.is_none();
         let (src, dst) = *self.base.get_or_insert((dts, self.resume));
-        let floor = if f.is_video() {
-            self.last_video
-        } else {
-            self.last_audio
+        let out = match self.mode {
+            TimeJitter::Zero => dts.saturating_sub(src).saturating_add(dst).max(0),
+            _ => self.correct(usize::from(!f.is_video()), dts, first),
         };
-        let out = dts
-            .saturating_sub(src)
-            .saturating_add(dst)
-            .max(floor)
-            .max(dst);
-        let out_pts = out.saturating_add(pts.saturating_sub(dts));
-        if f.is_video() {
-            self.last_video = out;
-        } else {
-            self.last_audio = out;
-        }
         self.last = self.last.max(out);
-        (out, out_pts)
+        (out, out.saturating_add(pts.saturating_sub(dts)))
+    }
+
+    /// [`TimeJitter::Full`]: the output of track `k`'s frame at `dts`.
+    fn correct(&mut self, k: usize, dts: i64, first: bool) -> i64 {
+        let other = self.tracks[1 - k];
+        // Where the other track's mapping puts this frame.
+        let along_other = other
+            .seen
+            .then(|| other.last_out + step(other.last_in, dts));
+        let t = &mut self.tracks[k];
+        // The input the output stands for: a first frame moved up to the
+        // resume point counts as held, so the track's next deltas put it
+        // back in sync with the other one.
+        let mut last_in = dts;
+        let out = if first {
+            self.resume
+        } else if !t.seen {
+            // The track's first frame since (re)start: next to the other
+            // one as the encoder put it (not before the resume point), or
+            // at the current position when the two clocks are far apart.
+            match along_other.filter(|&o| (o - other.last_out).abs() <= MAX_JITTER_MS) {
+                Some(o) if o < self.resume => {
+                    last_in = dts + (self.resume - o);
+                    self.resume
+                }
+                Some(o) => o,
+                None => self.last,
+            }
+        } else {
+            let d = step(t.last_in, dts);
+            if (0..=t.delta + MAX_JITTER_MS).contains(&d) {
+                if d > 0 {
+                    t.delta = d;
+                }
+                t.last_in = dts;
+                t.last_out += d;
+                return t.last_out;
+            }
+            if (-MAX_HOLD_MS..0).contains(&d) {
+                // Jitter: held, and the track goes on from its highest input.
+                return t.last_out;
+            }
+            // A jump: where the other track went if it jumped the same way
+            // (the two stay in sync), else one delta on.
+            let delta = if t.delta > 0 {
+                t.delta
+            } else {
+                DEFAULT_FRAME_MS
+            };
+            let floor = t.last_out;
+            along_other
+                .filter(|&o| o >= floor && o <= floor + delta + MAX_JITTER_MS)
+                .unwrap_or(floor + delta)
+        };
+        *t = TrackClock {
+            seen: true,
+            last_in,
+            last_out: out,
+            delta: if first || !t.seen { 0 } else { t.delta },
+        };
+        out
     }
 }
 
@@ -349,6 +507,9 @@ struct Play {
     awaiting_publisher: bool,
     /// When the play started waiting for a publisher (last time).
     waiting_since: tokio::time::Instant,
+    /// While the publisher's departure is hidden from the player
+    /// ([`RtmpConfig::republish_grace`]): when to tell it.
+    grace_until: Option<tokio::time::Instant>,
     /// The player paused: frames are dropped (the play stays at the live
     /// edge) until it resumes, from a keyframe.
     paused: bool,
@@ -472,11 +633,22 @@ impl<'a> Conn<'a> {
             }
             let waiting = self.plays.iter().any(|p| p.awaiting_publisher);
             if waiting != wait_timer.is_some() {
-                wait_timer = waiting.then(|| Box::pin(tokio::time::sleep(self.wait_period())));
+                wait_timer = waiting.then(|| {
+                    Box::pin(tokio::time::sleep_until(
+                        self.next_wait_tick(tokio::time::Instant::now()),
+                    ))
+                });
                 if waiting {
                     // A player sends little while media flows: it has the
                     // idle timeout from now to answer a ping.
                     self.last_heard = tokio::time::Instant::now();
+                }
+            } else if let Some(t) = wait_timer.as_mut() {
+                // A grace that began while another play already waited.
+                if let Some(g) = self.first_grace_end() {
+                    if g < t.deadline() {
+                        t.as_mut().reset(g);
+                    }
                 }
             }
             let tick = self.tick;
@@ -531,7 +703,7 @@ impl<'a> Conn<'a> {
                 }, if wait_timer.is_some() => {
                     self.on_wait_tick()?;
                     if let Some(t) = wait_timer.as_mut() {
-                        t.as_mut().reset(tokio::time::Instant::now() + self.wait_period());
+                        t.as_mut().reset(self.next_wait_tick(tokio::time::Instant::now()));
                     }
                 }
                 r = self.io.read(&mut buf) => {
@@ -594,12 +766,31 @@ impl<'a> Conn<'a> {
         }
     }
 
-    /// While a play waits for a publisher: end plays that waited past
+    /// The earliest end of a republish grace among the plays.
+    fn first_grace_end(&self) -> Option<tokio::time::Instant> {
+        self.plays.iter().filter_map(|p| p.grace_until).min()
+    }
+
+    /// When [`on_wait_tick`](Self::on_wait_tick) runs next: a wait period
+    /// from `now`, or the end of a republish grace if that comes first.
+    fn next_wait_tick(&self, now: tokio::time::Instant) -> tokio::time::Instant {
+        let next = now + self.wait_period();
+        self.first_grace_end().map_or(next, |g| g.min(next))
+    }
+
+    /// While a play waits for a publisher: tell plays whose republish grace
+    /// ended that the publisher left, end plays that waited past
     /// [`RtmpConfig::max_publisher_wait`], close a peer that answered
     /// nothing for the idle timeout, and ping the others (RTMP 1.0 §7.1.7:
     /// PingRequest carries the server's time, echoed by PingResponse).
     fn on_wait_tick(&mut self) -> arcly_core::Result<()> {
         let now = tokio::time::Instant::now();
+        for p in &mut self.plays {
+            if p.grace_until.is_some_and(|g| g <= now) {
+                p.grace_until = None;
+                tell_unpublished(&mut self.session, p.stream_id);
+            }
+        }
         if let Some(limit) = self.cfg.max_publisher_wait {
             let before = self.plays.len();
             let session = &mut self.session;
@@ -875,9 +1066,10 @@ impl<'a> Conn<'a> {
                     video: true,
                     video_needs_key: false,
                     resend_audio_config: false,
-                    clock: Rebaser::new(),
+                    clock: Rebaser::with_jitter(self.cfg.time_jitter),
                     awaiting_publisher,
                     waiting_since: tokio::time::Instant::now(),
+                    grace_until: None,
                     paused: false,
                 });
             }
@@ -953,30 +1145,35 @@ impl<'a> Conn<'a> {
         };
         if publisher_left(&f) {
             if !p.awaiting_publisher {
+                let now = tokio::time::Instant::now();
                 p.awaiting_publisher = true;
-                p.waiting_since = tokio::time::Instant::now();
+                p.waiting_since = now;
                 p.clock.discontinuity();
-                self.session.send_status(
-                    sid,
-                    "status",
-                    status::PLAY_UNPUBLISH_NOTIFY,
-                    "The publisher left; waiting for the next one.",
-                );
-                self.session.send_user_control(&UserControl::StreamEof(sid));
+                if self.cfg.republish_grace.is_zero() {
+                    tell_unpublished(&mut self.session, sid);
+                } else {
+                    // Told only if no publisher comes back in time: ffmpeg
+                    // and librtmp clients end on UnpublishNotify.
+                    p.grace_until = Some(now + self.cfg.republish_grace);
+                }
             }
             return Ok(());
         }
         if p.awaiting_publisher {
             p.awaiting_publisher = false;
             p.clock.discontinuity();
-            self.session
-                .send_user_control(&UserControl::StreamBegin(sid));
-            self.session.send_status(
-                sid,
-                "status",
-                status::PLAY_PUBLISH_NOTIFY,
-                "A publisher started.",
-            );
+            // Within the grace the player never learnt the publisher left:
+            // the next one's configuration and first keyframe simply follow.
+            if p.grace_until.take().is_none() {
+                self.session
+                    .send_user_control(&UserControl::StreamBegin(sid));
+                self.session.send_status(
+                    sid,
+                    "status",
+                    status::PLAY_PUBLISH_NOTIFY,
+                    "A publisher started.",
+                );
+            }
         } else if f.flags.contains(arcly_core::FrameFlags::DISCONTINUITY) {
             p.clock.discontinuity();
         }
@@ -1010,6 +1207,19 @@ impl<'a> Conn<'a> {
         }
         send(&mut self.session, p, &f)
     }
+}
+
+/// Tell the player of `stream_id` that its publisher left (it keeps
+/// waiting for the next one): `NetStream.Play.UnpublishNotify` and
+/// `StreamEOF`, as nginx-rtmp sends with `play_restart`.
+fn tell_unpublished(session: &mut ServerSession, stream_id: u32) {
+    session.send_status(
+        stream_id,
+        "status",
+        status::PLAY_UNPUBLISH_NOTIFY,
+        "The publisher left; waiting for the next one.",
+    );
+    session.send_user_control(&UserControl::StreamEof(stream_id));
 }
 
 /// Queue `f` for player `p` on its timeline. The payload is shared, not
@@ -1086,6 +1296,131 @@ mod tests {
         assert_eq!(r.map(&v(40, 120)), (120, 200));
         // Timestamps that go backwards within a track are held.
         assert_eq!(r.map(&v(20, 20)), (120, 120));
+    }
+
+    /// Map `(is_video, dts)` inputs, returning the output DTS.
+    fn run(r: &mut Rebaser, input: &[(bool, i64)]) -> Vec<i64> {
+        input
+            .iter()
+            .map(|&(video, ts)| r.map(&if video { v(ts, ts) } else { a(ts) }).0)
+            .collect()
+    }
+
+    /// Interleaved 25 fps video and ~43 fps audio from `start` for `n` ms.
+    fn av(start: i64, n: i64) -> Vec<(bool, i64)> {
+        let mut out: Vec<(bool, i64)> = (0..n / 40).map(|i| (true, start + i * 40)).collect();
+        out.extend((0..n / 23).map(|i| (false, start + i * 23)));
+        out.sort_by_key(|&(video, ts)| (ts, !video));
+        out
+    }
+
+    fn deltas(out: &[i64], input: &[(bool, i64)], video: bool) -> Vec<i64> {
+        let ts: Vec<i64> = out
+            .iter()
+            .zip(input)
+            .filter(|(_, i)| i.0 == video)
+            .map(|(o, _)| *o)
+            .collect();
+        ts.windows(2).map(|w| w[1] - w[0]).collect()
+    }
+
+    /// Issue 18 #7: an encoder clock reset mid-stream (both tracks back to
+    /// zero) is neither frozen (held until the timestamps catch up) nor
+    /// passed through: each track goes one delta on, then with the
+    /// encoder's deltas, audio and video still in sync.
+    #[test]
+    fn a_clock_reset_keeps_the_deltas_and_the_sync() {
+        let mut input = av(500_000, 4_000);
+        input.extend(av(0, 4_000));
+        let mut r = Rebaser::new();
+        let out = run(&mut r, &input);
+        for video in [true, false] {
+            let d = deltas(&out, &input, video);
+            let want = if video { 40 } else { 23 };
+            // The track that jumps second follows the first one's mapping
+            // (sync), so its step at the reset may differ a little.
+            let off: Vec<_> = d.iter().filter(|&&d| d != want).collect();
+            assert!(
+                off.len() <= usize::from(!video) && off.iter().all(|&&d| d > 0 && d <= 2 * want),
+                "video {video}: deltas {off:?} besides {want}"
+            );
+        }
+        // Audio and video of the same input instant leave together.
+        let after: Vec<_> = out.iter().zip(&input).skip(input.len() / 2 + 2).collect();
+        let v0 = after.iter().find(|(_, i)| i.0 && i.1 == 920).unwrap().0;
+        let a0 = after.iter().find(|(_, i)| !i.0 && i.1 == 920).unwrap().0;
+        assert_eq!(v0, a0, "in sync after the reset");
+    }
+
+    /// A jump forward far beyond a frame's delta (an hour) is replaced by
+    /// the last delta; a jump back (10 s) is not held either.
+    #[test]
+    fn big_jumps_either_way_take_the_last_delta() {
+        for jump in [3_600_000, -10_000] {
+            let input: Vec<(bool, i64)> = (0..50)
+                .map(|i| (true, i * 40 + if i >= 25 { jump } else { 0 }))
+                .collect();
+            let out = run(&mut Rebaser::new(), &input);
+            let want: Vec<i64> = (0..50).map(|i| i * 40).collect();
+            assert_eq!(out, want, "jump {jump}");
+        }
+        // A real gap of under a second passes: the encoder stalled.
+        let input = [(true, 0), (true, 40), (true, 840), (true, 880)];
+        assert_eq!(run(&mut Rebaser::new(), &input), [0, 40, 840, 880]);
+    }
+
+    /// RTMP timestamps are 32 bits: the wrap is a step of one delta.
+    #[test]
+    fn the_32_bit_wrap_is_one_step() {
+        let top = (1i64 << 32) - 60;
+        let input: Vec<(bool, i64)> = (0..6)
+            .map(|i| (true, (top + i * 40) & 0xffff_ffff))
+            .collect();
+        assert_eq!(run(&mut Rebaser::new(), &input), [0, 40, 80, 120, 160, 200]);
+    }
+
+    /// A reconnect that starts again at zero continues after what was sent.
+    #[test]
+    fn a_reconnect_at_zero_continues_the_timeline() {
+        let mut r = Rebaser::new();
+        let first = av(1_000, 2_000);
+        let out = run(&mut r, &first);
+        let end = *out.iter().max().unwrap();
+        r.discontinuity();
+        let second = av(0, 2_000);
+        let out = run(&mut r, &second);
+        assert_eq!(out[0], end + REPUBLISH_GAP_MS);
+        assert!(deltas(&out, &second, true).iter().all(|&d| d == 40));
+        assert!(deltas(&out, &second, false).iter().all(|&d| d == 23));
+    }
+
+    /// Audio a little behind video keeps its distance, and small backward
+    /// jitter within a track is held without losing time.
+    #[test]
+    fn skew_and_jitter() {
+        let input = [
+            (true, 1_000),
+            (false, 1_180),
+            (true, 1_040),
+            (false, 1_203),
+            (false, 1_195),
+            (false, 1_226),
+        ];
+        assert_eq!(
+            run(&mut Rebaser::new(), &input),
+            [0, 180, 40, 203, 203, 226]
+        );
+    }
+
+    /// `zero` passes the encoder's jumps through after starting at zero;
+    /// `off` passes everything.
+    #[test]
+    fn zero_and_off() {
+        let input = [(true, 5_000), (true, 5_040), (true, 0), (true, 40)];
+        let mut zero = Rebaser::with_jitter(TimeJitter::Zero);
+        assert_eq!(run(&mut zero, &input), [0, 40, 0, 0]);
+        let mut off = Rebaser::with_jitter(TimeJitter::Off);
+        assert_eq!(run(&mut off, &input), [5_000, 5_040, 0, 40]);
     }
 
     #[test]

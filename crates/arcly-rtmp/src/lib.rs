@@ -46,4 +46,4 @@ pub mod testing;
 mod tx;
 
 pub use error::{Result, RtmpError};
-pub use handler::{RtmpConfig, RtmpHandler};
+pub use handler::{RtmpConfig, RtmpHandler, TimeJitter};

@@ -1182,8 +1182,9 @@ impl ClientSession {
             .ok_or(RtmpError::InvalidState("not publishing"))?;
         if frame.frame_type == arcly_core::FrameType::Data
             && frame.codec == arcly_core::CodecId::Amf0Data
+            && !frame.is_data_event()
         {
-            // Metadata goes out as @setDataFrame.
+            // Metadata goes out as @setDataFrame (a data event as it came).
             let body = flv::set_data_frame(&frame.payload);
             self.core.send(
                 csid::DATA,

@@ -64,6 +64,15 @@ async fn server() -> Server {
     start(engine_with(None), RtmpConfig::default()).await
 }
 
+/// A server that tells players at once that their publisher left.
+async fn server_without_grace() -> Server {
+    let cfg = RtmpConfig {
+        republish_grace: Duration::ZERO,
+        ..RtmpConfig::default()
+    };
+    start(engine_with(None), cfg).await
+}
+
 fn tmp(name: &str) -> PathBuf {
     let d = std::env::temp_dir().join(format!("arcly-rtmp-handler-{}", std::process::id()));
     std::fs::create_dir_all(&d).unwrap();
@@ -613,25 +622,52 @@ async fn next_status(p: &mut RtmpClient) -> (String, Vec<MediaFrame>) {
     }
 }
 
+async fn next_status_within(p: &mut RtmpClient, within: Duration) -> (String, Vec<MediaFrame>) {
+    let mut media = Vec::new();
+    let deadline = tokio::time::Instant::now() + within;
+    loop {
+        match tokio::time::timeout_at(deadline, p.next_event()).await {
+            Ok(Ok(Some(ClientEvent::Status { code, .. }))) => return (code, media),
+            Ok(Ok(Some(ClientEvent::Media(f)))) => media.push(f),
+            Ok(Ok(Some(_))) => {}
+            other => panic!("waiting for a status: {other:?}"),
+        }
+    }
+}
+
+/// Issue 18 #10: a publisher leaves and the next one comes within the
+/// republish grace. The player is told nothing (ffmpeg ends on
+/// UnpublishNotify), receives the second publisher's configuration and
+/// first keyframe, on a timeline that keeps increasing; once the grace of
+/// the second departure is over it is told.
 #[tokio::test]
 async fn players_stay_through_republish_with_a_continuous_timeline() {
-    let srv = server().await;
+    let grace = Duration::from_secs(3);
+    let cfg = RtmpConfig {
+        republish_grace: grace,
+        ..RtmpConfig::default()
+    };
+    let srv = start(engine_with(None), cfg).await;
     let frames = fixture_frames("h264-aac.flv");
     // The player comes first and waits (no StreamNotFound).
     let mut p = RtmpClient::play(&srv.url("re")).await.unwrap();
     let mut all = Vec::new();
-    for round in 0..2 {
-        let publisher = publish_frames(&srv.url("re"), &frames[..80], 20.0).await;
-        let (code, media) = next_status(&mut p).await;
-        assert_eq!(code, "NetStream.Play.PublishNotify", "round {round}");
-        all.extend(media);
-        tokio::time::sleep(Duration::from_millis(200)).await;
-        publisher.close().await.unwrap();
-        let (code, media) = next_status(&mut p).await;
-        assert_eq!(code, "NetStream.Play.UnpublishNotify", "round {round}");
-        assert!(media.iter().any(|f| f.is_video() && f.is_keyframe()));
-        all.extend(media);
-    }
+    let publisher = publish_frames(&srv.url("re"), &frames[..80], 20.0).await;
+    let (code, _) = next_status(&mut p).await;
+    assert_eq!(code, "NetStream.Play.PublishNotify");
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    publisher.close().await.unwrap();
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let publisher = publish_frames(&srv.url("re"), &frames[..80], 20.0).await;
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    publisher.close().await.unwrap();
+    let left = tokio::time::Instant::now();
+    // Nothing between the two publishes: the next status is the end of
+    // the second one's grace, with every frame of both before it.
+    let (code, media) = next_status_within(&mut p, grace * 5).await;
+    assert_eq!(code, "NetStream.Play.UnpublishNotify");
+    assert!(left.elapsed() >= grace - Duration::from_millis(500));
+    all.extend(media);
     let video: Vec<_> = all
         .iter()
         .filter(|f| f.is_video() && !f.is_config())
@@ -649,6 +685,81 @@ async fn players_stay_through_republish_with_a_continuous_timeline() {
     // The second publisher's sequence header arrived again.
     let configs = all.iter().filter(|f| f.is_video() && f.is_config()).count();
     assert_eq!(configs, 2);
+}
+
+/// Without a grace the player is told at once, and told again when the
+/// next publisher starts.
+#[tokio::test]
+async fn without_grace_players_are_told_of_each_republish() {
+    let srv = server_without_grace().await;
+    let frames = fixture_frames("h264-aac.flv");
+    let mut p = RtmpClient::play(&srv.url("re0")).await.unwrap();
+    for round in 0..2 {
+        let publisher = publish_frames(&srv.url("re0"), &frames[..40], 20.0).await;
+        let (code, _) = next_status(&mut p).await;
+        assert_eq!(code, "NetStream.Play.PublishNotify", "round {round}");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        publisher.close().await.unwrap();
+        let (code, media) = next_status(&mut p).await;
+        assert_eq!(code, "NetStream.Play.UnpublishNotify", "round {round}");
+        assert!(media.iter().any(|f| f.is_video() && f.is_keyframe()));
+    }
+}
+
+/// Issue 18 #9: a publisher's `onCuePoint` reaches the player as the data
+/// message it sent, in order with the media; it is not kept as the
+/// stream's metadata (a later player still gets `onMetaData` first).
+#[tokio::test]
+async fn data_events_pass_through_to_players() {
+    use arcly_rtmp::amf0::{encode_all, Amf0Value};
+    let srv = server_without_grace().await;
+    let mut frames = fixture_frames("h264-aac.flv");
+    frames.truncate(60);
+    let cue = encode_all(&[
+        Amf0Value::string("onCuePoint"),
+        Amf0Value::object([
+            ("name", Amf0Value::string("ad-break")),
+            ("time", Amf0Value::Number(1.0)),
+        ]),
+    ]);
+    let at = frames.iter().rposition(|f| f.is_video()).unwrap() / 2;
+    let ts = frames[at].dts_ms();
+    frames.insert(at, MediaFrame::data_event(ts, cue.clone()));
+    let mut p = RtmpClient::play(&srv.url("cue")).await.unwrap();
+    let publisher = publish_frames(&srv.url("cue"), &frames, 20.0).await;
+    let (code, _) = next_status(&mut p).await;
+    assert_eq!(code, "NetStream.Play.PublishNotify");
+    // A late player, while the publisher is still there.
+    let mut late = RtmpClient::play(&srv.url("cue")).await.unwrap();
+    let first_data = loop {
+        match tokio::time::timeout(Duration::from_secs(5), late.next_frame()).await {
+            Ok(Ok(Some(f))) if f.frame_type == FrameType::Data => break f,
+            Ok(Ok(Some(_))) => {}
+            other => panic!("late player: {other:?}"),
+        }
+    };
+    assert!(
+        !first_data.is_data_event(),
+        "the cue point replaced the metadata: {first_data:?}"
+    );
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    publisher.close().await.unwrap();
+    let (code, media) = next_status(&mut p).await;
+    assert_eq!(code, "NetStream.Play.UnpublishNotify");
+    let events: Vec<_> = media.iter().filter(|f| f.is_data_event()).collect();
+    assert_eq!(events.len(), 1, "one cue point");
+    assert_eq!(events[0].payload, cue);
+    // In order: after the video frames before it, before those after it.
+    let pos = media.iter().position(|f| f.is_data_event()).unwrap();
+    let before = media[..pos]
+        .iter()
+        .filter(|f| f.is_video() && !f.is_config())
+        .count();
+    let want = frames[..at]
+        .iter()
+        .filter(|f| f.is_video() && !f.is_config())
+        .count();
+    assert_eq!(before, want);
 }
 
 #[tokio::test]
@@ -1084,7 +1195,7 @@ async fn a_fast_stream_is_not_lapped_between_merged_writes() {
 /// 1): a player, which did not ask for multitrack, gets track 0 only.
 #[tokio::test]
 async fn a_player_gets_the_default_track_of_a_multitrack_publish() {
-    let srv = server().await;
+    let srv = server_without_grace().await;
     let frames = fixture_frames("h264-aac.flv");
     let mut two_tracks = Vec::new();
     for f in &frames[..120] {

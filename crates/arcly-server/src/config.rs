@@ -68,6 +68,20 @@ impl ConfigError {
     }
 }
 
+/// How players' timestamps are corrected (SRS's `time_jitter`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, Deserialize, Default)]
+#[serde(rename_all = "kebab-case")]
+pub enum TimeJitterArg {
+    /// Monotonic output with the encoder's deltas; implausible jumps (clock
+    /// resets, reconnects at 0) replaced by the last good delta.
+    #[default]
+    Full,
+    /// Start near zero, then the encoder's deltas as sent, jumps included.
+    Zero,
+    /// The encoder's timestamps as sent.
+    Off,
+}
+
 /// Log line format.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, Deserialize, Default)]
 #[serde(rename_all = "kebab-case")]
@@ -138,6 +152,14 @@ pub struct Cli {
     /// [default: as long as it answers pings].
     #[arg(long, value_name = "SECONDS")]
     pub rtmp_max_publisher_wait: Option<f64>,
+    /// When a publisher leaves, RTMP and HTTP-FLV players wait this long for
+    /// the next one (an encoder restart) and go on with it; 0 ends their
+    /// play at once [default: 10].
+    #[arg(long, value_name = "SECONDS")]
+    pub republish_grace: Option<f64>,
+    /// Timestamp correction for RTMP and HTTP-FLV players [default: full].
+    #[arg(long, value_name = "MODE")]
+    pub time_jitter: Option<TimeJitterArg>,
     /// Address HTTP (HTTP-FLV, HLS, API, web page, metrics) listens on [default: 0.0.0.0:8080].
     #[arg(long, value_name = "ADDR")]
     pub http_listen: Option<String>,
@@ -401,6 +423,10 @@ pub struct FileRtmp {
     pub ping_interval_seconds: Option<f64>,
     /// `rtmp.max_publisher_wait_seconds`.
     pub max_publisher_wait_seconds: Option<f64>,
+    /// `rtmp.republish_grace_seconds` (RTMP and HTTP-FLV players).
+    pub republish_grace_seconds: Option<f64>,
+    /// `rtmp.time_jitter` (RTMP and HTTP-FLV players).
+    pub time_jitter: Option<TimeJitterArg>,
 }
 
 /// `[http]` of the file.
@@ -633,6 +659,10 @@ pub struct Settings {
     pub rtmp_ping_interval: Duration,
     /// Longest an RTMP player waits for a publisher (`None`: while it answers).
     pub rtmp_max_publisher_wait: Option<Duration>,
+    /// How long players wait for the next publisher after one leaves.
+    pub republish_grace: Duration,
+    /// Players' timestamp correction.
+    pub time_jitter: TimeJitterArg,
     /// HTTP request-head (and keep-alive idle) timeout.
     pub http_header_timeout: Duration,
     /// HTTP write-stall timeout.
@@ -996,6 +1026,15 @@ impl Settings {
             None => None,
         };
 
+        let republish_grace = secs(
+            "rtmp.republish_grace_seconds",
+            "--republish-grace",
+            cli.republish_grace.or(file.rtmp.republish_grace_seconds),
+            10.0,
+            0.0,
+            600.0,
+        )?;
+
         let shutdown_grace = secs(
             "shutdown_grace_seconds",
             "--shutdown-grace",
@@ -1042,6 +1081,11 @@ impl Settings {
             rtmp_merge_writes: Duration::from_millis(rtmp_merge_ms),
             rtmp_ping_interval,
             rtmp_max_publisher_wait,
+            republish_grace,
+            time_jitter: cli
+                .time_jitter
+                .or(file.rtmp.time_jitter)
+                .unwrap_or_default(),
             http_header_timeout,
             http_write_timeout,
             hls,

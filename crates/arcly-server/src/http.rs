@@ -91,6 +91,8 @@ pub fn router(settings: &Settings, mounts: Mounts) -> Router {
             HttpFlvConfig {
                 merge_writes: settings.http_flv_merge_writes,
                 write_timeout: settings.http_write_timeout,
+                republish_grace: settings.republish_grace,
+                time_jitter: crate::rtmp::time_jitter(settings.time_jitter),
             },
         ));
     }

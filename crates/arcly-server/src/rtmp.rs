@@ -25,6 +25,8 @@ pub fn config(s: &Settings) -> RtmpConfig {
         merge_writes: s.rtmp_merge_writes,
         ping_interval: s.rtmp_ping_interval,
         max_publisher_wait: s.rtmp_max_publisher_wait,
+        republish_grace: s.republish_grace,
+        time_jitter: time_jitter(s.time_jitter),
         ..RtmpConfig::default()
     }
 }
@@ -72,4 +74,15 @@ pub fn spawn_over(
         }
     });
     (addr, task)
+}
+
+/// The players' timestamp correction for the setting.
+pub fn time_jitter(t: crate::config::TimeJitterArg) -> arcly_rtmp::handler::TimeJitter {
+    use crate::config::TimeJitterArg as A;
+    use arcly_rtmp::handler::TimeJitter as T;
+    match t {
+        A::Full => T::Full,
+        A::Zero => T::Zero,
+        A::Off => T::Off,
+    }
 }
