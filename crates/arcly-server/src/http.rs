@@ -8,6 +8,7 @@
 //! | `GET /api/streams/APP/KEY` | one stream | |
 //! | `POST`/`DELETE /api/streams/APP/KEY/kick` | disconnect the publisher | |
 //! | `POST`/`DELETE /api/streams/APP/KEY/record` | start / stop recording | |
+//! | `GET /api/recordings`, `DELETE /api/recordings/APP/KEY/ID`, `GET /APP/KEY/recordings/…` | recordings: list, delete, play back, download | [`arcly_record::http::RecordingsService`] |
 //! | `GET /` | the web page: live streams, figures, a player each | [`PageService`] |
 //! | `GET /assets/hls.min.js` | hls.js (vendored by arcly-hls) | |
 //! | `GET /APP/KEY.flv` | HTTP-FLV | [`arcly_httpflv::HttpFlvService`] |
@@ -48,6 +49,8 @@ pub struct Mounts {
     pub api: ApiService,
     /// HLS, when on.
     pub hls: Option<HlsHost>,
+    /// Recordings over HTTP, when a recording directory is configured.
+    pub recordings: Option<arcly_record::http::RecordingsService>,
 }
 
 /// The router of the admin listener (`admin.listen`): the API and the
@@ -73,6 +76,9 @@ pub fn router(settings: &Settings, mounts: Mounts) -> Router {
             guard,
         })
         .mount(Preflight);
+    if let Some(rec) = mounts.recordings {
+        r = r.mount(rec);
+    }
     if settings.admin_listen.is_none() {
         r = r.mount(mounts.api);
     }

@@ -34,7 +34,8 @@
 //!   - [`listen`]: check the recording directory, bind the listeners;
 //!   - [`engine`]: the engine and its policies ([`auth`]: static tokens
 //!     and [`webhook`]s; [`logging`]: the audit log lines);
-//!   - [`record`]: the recorder;
+//!   - [`record`]: the recorder; [`recordings`]: recordings listed,
+//!     deleted and played back over HTTP;
 //!   - [`rtmp`]: the RTMP listener;
 //!   - [`hls`]: HLS packaging and its play authorization;
 //!   - [`http`]: the HTTP listener and its mounts ([`api`], [`page`]),
@@ -62,6 +63,7 @@ pub mod logging;
 pub mod monitor;
 pub mod page;
 pub mod record;
+pub mod recordings;
 pub mod rtmp;
 pub mod server;
 pub mod webhook;

@@ -67,6 +67,13 @@ impl Server {
             tasks.push(("rtmp", task));
             addr
         });
+        let guard = AdminGuard::new(s.admin_token.as_deref(), Some(&s.public_host));
+        let recordings = crate::recordings::service(
+            s,
+            recording.as_ref().map(|r| &r.recorder),
+            Arc::clone(&auth),
+            guard,
+        );
         let hls = s.hls.enabled.then(|| HlsHost::start(&engine, &s.hls, auth));
         if let Some(task) = spawn_hooks(s, &engine) {
             tasks.push(("webhooks", task));
@@ -93,6 +100,7 @@ impl Server {
             metrics,
             api,
             hls: hls.clone(),
+            recordings,
         };
         let router = crate::http::router(s, mounts);
         tasks.push((
