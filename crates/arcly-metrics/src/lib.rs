@@ -42,6 +42,9 @@
 //! | `arcly_handshake_duration_seconds` | histogram | protocol |
 //! | `arcly_time_to_first_frame_seconds` | histogram | app, protocol |
 //!
+//! A host may add [`ProcessCollector`] at its registry's root for
+//! `process_cpu_seconds_total` and `process_resident_memory_bytes`.
+//!
 //! # Example
 //! ```
 //! use arcly_core::engine::{AppSpec, Engine};
@@ -79,8 +82,10 @@
 pub mod http;
 mod labels;
 pub mod observer;
+pub mod process;
 
 pub use http::{Format, MetricsService};
 pub use labels::OTHER_STREAMS;
 pub use observer::{MetricsOptions, PrometheusObserver, StreamLabels, PREFIX};
+pub use process::ProcessCollector;
 pub use prometheus_client;
