@@ -19,7 +19,9 @@
 //! is authorized like any other play: the [`StreamAuthenticator`] with
 //! [`AuthAction::Play`], the credential in the query (`?token=…`) or as
 //! `Authorization: Bearer …`; a query credential is carried through every
-//! URI of the playlist (as `arcly_hls::access` does for live HLS).
+//! URI of the playlist (as `arcly_hls::access` does for live HLS). One
+//! decision per address, stream and credential is reused for
+//! [`DECISION_TTL`].
 //!
 //! **What a range is.** Whole segments: every recorded segment that
 //! overlaps `[start, start + duration)`, oldest first. Segments start on
@@ -49,9 +51,12 @@ use bytes::Bytes;
 use http_body_util::BodyExt;
 use hyper::header::{self, HeaderValue};
 use hyper::{Method, Request, Response, StatusCode};
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::fmt::Write as _;
+use std::net::IpAddr;
 use std::sync::Arc;
+use std::sync::Mutex;
+use std::time::Instant;
 use std::time::{Duration, SystemTime};
 
 /// The longest range played or downloaded by default.
@@ -60,6 +65,12 @@ pub const MAX_RANGE: Duration = Duration::from_secs(6 * 3600);
 pub const MAX_RECORDINGS: usize = 10_000;
 /// Longest query or bearer credential looked at.
 pub const MAX_QUERY_LEN: usize = 8 * 1024;
+/// How long one authorization of an address for a stream and credential
+/// is reused (a player's segment requests do not each call the
+/// authenticator, which may be a webhook).
+pub const DECISION_TTL: Duration = Duration::from_secs(30);
+/// Most authorizations remembered.
+pub const MAX_DECISIONS: usize = 4096;
 /// Bytes of a recording's first MPEG-TS segment read to learn its codecs.
 const CODEC_PROBE_BYTES: usize = 256 * 1024;
 
@@ -78,7 +89,10 @@ pub struct RecordingsService {
     has_app: Arc<dyn Fn(&str) -> bool + Send + Sync>,
     api: bool,
     max_range: Duration,
+    decisions: Arc<Mutex<HashMap<DecisionKey, Instant>>>,
 }
+
+type DecisionKey = (IpAddr, StreamPath, Option<String>);
 
 impl std::fmt::Debug for RecordingsService {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -369,6 +383,7 @@ impl RecordingsService {
             has_app: Arc::new(|_| true),
             api: true,
             max_range: MAX_RANGE,
+            decisions: Arc::default(),
         }
     }
 
@@ -488,6 +503,11 @@ impl RecordingsService {
             (q, None) => q,
         };
         let peer = ConnInfo::peer_of(req);
+        let key = (peer.ip(), path.clone(), query.clone());
+        let lock = || self.decisions.lock().unwrap_or_else(|e| e.into_inner());
+        if lock().get(&key).is_some_and(|t| t.elapsed() < DECISION_TTL) {
+            return Ok(());
+        }
         let ar = AuthRequest {
             action: AuthAction::Play,
             app: path.app.clone(),
@@ -497,7 +517,14 @@ impl RecordingsService {
             protocol: "hls",
         };
         match self.auth.authorize(&ar).await {
-            AuthDecision::Allow => Ok(()),
+            AuthDecision::Allow => {
+                let mut g = lock();
+                g.retain(|_, t| t.elapsed() < DECISION_TTL);
+                if g.len() < MAX_DECISIONS {
+                    g.insert(key, Instant::now());
+                }
+                Ok(())
+            }
             AuthDecision::Deny(reason) => {
                 tracing::warn!(target: "arcly::audit", event = "denied", action = "play", app = path.app.as_str(), stream = path.stream.as_str(), peer = %peer, protocol = "recordings", reason = %reason, "recording play denied");
                 Err(media_error(

@@ -53,16 +53,23 @@ pub struct Mounts {
     pub recordings: Option<arcly_record::http::RecordingsService>,
 }
 
-/// The router of the admin listener (`admin.listen`): the API and the
-/// telemetry, behind the same [`AdminGuard`].
-pub fn admin_router(metrics: arcly_metrics::MetricsService, api: ApiService) -> Router {
+/// The router of the admin listener (`admin.listen`): the API (with
+/// `/api/recordings` when recording) and the telemetry, behind the same
+/// [`AdminGuard`].
+pub fn admin_router(
+    metrics: arcly_metrics::MetricsService,
+    api: ApiService,
+    recordings: Option<arcly_record::http::RecordingsService>,
+) -> Router {
     let guard = api.guard.clone();
-    Router::new()
-        .mount(Guarded {
-            inner: metrics,
-            guard,
-        })
-        .mount(api)
+    let mut r = Router::new().mount(Guarded {
+        inner: metrics,
+        guard,
+    });
+    if let Some(rec) = recordings {
+        r = r.mount(rec.api(true));
+    }
+    r.mount(api)
 }
 
 /// The router of the server's HTTP listener (see the module docs for the

@@ -92,7 +92,8 @@ impl Server {
         let http_stop = tokio_util::sync::CancellationToken::new();
         let admin_addr = listeners.admin.map(|l| {
             let addr = l.local_addr().ok();
-            let router = crate::http::admin_router(metrics.clone(), api.clone());
+            let router =
+                crate::http::admin_router(metrics.clone(), api.clone(), recordings.clone());
             tasks.push(("admin", crate::http::spawn(l, router, s, http_stop.clone())));
             addr
         });

@@ -310,3 +310,28 @@ fn a_recorded_range_plays_back_and_downloads() {
     assert_eq!(http_request(s.http, "DELETE", &del, &[]).0, 404);
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// `/api/recordings` answers what the admin API answers: with a token,
+/// only with it; with an admin listener, only there.
+#[test]
+fn the_recordings_api_follows_the_admin_rule() {
+    let dir = temp_dir("recordings-admin");
+    let d = dir.to_str().unwrap();
+    let s = Arcly::start(&["--record-dir", d, "--admin-token", "s3cret"]);
+    assert_eq!(http_get(s.http, "/api/recordings", &[]).0, 401);
+    let del = "/api/recordings/live/cam/20240501T120000.000Z";
+    assert_eq!(http_request(s.http, "DELETE", del, &[]).0, 401);
+    let bearer = [("Authorization", "Bearer s3cret")];
+    let (st, body) = http_get(s.http, "/api/recordings", &bearer);
+    assert_eq!(st, 200);
+    let v: serde_json::Value = serde_json::from_slice(&body).unwrap();
+    assert_eq!(v["streams"], serde_json::json!([]), "{v}");
+    assert_eq!(http_request(s.http, "DELETE", del, &bearer).0, 404);
+    drop(s);
+
+    let s = Arcly::start(&["--record-dir", d, "--admin-listen", "127.0.0.1:0"]);
+    let admin = s.admin.expect("admin listener");
+    assert_eq!(http_get(s.http, "/api/recordings", &[]).0, 404);
+    assert_eq!(http_get(admin, "/api/recordings", &[]).0, 200);
+    let _ = std::fs::remove_dir_all(&dir);
+}
