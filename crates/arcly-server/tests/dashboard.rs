@@ -1,7 +1,8 @@
 //! The Grafana dashboard (`docs/grafana/arcly.json`) is a well-formed
 //! dashboard on a Prometheus data source variable, and every metric its
-//! queries name exists in `/metrics` once a stream was published, played,
-//! refused a play and lapped a slow player.
+//! queries name exists in `/metrics` once a stream was published, played
+//! (HTTP-FLV, and LL-HLS with a blocking reload), refused a play and lapped
+//! a slow player.
 
 mod common;
 
@@ -95,10 +96,43 @@ fn every_metric_the_dashboard_queries_exists() {
     assert!(wanted.len() >= 15, "{wanted:?}");
 
     let ff = tools::ffmpeg();
-    let s = Arcly::start(&["--play-token", "live=pl4y"]);
+    let s = Arcly::start(&["--play-token", "live=pl4y", "--ll-hls"]);
     // Faster than real time, so a slow player is lapped and dropped.
     let _p = publish(&ff, "h264-aac.flv", &s.rtmp_url("live/cam"), false, true);
+    // In real time, for an LL-HLS player.
+    let _q = publish(&ff, "h264-aac.flv", &s.rtmp_url("live/hls"), true, true);
     s.wait_stream("live", "cam", true, Duration::from_secs(15));
+    s.wait_stream("live", "hls", true, Duration::from_secs(15));
+    // An HLS play: the playlist, then a blocking reload for the next segment.
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let playlist = loop {
+        let (st, body) = http_get(s.http, "/live/hls/index.m3u8?token=pl4y", &[]);
+        let text = String::from_utf8_lossy(&body).to_string();
+        if st == 200
+            && text
+                .lines()
+                .any(|l| !l.starts_with('#') && l.contains("seg"))
+        {
+            break text;
+        }
+        assert!(Instant::now() < deadline, "no HLS playlist: {st} {text}");
+        std::thread::sleep(Duration::from_millis(200));
+    };
+    let first: u64 = playlist
+        .lines()
+        .find_map(|l| l.strip_prefix("#EXT-X-MEDIA-SEQUENCE:"))
+        .and_then(|v| v.trim().parse().ok())
+        .unwrap_or(0);
+    let n = playlist
+        .lines()
+        .filter(|l| !l.is_empty() && !l.starts_with('#'))
+        .count() as u64;
+    let (st, _) = http_get(
+        s.http,
+        &format!("/live/hls/index.m3u8?token=pl4y&_HLS_msn={}", first + n),
+        &[],
+    );
+    assert_eq!(st, 200, "blocking reload\n{playlist}");
     // A play refused, a play.
     assert_eq!(http_get(s.http, "/live/cam.flv", &[]).0, 403);
     let http = s.http;
