@@ -456,28 +456,38 @@ impl RecordingsService {
     }
 
     fn parse_range(&self, query: Option<&str>) -> Result<Range, String> {
-        let start = query_param(query, "start")
-            .ok_or("start=RFC3339 is required")?
-            .trim()
-            .to_owned();
-        let start = parse_rfc3339(&start).ok_or("start is not an RFC 3339 time")?;
-        let d = query_param(query, "duration").ok_or("duration=SECONDS is required")?;
-        let d = parse_seconds(d.trim()).ok_or("duration is not a number of seconds")?;
-        if d.is_zero() {
-            return Err("duration must be positive".into());
-        }
-        if d > self.max_range {
-            return Err(format!(
-                "duration exceeds the limit of {} s",
-                self.max_range.as_secs()
-            ));
-        }
-        Ok(Range {
-            start,
-            end: start + d,
-        })
+        let (start, end) = parse_range(query, self.max_range)?;
+        Ok(Range { start, end })
     }
+}
 
+/// The range a playback query asks for (`start=RFC3339&duration=SECONDS`,
+/// the duration positive and at most `max`): `(start, end)`, or what is
+/// wrong with it.
+pub fn parse_range(query: Option<&str>, max: Duration) -> Result<(SystemTime, SystemTime), String> {
+    if query.is_some_and(|q| q.len() > MAX_QUERY_LEN) {
+        return Err("query too long".into());
+    }
+    let start = query_param(query, "start")
+        .ok_or("start=RFC3339 is required")?
+        .trim()
+        .to_owned();
+    let start = parse_rfc3339(&start).ok_or("start is not an RFC 3339 time")?;
+    let d = query_param(query, "duration").ok_or("duration=SECONDS is required")?;
+    let d = parse_seconds(d.trim()).ok_or("duration is not a number of seconds")?;
+    if d.is_zero() {
+        return Err("duration must be positive".into());
+    }
+    if d > max {
+        return Err(format!("duration exceeds the limit of {} s", max.as_secs()));
+    }
+    let end = start
+        .checked_add(d)
+        .ok_or_else(|| "the range ends too far in the future".to_owned())?;
+    Ok((start, end))
+}
+
+impl RecordingsService {
     /// Authorize a play of `path` by the request's credential.
     async fn authorize<B>(
         &self,
@@ -943,6 +953,20 @@ impl HttpService for RecordingsService {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    proptest::proptest! {
+        /// Whatever a client sends, the parsers answer without panicking.
+        #[test]
+        fn bad_input_never_panics(path in ".{0,80}", query in ".{0,120}") {
+            let _ = route(&Method::GET, &path);
+            let _ = route(&Method::DELETE, &path);
+            let _ = is_recording_id(&path);
+            let _ = is_object_name(&path);
+            let _ = parse_range(Some(&query), MAX_RANGE);
+            let _ = credential_query(Some(&query));
+            let _ = pct_decode(&query);
+        }
+    }
 
     #[test]
     fn routes() {
