@@ -90,6 +90,8 @@ pub struct RecordingsService {
     api: bool,
     max_range: Duration,
     decisions: Arc<Mutex<HashMap<DecisionKey, Instant>>>,
+    /// Codecs of finished recordings (they do not change), by prefix.
+    codecs: Arc<Mutex<HashMap<String, Vec<String>>>>,
 }
 
 type DecisionKey = (IpAddr, StreamPath, Option<String>);
@@ -384,6 +386,7 @@ impl RecordingsService {
             api: true,
             max_range: MAX_RANGE,
             decisions: Arc::default(),
+            codecs: Arc::default(),
         }
     }
 
@@ -613,7 +616,23 @@ impl RecordingsService {
                 }
                 n_recordings += 1;
                 let prefix = format!("{app}/{stream}/{}", r.id);
-                let codecs = codecs(self.storage.as_ref(), &prefix, r).await;
+                let cached = self
+                    .codecs
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .get(&prefix)
+                    .cloned();
+                let codecs = match cached {
+                    Some(c) => c,
+                    None => {
+                        let c = codecs(self.storage.as_ref(), &prefix, r).await;
+                        let mut g = self.codecs.lock().unwrap_or_else(|e| e.into_inner());
+                        if r.playlist.ended && !c.is_empty() && g.len() < MAX_RECORDINGS {
+                            g.insert(prefix.clone(), c.clone());
+                        }
+                        c
+                    }
+                };
                 let format = if r.playlist.segments.iter().any(|s| s.map.is_some()) {
                     "fmp4"
                 } else {
@@ -678,6 +697,12 @@ impl RecordingsService {
             Some(r) => r.delete_recording(&prefix).await,
             None => delete_objects(self.storage.as_ref(), &prefix).await,
         };
+        if matches!(outcome, Ok(DeleteOutcome::Deleted { .. })) {
+            self.codecs
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .remove(&prefix);
+        }
         match outcome {
             Ok(DeleteOutcome::Deleted { objects, bytes }) => json(
                 StatusCode::OK,
