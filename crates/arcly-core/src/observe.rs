@@ -91,6 +91,19 @@ pub trait Observer: Send + Sync + 'static {
     fn storage_error(&self, _path: &StreamPath, _op: &'static str, _kind: &'static str) {}
     /// A recorder of `path` dropped `frames` frames (storage too slow or failing).
     fn recording_dropped(&self, _path: &StreamPath, _frames: u64) {}
+    /// An HTTP request of a media protocol (`hls`) was answered in `took`.
+    /// `kind` is a short, bounded label (`playlist`, `segment`, `part`,
+    /// `init`, `refused`, `other`); `blocking` says whether it could wait
+    /// for media that did not exist yet (an LL-HLS blocking playlist reload,
+    /// RFC 8216bis §6.2.5.2, or a part asked for before it is complete).
+    fn http_request(
+        &self,
+        _protocol: &'static str,
+        _kind: &'static str,
+        _blocking: bool,
+        _took: Duration,
+    ) {
+    }
 }
 
 /// An observer that records nothing: the default.

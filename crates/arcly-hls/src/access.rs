@@ -20,6 +20,7 @@
 
 use crate::http::{HlsService, PLAYLIST_CONTENT_TYPE};
 use arcly_core::auth::{AuthAction, AuthDecision, AuthRequest, StreamAuthenticator};
+use arcly_core::observe::{NoopObserver, Observer};
 use arcly_core::StreamPath;
 use arcly_http::{Body, ConnInfo, HttpService, RequestBody, ResponseFuture};
 use bytes::Bytes;
@@ -73,6 +74,7 @@ pub struct HlsAccess {
     cfg: Arc<AccessConfig>,
     decisions: Arc<Mutex<HashMap<DecisionKey, Instant>>>,
     viewers: Arc<Mutex<HashMap<(IpAddr, StreamPath), Instant>>>,
+    observer: Arc<dyn Observer>,
 }
 
 impl std::fmt::Debug for HlsAccess {
@@ -94,6 +96,25 @@ fn stream_of(path: &str) -> Option<(&str, &str)> {
         Some(_) => second,
     };
     (!app.is_empty() && !stream.is_empty()).then_some((app, stream))
+}
+
+/// The kind of an HLS request (a bounded label) and whether it may block:
+/// a playlist reload with `_HLS_msn` (RFC 8216bis §6.2.5.2), or a part
+/// (asked for from a preload hint before it is complete, §6.2.6).
+fn request_kind(path: &str, query: Option<&str>) -> (&'static str, bool) {
+    let name = path.rsplit('/').next().unwrap_or("");
+    if name.ends_with(".m3u8") {
+        let blocking = query.is_some_and(|q| q.split('&').any(|kv| kv.starts_with("_HLS_msn=")));
+        ("playlist", blocking)
+    } else if name.contains("part") {
+        ("part", true)
+    } else if name.contains("init") && name.ends_with(".mp4") {
+        ("init", false)
+    } else if name.contains('.') {
+        ("segment", false)
+    } else {
+        ("other", false)
+    }
 }
 
 /// The query to carry on every URI: `query` without the `_HLS_`
@@ -171,7 +192,16 @@ impl HlsAccess {
             cfg: Arc::new(AccessConfig::default()),
             decisions: Arc::default(),
             viewers: Arc::default(),
+            observer: Arc::new(NoopObserver),
         }
+    }
+
+    /// Report every answered request to `observer`
+    /// ([`Observer::http_request`]: its kind, whether it could block, how
+    /// long it took).
+    pub fn observer(mut self, observer: Arc<dyn Observer>) -> Self {
+        self.observer = observer;
+        self
     }
 
     /// Serve only the applications `has_app` says yes to (others are not
@@ -264,8 +294,23 @@ impl HlsAccess {
     }
 
     /// Answer one HLS request: authorize it, serve it, carry the
-    /// credential through a playlist's URIs.
+    /// credential through a playlist's URIs; report it to the observer.
     pub async fn respond<B>(&self, req: &Request<B>, peer: SocketAddr) -> Response<Body> {
+        let began = Instant::now();
+        let resp = self.answer(req, peer).await;
+        if req.method() != Method::OPTIONS {
+            let (kind, blocking) = request_kind(req.uri().path(), req.uri().query());
+            let kind = match resp.status() {
+                StatusCode::FORBIDDEN | StatusCode::UNAUTHORIZED => "refused",
+                _ => kind,
+            };
+            self.observer
+                .http_request("hls", kind, blocking, began.elapsed());
+        }
+        resp
+    }
+
+    async fn answer<B>(&self, req: &Request<B>, peer: SocketAddr) -> Response<Body> {
         let path = req.uri().path();
         if req.method() == Method::OPTIONS {
             return self
@@ -378,6 +423,19 @@ mod tests {
         );
         assert_eq!(carried_query(Some("_HLS_msn=3&_HLS_skip=YES")), None);
         assert_eq!(carried_query(None), None);
+    }
+
+    #[test]
+    fn request_kinds() {
+        assert_eq!(request_kind("/a/b/index.m3u8", None), ("playlist", false));
+        assert_eq!(
+            request_kind("/a/b/index.m3u8", Some("_HLS_msn=3&_HLS_part=1")),
+            ("playlist", true)
+        );
+        assert_eq!(request_kind("/a/b/s-part3.0.m4s", None), ("part", true));
+        assert_eq!(request_kind("/a/b/init-1.mp4", None), ("init", false));
+        assert_eq!(request_kind("/a/b/seg3.ts", None), ("segment", false));
+        assert_eq!(request_kind("/a/b", None), ("other", false));
     }
 
     #[test]

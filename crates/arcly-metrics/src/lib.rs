@@ -41,6 +41,11 @@
 //! | `arcly_connections_accepted_total` | counter | protocol |
 //! | `arcly_handshake_duration_seconds` | histogram | protocol |
 //! | `arcly_time_to_first_frame_seconds` | histogram | app, protocol |
+//! | `arcly_http_requests_total` | counter | protocol, kind |
+//! | `arcly_blocking_request_duration_seconds` | histogram | protocol, kind |
+//!
+//! A host may add [`ProcessCollector`] at its registry's root for
+//! `process_cpu_seconds_total` and `process_resident_memory_bytes`.
 //!
 //! # Example
 //! ```
@@ -79,8 +84,10 @@
 pub mod http;
 mod labels;
 pub mod observer;
+pub mod process;
 
 pub use http::{Format, MetricsService};
 pub use labels::OTHER_STREAMS;
 pub use observer::{MetricsOptions, PrometheusObserver, StreamLabels, PREFIX};
+pub use process::ProcessCollector;
 pub use prometheus_client;

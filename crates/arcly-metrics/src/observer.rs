@@ -135,6 +135,8 @@ struct Metrics {
     connections_accepted: CounterFamily,
     handshake: HistogramFamily,
     first_frame: HistogramFamily,
+    http_requests: CounterFamily,
+    blocking_requests: HistogramFamily,
 }
 
 impl Metrics {
@@ -157,6 +159,13 @@ impl Metrics {
             connections_accepted: CounterFamily::default(),
             handshake: HistogramFamily::new_with_constructor(Buckets(
                 opts.handshake_buckets.clone().into(),
+            )),
+            http_requests: CounterFamily::default(),
+            // A blocking reload waits up to about three target durations.
+            blocking_requests: HistogramFamily::new_with_constructor(Buckets(
+                exponential_buckets(0.005, 2.0, 13)
+                    .collect::<Vec<_>>()
+                    .into(),
             )),
             first_frame: HistogramFamily::new_with_constructor(Buckets(
                 opts.first_frame_buckets.clone().into(),
@@ -247,6 +256,16 @@ impl Metrics {
             "handshake_duration_seconds",
             "Time taken by protocol handshakes",
             self.handshake.clone(),
+        );
+        r.register(
+            "http_requests",
+            "HTTP requests of media protocols answered, by kind",
+            self.http_requests.clone(),
+        );
+        r.register(
+            "blocking_request_duration_seconds",
+            "Time taken to answer requests that wait for media (LL-HLS blocking reloads, parts)",
+            self.blocking_requests.clone(),
         );
         r.register(
             "time_to_first_frame_seconds",
@@ -814,6 +833,24 @@ impl Observer for PrometheusObserver {
             .handshake
             .get_or_create(&l)
             .observe(took.as_secs_f64());
+    }
+
+    fn http_request(
+        &self,
+        protocol: &'static str,
+        kind: &'static str,
+        blocking: bool,
+        took: Duration,
+    ) {
+        let l = SeriesLabels::protocol(protocol).with_extra("kind", kind);
+        self.inner.m.http_requests.get_or_create(&l).inc();
+        if blocking {
+            self.inner
+                .m
+                .blocking_requests
+                .get_or_create(&l)
+                .observe(took.as_secs_f64());
+        }
     }
 
     fn first_frame(&self, path: &StreamPath, protocol: &'static str, took: Duration) {

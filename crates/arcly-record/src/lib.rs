@@ -20,6 +20,8 @@
 //!   VP9, VVC in MPEG-TS) fails the recording at its first frame
 //!   ([`RecorderEvent::Unsupported`]).
 //! * [`playlist`]: the recording's index, an HLS media playlist.
+//! * `http` (feature `http`): `RecordingsService`, the recordings listed,
+//!   deleted, played back as HLS VOD over any time range and downloaded.
 //!
 //! # Layout of a recording
 //! ```text
@@ -78,6 +80,8 @@
 
 #[cfg(all(feature = "storage-fs", unix))]
 mod fs;
+#[cfg(feature = "http")]
+pub mod http;
 pub mod playlist;
 mod recorder;
 pub mod writer;
@@ -86,8 +90,8 @@ pub mod writer;
 pub use fs::{FsStorage, MAX_LIST_DEPTH, TEMP_MARKER};
 pub use playlist::{PlaylistError, PlaylistKind, PlaylistSegment, RecordingPlaylist};
 pub use recorder::{
-    DropCause, FinishReason, RecordConfig, RecordMode, RecordPolicy, Recorder, RecorderBuilder,
-    RecorderEvent, RecordingSink, RecordingSinkHandle, RecordingStats, RecordingSummary,
-    INDEX_NAME, LIVE_NAME, PROTOCOL, RETENTION_SWEEP,
+    DeleteOutcome, DropCause, FinishReason, RecordConfig, RecordMode, RecordPolicy, Recorder,
+    RecorderBuilder, RecorderEvent, RecordingSink, RecordingSinkHandle, RecordingStats,
+    RecordingSummary, INDEX_NAME, LIVE_NAME, PROTOCOL, RETENTION_SWEEP,
 };
 pub use writer::{MuxerFactory, SegmentInfo, SegmentWriter, WriterAction, WriterConfig, INIT_NAME};

@@ -281,6 +281,23 @@ pub enum RecorderEvent {
     },
 }
 
+/// What [`Recorder::delete_recording`] did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum DeleteOutcome {
+    /// The recording is gone.
+    Deleted {
+        /// Objects deleted besides the indexes (segments, init sections).
+        objects: usize,
+        /// Their bytes.
+        bytes: u64,
+    },
+    /// Nothing is stored under the prefix.
+    NotFound,
+    /// The recording is still being written.
+    InProgress,
+}
+
 /// Counters of one recording.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct RecordingStats {
@@ -1346,6 +1363,86 @@ impl Recorder {
         self.lock_active()
             .get(path)
             .and_then(|a| a.prefix.lock().unwrap_or_else(|e| e.into_inner()).clone())
+    }
+
+    /// Delete the finished recording stored under `prefix`
+    /// (`app/stream/<start-time>`): its segments leave the retention
+    /// ledger (so they no longer count against
+    /// [`RecordPolicy::max_total_bytes`]), then its indexes are deleted
+    /// (so no index names a missing segment), then every other object.
+    /// A recording still being written is refused
+    /// ([`DeleteOutcome::InProgress`]).
+    pub async fn delete_recording(&self, prefix: &str) -> Result<DeleteOutcome> {
+        let mut it = prefix.split('/');
+        let (Some(app), Some(stream), Some(_), None) = (it.next(), it.next(), it.next(), it.next())
+        else {
+            return Ok(DeleteOutcome::NotFound);
+        };
+        let path = StreamPath::parse(app, stream)?;
+        if self.recording_prefix(&path).as_deref() == Some(prefix) {
+            return Ok(DeleteOutcome::InProgress);
+        }
+        let storage = &self.inner.shared.storage;
+        let dir = format!("{prefix}/");
+        let keys = storage.list(&dir).await?;
+        if keys.is_empty() {
+            return Ok(DeleteOutcome::NotFound);
+        }
+        let ledger = {
+            let l = self.inner.ledgers.lock().unwrap_or_else(|e| e.into_inner());
+            l.get(app).cloned()
+        };
+        if let Some(ledger) = ledger {
+            // What earlier runs left is accounted first, so it cannot come
+            // back into the ledger from a later load.
+            ledger.load(&self.inner.shared).await;
+            let mut l = ledger.lock();
+            let mut freed = 0;
+            l.segments.retain(|e| {
+                let gone = e.key.as_str().starts_with(&dir);
+                if gone {
+                    freed += e.bytes;
+                }
+                !gone
+            });
+            l.total = l.total.saturating_sub(freed);
+        }
+        let (indexes, rest): (Vec<_>, Vec<_>) = keys.into_iter().partition(|k| {
+            k.as_str()
+                .rsplit('/')
+                .next()
+                .is_some_and(|n| n == INDEX_NAME || n == LIVE_NAME)
+        });
+        // Sizes as the index accounts them (no segment is read).
+        let sizes: HashMap<String, u64> = match StorageKey::new(format!("{dir}{INDEX_NAME}")) {
+            Ok(k) => match storage.get(&k).await {
+                Ok(text) => RecordingPlaylist::parse(&text)
+                    .map(|p| p.segments.into_iter().map(|s| (s.uri, s.bytes)).collect())
+                    .unwrap_or_default(),
+                Err(_) => HashMap::new(),
+            },
+            Err(_) => HashMap::new(),
+        };
+        for k in &indexes {
+            storage.delete(k).await?;
+        }
+        let (mut segments, mut bytes) = (0usize, 0u64);
+        for k in &rest {
+            storage.delete(k).await?;
+            let name = k.as_str().rsplit('/').next().unwrap_or_default();
+            let size = sizes.get(name).copied().unwrap_or(0);
+            segments += 1;
+            bytes += size;
+            self.inner.shared.emit(RecorderEvent::SegmentDeleted {
+                key: k.to_string(),
+                bytes: size,
+            });
+        }
+        tracing::info!(target: "arcly::audit", event = "recording_deleted", prefix, segments, bytes, "recording deleted");
+        Ok(DeleteOutcome::Deleted {
+            objects: segments,
+            bytes,
+        })
     }
 
     fn lock_active(&self) -> std::sync::MutexGuard<'_, HashMap<StreamPath, Active>> {

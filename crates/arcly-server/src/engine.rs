@@ -39,6 +39,7 @@ pub fn build(
 ) -> Result<(Engine, MetricsService), ConfigError> {
     let mut registry = prometheus_client::registry::Registry::default();
     let observer = arcly_metrics::PrometheusObserver::new(&mut registry);
+    registry.register_collector(Box::new(arcly_metrics::ProcessCollector));
     let mut builder = Engine::builder()
         .max_publishers(s.limits.max_publishers)
         .max_subscribers_per_stream(s.limits.max_players_per_stream)

@@ -95,7 +95,9 @@ impl HlsHost {
         let _follow = registry.follow(engine);
         let service = HlsService::new(registry.clone(), HttpConfig::default());
         let apps = engine.clone();
-        let access = HlsAccess::new(service, auth).apps(move |app| apps.has_app(app));
+        let access = HlsAccess::new(service, auth)
+            .apps(move |app| apps.has_app(app))
+            .observer(Arc::clone(engine.observer()));
         Self { access, registry }
     }
 

@@ -9,6 +9,7 @@
 //! | `POST`/`DELETE /api/streams/APP/KEY/kick` | disconnect the publisher | |
 //! | `POST`/`DELETE /api/streams/APP/KEY/record` | start / stop recording | |
 //! | `POST /api/reload` | reload the configuration | [`crate::reload::ReloadService`] |
+//! | `GET /api/recordings`, `DELETE /api/recordings/APP/KEY/ID`, `GET /APP/KEY/recordings/…` | recordings: list, delete, play back, download | [`arcly_record::http::RecordingsService`] |
 //! | `GET /` | the web page: live streams, figures, a player each | [`PageService`] |
 //! | `GET /assets/hls.min.js` | hls.js (vendored by arcly-hls) | |
 //! | `GET /APP/KEY.flv` | HTTP-FLV | [`arcly_httpflv::HttpFlvService`] |
@@ -51,23 +52,28 @@ pub struct Mounts {
     pub hls: Option<HlsHost>,
     /// `POST /api/reload`.
     pub reload: crate::reload::ReloadService,
+    /// Recordings over HTTP, when a recording directory is configured.
+    pub recordings: Option<arcly_record::http::RecordingsService>,
 }
 
-/// The router of the admin listener (`admin.listen`): the API and the
-/// telemetry, behind the same [`AdminGuard`].
+/// The router of the admin listener (`admin.listen`): the API (with
+/// `/api/recordings` when recording, and `/api/reload`) and the telemetry,
+/// behind the same [`AdminGuard`].
 pub fn admin_router(
     metrics: arcly_metrics::MetricsService,
     api: ApiService,
     reload: crate::reload::ReloadService,
+    recordings: Option<arcly_record::http::RecordingsService>,
 ) -> Router {
     let guard = api.guard.clone();
-    Router::new()
-        .mount(Guarded {
-            inner: metrics,
-            guard,
-        })
-        .mount(reload)
-        .mount(api)
+    let mut r = Router::new().mount(Guarded {
+        inner: metrics,
+        guard,
+    });
+    if let Some(rec) = recordings {
+        r = r.mount(rec.api(true));
+    }
+    r.mount(reload).mount(api)
 }
 
 /// The router of the server's HTTP listener (see the module docs for the
@@ -81,6 +87,9 @@ pub fn router(settings: &Settings, mounts: Mounts) -> Router {
             guard,
         })
         .mount(Preflight);
+    if let Some(rec) = mounts.recordings {
+        r = r.mount(rec);
+    }
     if settings.admin_listen.is_none() {
         r = r.mount(mounts.reload).mount(mounts.api);
     }

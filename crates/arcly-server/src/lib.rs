@@ -35,7 +35,8 @@
 //!   - [`engine`]: the engine and its policies ([`auth`]: static tokens,
 //!     signed tokens ([`jwt`]) and [`webhook`]s; [`logging`]: the audit
 //!     log lines);
-//!   - [`record`]: the recorder;
+//!   - [`record`]: the recorder; [`recordings`]: recordings listed,
+//!     deleted and played back over HTTP;
 //!   - [`rtmp`]: the RTMP listener;
 //!   - [`tls`]: RTMPS and HTTPS, and their certificate;
 //!   - [`hls`]: HLS packaging and its play authorization;
@@ -68,6 +69,7 @@ pub mod logging;
 pub mod monitor;
 pub mod page;
 pub mod record;
+pub mod recordings;
 pub mod reload;
 pub mod rtmp;
 pub mod server;

@@ -82,8 +82,14 @@ impl Server {
             tasks.push(("rtmps", task));
             rtmps_addr = addr;
         }
-        let hls = s.hls.enabled.then(|| HlsHost::start(&engine, &s.hls, auth));
         let guard = AdminGuard::new(s.admin_token.as_deref(), Some(&s.public_host));
+        let recordings = crate::recordings::service(
+            s,
+            recording.as_ref().map(|r| &r.recorder),
+            Arc::clone(&auth),
+            guard.clone(),
+        );
+        let hls = s.hls.enabled.then(|| HlsHost::start(&engine, &s.hls, auth));
         let reloader = Reloader::new(
             Arc::clone(&settings),
             swap,
@@ -110,7 +116,12 @@ impl Server {
         let http_stop = tokio_util::sync::CancellationToken::new();
         let admin_addr = listeners.admin.map(|l| {
             let addr = l.local_addr().ok();
-            let router = crate::http::admin_router(metrics.clone(), api.clone(), reload.clone());
+            let router = crate::http::admin_router(
+                metrics.clone(),
+                api.clone(),
+                reload.clone(),
+                recordings.clone(),
+            );
             tasks.push(("admin", crate::http::spawn(l, router, s, http_stop.clone())));
             addr
         });
@@ -119,6 +130,7 @@ impl Server {
             api,
             hls: hls.clone(),
             reload,
+            recordings,
         };
         let router = crate::http::router(s, mounts);
         let mut https_addr = None;
