@@ -743,152 +743,11 @@ impl Settings {
 
         let apps = resolve_apps(file, cli)?;
 
-        let seg = secs(
-            "hls.segment_seconds",
-            "--hls-segment",
-            cli.hls_segment.or(file.hls.segment_seconds),
-            2.0,
-            0.1,
-            MAX_SEGMENT_SECS,
-        )?;
-        let part = secs(
-            "hls.part_seconds",
-            "--hls-part",
-            cli.hls_part.or(file.hls.part_seconds),
-            0.5,
-            0.05,
-            MAX_SEGMENT_SECS,
-        )?;
-        if part >= seg {
-            return Err(ConfigError::new(
-                "hls.part_seconds",
-                Some("--hls-part"),
-                format!(
-                    "a part ({}s) must be shorter than a segment ({}s)",
-                    part.as_secs_f64(),
-                    seg.as_secs_f64()
-                ),
-            ));
-        }
-        let window = cli.hls_window.or(file.hls.window).unwrap_or(6);
-        if !(1..=MAX_HLS_WINDOW).contains(&window) {
-            return Err(ConfigError::new(
-                "hls.window",
-                Some("--hls-window"),
-                format!("must be 1 to {MAX_HLS_WINDOW} segments, got {window}"),
-            ));
-        }
-        let hls = HlsSettings {
-            enabled: cli.hls.or(file.hls.enabled).unwrap_or(true),
-            segment: seg,
-            part,
-            window,
-            low_latency: cli.ll_hls.or(file.hls.low_latency).unwrap_or(false),
-            format: cli.hls_format.or(file.hls.format).unwrap_or_default(),
-            end_after: secs(
-                "hls.end_after_seconds",
-                "--hls-end-after",
-                cli.hls_end_after.or(file.hls.end_after_seconds),
-                10.0,
-                0.0,
-                3600.0,
-            )?,
-        };
+        let hls = resolve_hls(file, cli)?;
 
-        let record = RecordSettings {
-            dir: cli.record_dir.clone().or_else(|| file.record.dir.clone()),
-            segment: secs(
-                "record.segment_seconds",
-                "--record-segment",
-                cli.record_segment.or(file.record.segment_seconds),
-                6.0,
-                0.1,
-                600.0,
-            )?,
-            max_duration: match cli.record_max_duration.or(file.record.max_duration_seconds) {
-                None => None,
-                Some(v) => Some(secs(
-                    "record.max_duration_seconds",
-                    "--record-max-duration",
-                    Some(v),
-                    0.0,
-                    1.0,
-                    30.0 * 86_400.0,
-                )?),
-            },
-            max_total_bytes: cli.record_max_total_bytes.or(file.record.max_total_bytes),
-        };
-        if record.max_total_bytes == Some(0) {
-            return Err(ConfigError::new(
-                "record.max_total_bytes",
-                Some("--record-max-total-bytes"),
-                "must be more than 0 (leave it out for no bound)",
-            ));
-        }
-        if apps.iter().any(|a| a.record != RecordModeArg::Off) && record.dir.is_none() {
-            return Err(ConfigError::new(
-                "record.dir",
-                Some("--record-dir"),
-                "recording is on but no directory is given",
-            ));
-        }
+        let record = resolve_record(file, cli, &apps)?;
 
-        let positive = |key: &str, flag: &'static str, v: Option<usize>, d: usize| {
-            let v = v.unwrap_or(d);
-            if v == 0 {
-                Err(ConfigError::new(key, Some(flag), "must be at least 1"))
-            } else {
-                Ok(v)
-            }
-        };
-        let limits = LimitSettings {
-            max_connections: positive(
-                "limits.max_connections",
-                "--max-connections",
-                cli.max_connections.or(file.limits.max_connections),
-                10_000,
-            )?,
-            max_connections_per_ip: positive(
-                "limits.max_connections_per_ip",
-                "--max-connections-per-ip",
-                cli.max_connections_per_ip
-                    .or(file.limits.max_connections_per_ip),
-                256,
-            )?,
-            max_bitrate_kbps: match cli.max_bitrate_kbps.or(file.limits.max_bitrate_kbps) {
-                Some(0) => {
-                    return Err(ConfigError::new(
-                        "limits.max_bitrate_kbps",
-                        Some("--max-bitrate-kbps"),
-                        "must be at least 1 kbit/s (leave it out for no bound)",
-                    ))
-                }
-                v => v,
-            },
-            max_publishers: positive(
-                "limits.max_publishers",
-                "--max-publishers",
-                cli.max_publishers.or(file.limits.max_publishers),
-                usize::MAX,
-            )?,
-            max_players_per_stream: positive(
-                "limits.max_players_per_stream",
-                "--max-players-per-stream",
-                cli.max_players_per_stream
-                    .or(file.limits.max_players_per_stream),
-                usize::MAX,
-            )?,
-        };
-        if limits.max_connections_per_ip > limits.max_connections {
-            return Err(ConfigError::new(
-                "limits.max_connections_per_ip",
-                Some("--max-connections-per-ip"),
-                format!(
-                    "{} is more than limits.max_connections ({})",
-                    limits.max_connections_per_ip, limits.max_connections
-                ),
-            ));
-        }
+        let limits = resolve_limits(file, cli)?;
 
         let log_level = cli
             .log_level
@@ -926,49 +785,7 @@ impl Settings {
             None => None,
         };
 
-        let hook = |key: &str,
-                    flag: &'static str,
-                    v: Option<&String>|
-         -> Result<Option<String>, ConfigError> {
-            match v {
-                None => Ok(None),
-                Some(u) => crate::webhook::HookUrl::parse(u)
-                    .map(|_| Some(u.clone()))
-                    .map_err(|reason| ConfigError::new(key, Some(flag), reason)),
-            }
-        };
-        let w = &file.webhooks;
-        let timeout_ms = cli.webhook_timeout_ms.or(w.timeout_ms).unwrap_or(3000);
-        if !(1..=MAX_WEBHOOK_TIMEOUT_MS).contains(&timeout_ms) {
-            return Err(ConfigError::new(
-                "webhooks.timeout_ms",
-                Some("--webhook-timeout-ms"),
-                format!("must be 1 to {MAX_WEBHOOK_TIMEOUT_MS} ms, got {timeout_ms}"),
-            ));
-        }
-        let webhooks = WebhookSettings {
-            on_publish: hook(
-                "webhooks.on_publish",
-                "--on-publish",
-                cli.on_publish.as_ref().or(w.on_publish.as_ref()),
-            )?,
-            on_play: hook(
-                "webhooks.on_play",
-                "--on-play",
-                cli.on_play.as_ref().or(w.on_play.as_ref()),
-            )?,
-            on_unpublish: hook(
-                "webhooks.on_unpublish",
-                "--on-unpublish",
-                cli.on_unpublish.as_ref().or(w.on_unpublish.as_ref()),
-            )?,
-            on_stop: hook(
-                "webhooks.on_stop",
-                "--on-stop",
-                cli.on_stop.as_ref().or(w.on_stop.as_ref()),
-            )?,
-            timeout: Duration::from_millis(timeout_ms),
-        };
+        let webhooks = resolve_webhooks(file, cli)?;
 
         let jwt = resolve_jwt(&file.auth, cli)?;
 
@@ -1174,6 +991,217 @@ fn secs(
         ));
     }
     Ok(Duration::from_secs_f64(v))
+}
+
+/// `[hls]`: segment and part durations, window, format.
+fn resolve_hls(file: &FileConfig, cli: &Cli) -> Result<HlsSettings, ConfigError> {
+    let seg = secs(
+        "hls.segment_seconds",
+        "--hls-segment",
+        cli.hls_segment.or(file.hls.segment_seconds),
+        2.0,
+        0.1,
+        MAX_SEGMENT_SECS,
+    )?;
+    let part = secs(
+        "hls.part_seconds",
+        "--hls-part",
+        cli.hls_part.or(file.hls.part_seconds),
+        0.5,
+        0.05,
+        MAX_SEGMENT_SECS,
+    )?;
+    if part >= seg {
+        return Err(ConfigError::new(
+            "hls.part_seconds",
+            Some("--hls-part"),
+            format!(
+                "a part ({}s) must be shorter than a segment ({}s)",
+                part.as_secs_f64(),
+                seg.as_secs_f64()
+            ),
+        ));
+    }
+    let window = cli.hls_window.or(file.hls.window).unwrap_or(6);
+    if !(1..=MAX_HLS_WINDOW).contains(&window) {
+        return Err(ConfigError::new(
+            "hls.window",
+            Some("--hls-window"),
+            format!("must be 1 to {MAX_HLS_WINDOW} segments, got {window}"),
+        ));
+    }
+    let hls = HlsSettings {
+        enabled: cli.hls.or(file.hls.enabled).unwrap_or(true),
+        segment: seg,
+        part,
+        window,
+        low_latency: cli.ll_hls.or(file.hls.low_latency).unwrap_or(false),
+        format: cli.hls_format.or(file.hls.format).unwrap_or_default(),
+        end_after: secs(
+            "hls.end_after_seconds",
+            "--hls-end-after",
+            cli.hls_end_after.or(file.hls.end_after_seconds),
+            10.0,
+            0.0,
+            3600.0,
+        )?,
+    };
+    Ok(hls)
+}
+
+/// `[record]`, checked against the apps' record modes.
+fn resolve_record(
+    file: &FileConfig,
+    cli: &Cli,
+    apps: &[AppSettings],
+) -> Result<RecordSettings, ConfigError> {
+    let record = RecordSettings {
+        dir: cli.record_dir.clone().or_else(|| file.record.dir.clone()),
+        segment: secs(
+            "record.segment_seconds",
+            "--record-segment",
+            cli.record_segment.or(file.record.segment_seconds),
+            6.0,
+            0.1,
+            600.0,
+        )?,
+        max_duration: match cli.record_max_duration.or(file.record.max_duration_seconds) {
+            None => None,
+            Some(v) => Some(secs(
+                "record.max_duration_seconds",
+                "--record-max-duration",
+                Some(v),
+                0.0,
+                1.0,
+                30.0 * 86_400.0,
+            )?),
+        },
+        max_total_bytes: cli.record_max_total_bytes.or(file.record.max_total_bytes),
+    };
+    if record.max_total_bytes == Some(0) {
+        return Err(ConfigError::new(
+            "record.max_total_bytes",
+            Some("--record-max-total-bytes"),
+            "must be more than 0 (leave it out for no bound)",
+        ));
+    }
+    if apps.iter().any(|a| a.record != RecordModeArg::Off) && record.dir.is_none() {
+        return Err(ConfigError::new(
+            "record.dir",
+            Some("--record-dir"),
+            "recording is on but no directory is given",
+        ));
+    }
+    Ok(record)
+}
+
+/// `[limits]`.
+fn resolve_limits(file: &FileConfig, cli: &Cli) -> Result<LimitSettings, ConfigError> {
+    let positive = |key: &str, flag: &'static str, v: Option<usize>, d: usize| {
+        let v = v.unwrap_or(d);
+        if v == 0 {
+            Err(ConfigError::new(key, Some(flag), "must be at least 1"))
+        } else {
+            Ok(v)
+        }
+    };
+    let limits = LimitSettings {
+        max_connections: positive(
+            "limits.max_connections",
+            "--max-connections",
+            cli.max_connections.or(file.limits.max_connections),
+            10_000,
+        )?,
+        max_connections_per_ip: positive(
+            "limits.max_connections_per_ip",
+            "--max-connections-per-ip",
+            cli.max_connections_per_ip
+                .or(file.limits.max_connections_per_ip),
+            256,
+        )?,
+        max_bitrate_kbps: match cli.max_bitrate_kbps.or(file.limits.max_bitrate_kbps) {
+            Some(0) => {
+                return Err(ConfigError::new(
+                    "limits.max_bitrate_kbps",
+                    Some("--max-bitrate-kbps"),
+                    "must be at least 1 kbit/s (leave it out for no bound)",
+                ))
+            }
+            v => v,
+        },
+        max_publishers: positive(
+            "limits.max_publishers",
+            "--max-publishers",
+            cli.max_publishers.or(file.limits.max_publishers),
+            usize::MAX,
+        )?,
+        max_players_per_stream: positive(
+            "limits.max_players_per_stream",
+            "--max-players-per-stream",
+            cli.max_players_per_stream
+                .or(file.limits.max_players_per_stream),
+            usize::MAX,
+        )?,
+    };
+    if limits.max_connections_per_ip > limits.max_connections {
+        return Err(ConfigError::new(
+            "limits.max_connections_per_ip",
+            Some("--max-connections-per-ip"),
+            format!(
+                "{} is more than limits.max_connections ({})",
+                limits.max_connections_per_ip, limits.max_connections
+            ),
+        ));
+    }
+    Ok(limits)
+}
+
+/// `[webhooks]`: each URL checked, the timeout bounded.
+fn resolve_webhooks(file: &FileConfig, cli: &Cli) -> Result<WebhookSettings, ConfigError> {
+    let hook = |key: &str,
+                flag: &'static str,
+                v: Option<&String>|
+     -> Result<Option<String>, ConfigError> {
+        match v {
+            None => Ok(None),
+            Some(u) => crate::webhook::HookUrl::parse(u)
+                .map(|_| Some(u.clone()))
+                .map_err(|reason| ConfigError::new(key, Some(flag), reason)),
+        }
+    };
+    let w = &file.webhooks;
+    let timeout_ms = cli.webhook_timeout_ms.or(w.timeout_ms).unwrap_or(3000);
+    if !(1..=MAX_WEBHOOK_TIMEOUT_MS).contains(&timeout_ms) {
+        return Err(ConfigError::new(
+            "webhooks.timeout_ms",
+            Some("--webhook-timeout-ms"),
+            format!("must be 1 to {MAX_WEBHOOK_TIMEOUT_MS} ms, got {timeout_ms}"),
+        ));
+    }
+    let webhooks = WebhookSettings {
+        on_publish: hook(
+            "webhooks.on_publish",
+            "--on-publish",
+            cli.on_publish.as_ref().or(w.on_publish.as_ref()),
+        )?,
+        on_play: hook(
+            "webhooks.on_play",
+            "--on-play",
+            cli.on_play.as_ref().or(w.on_play.as_ref()),
+        )?,
+        on_unpublish: hook(
+            "webhooks.on_unpublish",
+            "--on-unpublish",
+            cli.on_unpublish.as_ref().or(w.on_unpublish.as_ref()),
+        )?,
+        on_stop: hook(
+            "webhooks.on_stop",
+            "--on-stop",
+            cli.on_stop.as_ref().or(w.on_stop.as_ref()),
+        )?,
+        timeout: Duration::from_millis(timeout_ms),
+    };
+    Ok(webhooks)
 }
 
 fn resolve_apps(file: &FileConfig, cli: &Cli) -> Result<Vec<AppSettings>, ConfigError> {
