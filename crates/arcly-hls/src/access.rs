@@ -19,7 +19,7 @@
 //! requests do not each call the authenticator (which may be a webhook).
 
 use crate::http::{HlsService, PLAYLIST_CONTENT_TYPE};
-use arcly_core::auth::{AuthAction, AuthDecision, AuthRequest, StreamAuthenticator};
+use arcly_core::auth::{Allowed, PlayAuthorizer, StreamAuthenticator};
 use arcly_core::observe::{NoopObserver, Observer};
 use arcly_core::StreamPath;
 use arcly_http::{Body, ConnInfo, HttpService, RequestBody, ResponseFuture};
@@ -63,8 +63,6 @@ impl Default for AccessConfig {
     }
 }
 
-type DecisionKey = (IpAddr, StreamPath, Option<String>);
-
 /// An [`HlsService`] behind a [`StreamAuthenticator`]. Cheap to clone.
 #[derive(Clone)]
 pub struct HlsAccess {
@@ -72,7 +70,7 @@ pub struct HlsAccess {
     auth: Arc<dyn StreamAuthenticator>,
     has_app: Arc<dyn Fn(&str) -> bool + Send + Sync>,
     cfg: Arc<AccessConfig>,
-    decisions: Arc<Mutex<HashMap<DecisionKey, Instant>>>,
+    plays: PlayAuthorizer,
     viewers: Arc<Mutex<HashMap<(IpAddr, StreamPath), Instant>>>,
     observer: Arc<dyn Observer>,
 }
@@ -185,12 +183,13 @@ impl HlsAccess {
     /// `service` behind `auth`, with the default bounds; every application
     /// is served.
     pub fn new(service: HlsService, auth: Arc<dyn StreamAuthenticator>) -> Self {
+        let cfg = AccessConfig::default();
         Self {
             service,
+            plays: PlayAuthorizer::new(Arc::clone(&auth), cfg.decision_ttl, cfg.max_decisions),
             auth,
             has_app: Arc::new(|_| true),
-            cfg: Arc::new(AccessConfig::default()),
-            decisions: Arc::default(),
+            cfg: Arc::new(cfg),
             viewers: Arc::default(),
             observer: Arc::new(NoopObserver),
         }
@@ -213,6 +212,8 @@ impl HlsAccess {
 
     /// Other bounds.
     pub fn config(mut self, cfg: AccessConfig) -> Self {
+        self.plays =
+            PlayAuthorizer::new(Arc::clone(&self.auth), cfg.decision_ttl, cfg.max_decisions);
         self.cfg = Arc::new(cfg);
         self
     }
@@ -241,8 +242,8 @@ impl HlsAccess {
         }
     }
 
-    /// Authorize `peer` to play `path` with `query` (the credential is in
-    /// it) and `bearer`; a fresh decision for the same triple is reused.
+    /// Authorize `peer` to play `path` with the credential in `query` (or
+    /// `bearer`); a fresh decision for the same triple is reused.
     async fn authorize(
         &self,
         path: &StreamPath,
@@ -250,43 +251,18 @@ impl HlsAccess {
         bearer: Option<&str>,
         peer: SocketAddr,
     ) -> Result<(), String> {
-        let credential = bearer.map(str::to_owned).or_else(|| carried_query(query));
-        let key = (peer.ip(), path.clone(), credential);
-        let lock = || self.decisions.lock().unwrap_or_else(|e| e.into_inner());
-        if lock()
-            .get(&key)
-            .is_some_and(|t| t.elapsed() < self.cfg.decision_ttl)
+        let credential = carried_query(query);
+        match self
+            .plays
+            .authorize(path, credential.as_deref(), bearer, peer, "hls")
+            .await
         {
-            return Ok(());
-        }
-        // A bearer token reaches the authenticator as the `token` query
-        // parameter, as every other protocol's credential does.
-        let query = match (query, bearer) {
-            (q, Some(b)) => Some(match q {
-                Some(q) if !q.is_empty() => format!("{q}&token={b}"),
-                _ => format!("token={b}"),
-            }),
-            (q, None) => q.map(str::to_owned),
-        };
-        let req = AuthRequest {
-            action: AuthAction::Play,
-            app: path.app.clone(),
-            stream: path.stream.clone(),
-            query,
-            peer: Some(peer),
-            protocol: "hls",
-        };
-        match self.auth.authorize(&req).await {
-            AuthDecision::Allow => {
-                let mut g = lock();
-                g.retain(|_, t| t.elapsed() < self.cfg.decision_ttl);
-                if g.len() < self.cfg.max_decisions {
-                    g.insert(key, Instant::now());
-                }
+            Ok(Allowed::Remembered) => Ok(()),
+            Ok(Allowed::Now) => {
                 tracing::info!(target: "arcly::audit", event = "play", app = path.app.as_str(), stream = path.stream.as_str(), peer = %peer, protocol = "hls", "play started");
                 Ok(())
             }
-            AuthDecision::Deny(r) => {
+            Err(r) => {
                 tracing::warn!(target: "arcly::audit", event = "denied", action = "play", app = path.app.as_str(), stream = path.stream.as_str(), peer = %peer, protocol = "hls", reason = %r, "play denied");
                 Err(r)
             }

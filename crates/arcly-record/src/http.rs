@@ -42,7 +42,7 @@ use crate::playlist::{compact_time, parse_compact_time, parse_rfc3339, rfc3339};
 use crate::{
     DeleteOutcome, PlaylistKind, PlaylistSegment, Recorder, RecordingPlaylist, INDEX_NAME,
 };
-use arcly_core::auth::{AuthAction, AuthDecision, AuthRequest, StreamAuthenticator};
+use arcly_core::auth::{PlayAuthorizer, StreamAuthenticator};
 use arcly_core::traits::{StorageBackend, StorageKey};
 use arcly_core::StreamPath;
 use arcly_http::{full, Body, ChannelBody, Chunks, ConnInfo, HttpService, RequestBody};
@@ -53,10 +53,8 @@ use hyper::header::{self, HeaderValue};
 use hyper::{Method, Request, Response, StatusCode};
 use std::collections::{BTreeMap, HashMap};
 use std::fmt::Write as _;
-use std::net::IpAddr;
 use std::sync::Arc;
 use std::sync::Mutex;
-use std::time::Instant;
 use std::time::{Duration, SystemTime};
 
 /// The longest range played or downloaded by default.
@@ -83,18 +81,15 @@ pub type AdminCheck = dyn Fn(&Request<RequestBody>) -> Option<Response<Body>> + 
 #[derive(Clone)]
 pub struct RecordingsService {
     storage: Arc<dyn StorageBackend>,
-    auth: Arc<dyn StreamAuthenticator>,
     recorder: Option<Recorder>,
     admin: Option<Arc<AdminCheck>>,
     has_app: Arc<dyn Fn(&str) -> bool + Send + Sync>,
     api: bool,
     max_range: Duration,
-    decisions: Arc<Mutex<HashMap<DecisionKey, Instant>>>,
+    plays: PlayAuthorizer,
     /// Codecs of finished recordings (they do not change), by prefix.
     codecs: Arc<Mutex<HashMap<String, Vec<String>>>>,
 }
-
-type DecisionKey = (IpAddr, StreamPath, Option<String>);
 
 impl std::fmt::Debug for RecordingsService {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -379,13 +374,12 @@ impl RecordingsService {
     pub fn new(storage: Arc<dyn StorageBackend>, auth: Arc<dyn StreamAuthenticator>) -> Self {
         Self {
             storage,
-            auth,
+            plays: PlayAuthorizer::new(auth, DECISION_TTL, MAX_DECISIONS),
             recorder: None,
             admin: None,
             has_app: Arc::new(|_| true),
             api: true,
             max_range: MAX_RANGE,
-            decisions: Arc::default(),
             codecs: Arc::default(),
         }
     }
@@ -508,37 +502,14 @@ impl RecordingsService {
         {
             return Err(media_error(StatusCode::URI_TOO_LONG, "credential too long"));
         }
-        // A bearer token reaches the authenticator as `token`, as every
-        // other protocol's credential does.
-        let query = match (query, bearer) {
-            (Some(q), Some(b)) => Some(format!("{q}&token={b}")),
-            (None, Some(b)) => Some(format!("token={b}")),
-            (q, None) => q,
-        };
         let peer = ConnInfo::peer_of(req);
-        let key = (peer.ip(), path.clone(), query.clone());
-        let lock = || self.decisions.lock().unwrap_or_else(|e| e.into_inner());
-        if lock().get(&key).is_some_and(|t| t.elapsed() < DECISION_TTL) {
-            return Ok(());
-        }
-        let ar = AuthRequest {
-            action: AuthAction::Play,
-            app: path.app.clone(),
-            stream: path.stream.clone(),
-            query,
-            peer: Some(peer),
-            protocol: "hls",
-        };
-        match self.auth.authorize(&ar).await {
-            AuthDecision::Allow => {
-                let mut g = lock();
-                g.retain(|_, t| t.elapsed() < DECISION_TTL);
-                if g.len() < MAX_DECISIONS {
-                    g.insert(key, Instant::now());
-                }
-                Ok(())
-            }
-            AuthDecision::Deny(reason) => {
+        match self
+            .plays
+            .authorize(path, query.as_deref(), bearer, peer, "recordings")
+            .await
+        {
+            Ok(_) => Ok(()),
+            Err(reason) => {
                 tracing::warn!(target: "arcly::audit", event = "denied", action = "play", app = path.app.as_str(), stream = path.stream.as_str(), peer = %peer, protocol = "recordings", reason = %reason, "recording play denied");
                 Err(media_error(
                     StatusCode::FORBIDDEN,
