@@ -592,7 +592,11 @@ impl HlsStream {
     }
 
     fn open_segment(&mut self, dts_us: i64, independent: bool) {
-        let m = self.muxer.as_mut().expect("muxer exists once media flows");
+        // Media only flows once a muxer is chosen; without one there is
+        // nothing to open (never a panic on what a publisher sends).
+        let Some(m) = self.muxer.as_mut() else {
+            return;
+        };
         for c in std::mem::take(&mut self.pending_configs) {
             if m.write_frame(&c).is_ok() {
                 let key = (c.frame_type, c.track);
@@ -639,7 +643,9 @@ impl HlsStream {
     }
 
     fn close_part(&mut self, end_us: i64, next_independent: bool) -> Result<()> {
-        let m = self.muxer.as_mut().expect("muxer exists once media flows");
+        let Some(m) = self.muxer.as_mut() else {
+            return Ok(());
+        };
         let data = m.flush()?;
         let Some(cur) = self.current.as_mut() else {
             return Ok(());
