@@ -31,22 +31,8 @@ fn uris(playlist: &str) -> Vec<String> {
     out
 }
 
-/// Poll `path` until it answers 200 with a playlist naming segments.
 fn wait_playlist(s: &Arcly, path: &str, headers: &[(&str, &str)]) -> String {
-    let deadline = Instant::now() + Duration::from_secs(30);
-    loop {
-        let (code, body) = http_get(s.http, path, headers);
-        let text = String::from_utf8_lossy(&body).to_string();
-        if code == 200 && text.contains("#EXTINF") {
-            return text;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "{path}: {code} {text}\n{}",
-            s.log()
-        );
-        std::thread::sleep(Duration::from_millis(200));
-    }
+    common::wait_playlist(s, path, headers, Duration::from_secs(30))
 }
 
 #[test]

@@ -464,3 +464,22 @@ pub fn rss_kib(pid: u32) -> u64 {
         .and_then(|v| v.split_whitespace().next()?.parse().ok())
         .unwrap_or(0)
 }
+
+/// Poll `path` until it answers 200 with a media playlist naming segments
+/// (within `within`); the playlist.
+pub fn wait_playlist(s: &Arcly, path: &str, headers: &[(&str, &str)], within: Duration) -> String {
+    let deadline = Instant::now() + within;
+    loop {
+        let (code, body) = http_get(s.http, path, headers);
+        let text = String::from_utf8_lossy(&body).to_string();
+        if code == 200 && text.contains("#EXTINF") {
+            return text;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{path}: {code} {text}\n{}",
+            s.log()
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
